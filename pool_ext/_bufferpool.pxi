@@ -1,0 +1,337 @@
+# BufferPool and PooledBuffer: pooled, aligned memory (included by _pool.pyx).
+#
+# One arena (src/pool_mem.h) is carved into `capacity` slots when the pool is
+# built; one lock-free free-list holds the free ones.  Each acquire hands out
+# a fresh PooledBuffer handle carrying (slot, generation).  The slot's state
+# word counts buffer-protocol exports, so:
+#   - release with no export: the slot is FREE at once;
+#   - release while a memoryview/ndarray is alive: RETIRING, and the last
+#     __releasebuffer__ frees it (deferred release): memory another acquirer
+#     owns is never visible through an old view;
+#   - any use of a released handle raises ValueError (its generation is old,
+#     and it keeps a local released flag that survives generation wrap);
+#   - a handle dropped unreleased warns ResourceWarning and frees its slot.
+# Handles hold a reference to the pool, so the arena outlives them all.
+
+cdef Py_ssize_t _ONE = 1   # strides of every export (bytes are contiguous)
+
+
+@cython.final
+@cython.no_gc   # holds no Python object: never part of a reference cycle
+cdef class BufferPool(_PoolBase):
+    """A bounded, thread-safe pool of equal-sized, aligned, writable buffers.
+
+    BufferPool(buffer_size, capacity, *, zero_on_release=False, alignment=64)
+
+    All buffers are carved from one aligned allocation made here.  acquire()
+    hands out a PooledBuffer: use it through the buffer protocol
+    (``memoryview(buf)``, ``np.frombuffer(buf, np.uint8)``,
+    ``f.readinto(buf)``, ``sock.recv_into(buf)``), then release it.
+
+    >>> bufs = BufferPool(4096, capacity=8)
+    >>> with bufs.acquire() as buf:
+    ...     view = memoryview(buf)
+    ...     view[:5] = b"hello"
+    ...     print(bytes(view[:5]), len(buf))
+    ...     view.release()
+    b'hello' 4096
+
+    Thread-safety: every method may be called from any thread; acquire and
+    release are lock-free.  A buffer's bytes belong to its holder: the pool
+    never hands a slot out again while the holder or any export still has it.
+    """
+    cdef pool_arena_t _arena
+    cdef pool_slots_t _slots
+    cdef pool_freelist_t _free
+    cdef bint _zero_on_release
+    cdef size_t _requested_alignment
+
+    def __cinit__(self):
+        self._slots.next = NULL
+        self._slots.state = NULL
+        self._arena.base = NULL
+        self._closed = 1      # refuses everything until __init__ completes
+
+    def __init__(self, buffer_size, capacity, *, zero_on_release=False, alignment=64):
+        cdef uint32_t n
+        cdef int rc
+        if self._slots.state != NULL:
+            raise RuntimeError("BufferPool.__init__ called twice")
+        for name, value in (("buffer_size", buffer_size), ("alignment", alignment)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+        if buffer_size < 1:
+            raise ValueError(f"buffer_size must be at least 1, got {buffer_size}")
+        if alignment < 1 or (alignment & (alignment - 1)) != 0:
+            raise ValueError(f"alignment must be a power of two, got {alignment}")
+        n = _parse_capacity(capacity)
+        if buffer_size > <size_t>-1 // 2 or alignment > <size_t>-1 // 4:
+            raise MemoryError(f"cannot allocate {capacity} buffers of {buffer_size} bytes")
+        rc = pool_arena_init(&self._arena, <size_t>buffer_size, n, <size_t>alignment)
+        if rc != 0:
+            raise MemoryError(f"cannot allocate {capacity} buffers of {buffer_size} bytes "
+                              f"aligned to {alignment}")
+        if pool_slots_init(&self._slots, n, &self._free) != 0:
+            raise MemoryError(f"cannot allocate {n} pool slots")
+        self._capacity = n
+        self._zero_on_release = bool(zero_on_release)
+        self._requested_alignment = alignment
+        pool_store64(&self._closed, 0, POOL_RELEASE)  # open for business
+
+    def __dealloc__(self):
+        # Every handle references us, so no handle or export is alive here.
+        pool_slots_free(&self._slots)
+        pool_arena_free(&self._arena)
+
+    # -- the hot path ------------------------------------------------------
+    cdef object _try_take(self):
+        cdef uint32_t i
+        cdef PooledBuffer buf
+        if self._is_closed():
+            raise PoolClosed("acquire() on a closed pool")
+        # The handle first: if allocating it fails, no slot is held yet.
+        buf = PooledBuffer.__new__(PooledBuffer)
+        i = pool_freelist_pop_mpmc(&self._free, self._slots.next)
+        if i == POOL_NIL:
+            return _NOTHING
+        buf._gen = pool_slot_hold(self._slots.state, i)
+        buf._index = i
+        buf._ptr = pool_arena_slot(&self._arena, i)
+        buf._len = <Py_ssize_t>self._arena.size
+        buf._pool = self
+        buf._released = 0
+        self._count(&self._acquires)
+        return buf
+
+    cdef inline object _acquire(self, object timeout):
+        item = self._try_take()
+        if item is _NOTHING:
+            return self._acquire_wait(timeout)
+        return item
+
+    cdef void _return_slot(self, uint32_t i) noexcept:
+        """Slot i is FREE (its owner won the transition): back on the list."""
+        if self._zero_on_release:
+            memset(pool_arena_slot(&self._arena, i), 0, self._arena.size)
+        self._count(&self._releases)
+        pool_freelist_push_mpmc(&self._free, self._slots.next, i)
+        self._after_push()
+
+    # -- public API --------------------------------------------------------
+    def acquire(self, timeout=None):
+        """Hands out a PooledBuffer; waits up to `timeout` seconds if none is
+        free (None: forever, 0: never).  PoolExhausted when time runs out."""
+        item = self._try_take()
+        if item is _NOTHING:
+            return self._acquire_wait(timeout)
+        return item
+
+    def try_acquire(self):
+        """Hands out a PooledBuffer, or returns None at once if none is free."""
+        item = self._try_take()
+        return None if item is _NOTHING else item
+
+    def release(self, buf):
+        """Gives buf back; the same as ``buf.release()``."""
+        if not isinstance(buf, PooledBuffer):
+            raise PoolError(f"release of an object this pool did not hand out: "
+                            f"{type(buf).__name__} is not a PooledBuffer")
+        if (<PooledBuffer>buf)._pool is not self:
+            raise PoolError("release of a PooledBuffer that belongs to another pool")
+        (<PooledBuffer>buf)._release()
+
+    def lease(self, timeout=None):
+        """A context manager: ``with bufs.lease() as buf: ...`` acquires on
+        entry and releases on exit (unless already released)."""
+        cdef _BufferLease lease = _BufferLease.__new__(_BufferLease)
+        lease._pool = self
+        lease._timeout = timeout
+        return lease
+
+    def close(self):
+        """Later acquires raise PoolClosed; sleeping acquirers wake and raise
+        it.  Buffers still out stay valid until released.  Idempotent."""
+        self._close_begin()
+
+    @property
+    def size(self):
+        """Buffers that exist: all of them, from construction (= capacity)."""
+        return self._capacity
+
+    @property
+    def buffer_size(self):
+        """Bytes in each buffer (len(buf))."""
+        return self._arena.size
+
+    @property
+    def alignment(self):
+        """The requested alignment; buffers are aligned to at least this and
+        to a 64-byte cache line, and no two buffers share a cache line."""
+        return self._requested_alignment
+
+    @property
+    def stride(self):
+        """Bytes from one buffer's start to the next's."""
+        return self._arena.stride
+
+    @property
+    def zero_on_release(self):
+        return self._zero_on_release
+
+    def __repr__(self):
+        state = "closed" if self._is_closed() else "open"
+        return (f"<BufferPool {state} buffer_size={self._arena.size} "
+                f"capacity={self._capacity} in_use={self._in_use()}>")
+
+
+@cython.final
+@cython.no_gc   # references only its pool, which references no handle
+@cython.freelist(32)
+cdef class PooledBuffer:
+    """One buffer handed out by a BufferPool: writable, aligned, fixed size.
+
+    It supports the buffer protocol: ``memoryview(buf)``, ``bytes(buf)``,
+    ``np.frombuffer(buf, dtype)``, ``f.readinto(buf)``,
+    ``sock.recv_into(buf)``; ``len(buf)`` is the pool's buffer_size.  Release
+    it with ``buf.release()``, ``pool.release(buf)`` or ``with`` (a handle
+    from ``pool.acquire()`` is its own context manager).
+
+    After release, every use raises ValueError.  Released while a memoryview
+    or array still exports it, the memory returns to the pool only when the
+    last export ends.  Dropped unreleased, it warns ResourceWarning and
+    returns its memory.
+
+    Thread-safety: a handle may be passed between threads; release races are
+    decided by one compare-and-swap in C, exactly one wins.
+    """
+    cdef BufferPool _pool
+    cdef unsigned char *_ptr
+    cdef Py_ssize_t _len          # also the export's shape[0]
+    cdef uint32_t _index
+    cdef uint32_t _gen
+    cdef uint32_t _released       # 1 once released (or never bound)
+
+    def __cinit__(self):
+        self._released = 1        # a handle not made by a pool is dead
+
+    def __dealloc__(self):
+        if pool_load32(&self._released, POOL_ACQUIRE) != 0 or self._pool is None:
+            return
+        # Dropped without release: give the slot back, then say so.  No
+        # export can be alive (exports reference us), so it is FREED now.
+        if pool_slot_release_handle(self._pool._slots.state, self._index,
+                                    self._gen) == POOL_FREED:
+            self._pool._return_slot(self._index)
+        _warnings.warn(
+            f"PooledBuffer (slot {self._index} of {self._pool!r}) was never "
+            f"released; its slot was returned when it was garbage collected",
+            ResourceWarning, stacklevel=1)
+
+    cdef int _check_live(self) except -1:
+        if pool_load32(&self._released, POOL_ACQUIRE) != 0 or \
+                not pool_slot_is_held(self._pool._slots.state, self._index, self._gen):
+            raise ValueError("operation on a released PooledBuffer")
+        return 0
+
+    cdef int _release(self) except -1:
+        cdef int rc
+        if pool_load32(&self._released, POOL_ACQUIRE) != 0 or self._pool is None:
+            raise PoolError("release of a PooledBuffer that was already released")
+        rc = pool_slot_release_handle(self._pool._slots.state, self._index, self._gen)
+        if rc < 0:
+            raise PoolError("release of a PooledBuffer that was already released")
+        # release: a thread that sees the flag also sees the slot's new state
+        pool_store32(&self._released, 1, POOL_RELEASE)
+        if rc == POOL_FREED:
+            self._pool._return_slot(self._index)
+        return 0
+
+    def release(self):
+        """Returns the buffer to its pool.  PoolError if already released.
+        If a memoryview or array still exports it, the memory goes back when
+        the last export ends."""
+        self._release()
+
+    @property
+    def released(self):
+        """True once released (through any route)."""
+        return pool_load32(&self._released, POOL_ACQUIRE) != 0
+
+    @property
+    def pool(self):
+        """The BufferPool this buffer came from."""
+        return self._pool
+
+    def __len__(self):
+        self._check_live()
+        return self._len
+
+    def __enter__(self):
+        self._check_live()
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if pool_load32(&self._released, POOL_ACQUIRE) == 0:
+            self._release()
+        return False
+
+    def __getbuffer__(self, Py_buffer *view, int flags):
+        cdef int rc
+        if pool_load32(&self._released, POOL_ACQUIRE) != 0:
+            raise ValueError("operation on a released PooledBuffer")
+        rc = pool_slot_export_begin(self._pool._slots.state, self._index, self._gen)
+        if rc == POOL_EEXPORTS:
+            raise BufferError("too many simultaneous exports of one PooledBuffer")
+        if rc != POOL_OK:
+            raise ValueError("operation on a released PooledBuffer")
+        view.buf = self._ptr
+        view.obj = self
+        view.len = self._len
+        view.readonly = 0
+        view.itemsize = 1
+        view.format = NULL
+        if flags & PyBUF_FORMAT:
+            view.format = b"B"
+        view.ndim = 1
+        view.shape = &self._len if (flags & PyBUF_ND) else NULL
+        view.strides = &_ONE if (flags & PyBUF_STRIDES) == PyBUF_STRIDES else NULL
+        view.suboffsets = NULL
+        view.internal = NULL
+
+    def __releasebuffer__(self, Py_buffer *view):
+        if pool_slot_export_end(self._pool._slots.state, self._index,
+                                self._gen) == POOL_FREED:
+            self._pool._return_slot(self._index)
+
+    def __repr__(self):
+        if pool_load32(&self._released, POOL_ACQUIRE) != 0:
+            return "<PooledBuffer released>"
+        return f"<PooledBuffer slot={self._index} size={self._len} at {<uintptr_t>self._ptr:#x}>"
+
+
+@cython.final
+@cython.freelist(16)
+cdef class _BufferLease:
+    """``with bufs.lease() as buf``: buf is released on exit."""
+    cdef BufferPool _pool
+    cdef object _timeout
+    cdef PooledBuffer _buf
+
+    def __enter__(self):
+        buf = self._pool._acquire(self._timeout)
+        with cython.critical_section(self):
+            already = self._buf is not None
+            if not already:
+                self._buf = buf
+        if already:
+            (<PooledBuffer>buf)._release()
+            raise RuntimeError("this lease is already active; call pool.lease() again")
+        return buf
+
+    def __exit__(self, exc_type, exc, tb):
+        with cython.critical_section(self):
+            buf = self._buf
+            self._buf = None
+        if buf is not None and pool_load32(&(<PooledBuffer>buf)._released, POOL_ACQUIRE) == 0:
+            (<PooledBuffer>buf)._release()
+        return False

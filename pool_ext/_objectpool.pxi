@@ -1,0 +1,342 @@
+# ObjectPool: a bounded pool of arbitrary Python objects (included by _pool.pyx).
+#
+# Slots and lists.  Slot i holds self._objects[i] (None while it holds
+# nothing).  Every FREE slot is on exactly one of two lock-free free-lists
+# sharing one next[] array: `_idle` (it holds an object ready to hand out) or
+# `_empty` (no object: acquire calls the factory).  acquire prefers _idle, so
+# the factory runs only when no idle object exists.
+#
+# release(obj) finds obj's slot through the C address map (O(1), no dict),
+# then wins the slot's HELD -> RELEASING transition: a second release of the
+# same hand-out loses it and raises PoolError, the pool unchanged.  Hooks
+# (reset, validate, destroy) run while the slot is RELEASING, owned by the
+# releaser alone; whatever they raise, the slot goes back to a list.
+
+
+@cython.final
+cdef class ObjectPool(_PoolBase):
+    """A bounded, thread-safe pool of reusable objects.
+
+    ObjectPool(factory, capacity, *, reset=None, validate=None, destroy=None,
+    prefill=0)
+
+    acquire() hands out an idle object, else creates one with ``factory()``
+    while fewer than `capacity` exist, else waits for a release.  release()
+    gives it back: ``reset(obj)`` runs if given; if ``validate(obj)`` returns
+    false the object is dropped (``destroy(obj)`` if given) and its slot is
+    refilled by the factory on a later acquire.
+
+    >>> pool = ObjectPool(list, capacity=2, reset=list.clear)
+    >>> with pool.lease() as scratch:
+    ...     scratch.append(1)
+    >>> pool.acquire()       # the same list, reset
+    []
+
+    Thread-safety: every method may be called from any thread.  acquire and
+    release are lock-free (a compare-and-swap free-list in C); only a caller
+    that must wait sleeps, with the GIL released.  Hooks run in the calling
+    thread, outside any lock.  Objects are released by identity, so a pooled
+    object must not be released twice by different owners: the pool catches
+    a second release only while the object is not handed out again.
+    """
+    cdef object _factory
+    cdef object _reset
+    cdef object _validate
+    cdef object _destroy
+    cdef list _objects            # slot -> object or None; owns the references
+    cdef pool_slots_t _slots
+    cdef pool_freelist_t _idle    # FREE slots holding an object
+    cdef pool_freelist_t _empty   # FREE slots holding nothing
+    cdef pool_addrmap_t _map      # object address -> slot
+    cdef bint _plain_release      # no reset/validate: the short release path
+
+    def __cinit__(self):
+        # Everything __dealloc__ frees starts NULL, so a failed __init__ is
+        # safe, and the pool counts as closed until __init__ completes: a
+        # pool that was never initialised refuses every call, never crashes.
+        self._slots.next = NULL
+        self._slots.state = NULL
+        self._map.entries = NULL
+        self._closed = 1
+
+    def __init__(self, factory, capacity, *, reset=None, validate=None,
+                 destroy=None, prefill=0):
+        cdef uint32_t n, i
+        if self._slots.state != NULL:
+            raise RuntimeError("ObjectPool.__init__ called twice")
+        if not callable(factory):
+            raise TypeError(f"factory must be callable, not {type(factory).__name__}")
+        for name, hook in (("reset", reset), ("validate", validate), ("destroy", destroy)):
+            if hook is not None and not callable(hook):
+                raise TypeError(f"{name} must be callable or None, not {type(hook).__name__}")
+        n = _parse_capacity(capacity)
+        if isinstance(prefill, bool) or not isinstance(prefill, int):
+            raise TypeError(f"prefill must be an int, not {type(prefill).__name__}")
+        if not 0 <= prefill <= n:
+            raise ValueError(f"prefill must be between 0 and capacity ({n}), got {prefill}")
+        self._factory = factory
+        self._reset = reset
+        self._validate = validate
+        self._destroy = destroy
+        self._plain_release = reset is None and validate is None
+        self._capacity = n
+        self._objects = [None] * n
+        pool_freelist_init(&self._idle)
+        if pool_slots_init(&self._slots, n, &self._empty) != 0:
+            raise MemoryError(f"cannot allocate {n} pool slots")
+        if pool_addrmap_init(&self._map, n) != 0:
+            raise MemoryError(f"cannot allocate the address map for {n} slots")
+        for _ in range(prefill):
+            i = pool_freelist_pop_mpmc(&self._empty, self._slots.next)
+            pool_slot_hold(self._slots.state, i)
+            self._fill(i)
+            self._unhold_idle(i)
+        pool_store64(&self._closed, 0, POOL_RELEASE)  # open for business
+
+    def __dealloc__(self):
+        # The list drops our references; destroy() is for close(), not GC.
+        pool_slots_free(&self._slots)
+        pool_addrmap_free(&self._map)
+
+    # -- the hot path ------------------------------------------------------
+    cdef object _try_take(self):
+        cdef uint32_t i
+        if self._is_closed():
+            raise PoolClosed("acquire() on a closed pool")
+        i = pool_freelist_pop_mpmc(&self._idle, self._slots.next)
+        if i != POOL_NIL:
+            pool_slot_hold(self._slots.state, i)
+            self._count(&self._acquires)
+            return <object>PyList_GET_ITEM(self._objects, i)
+        i = pool_freelist_pop_mpmc(&self._empty, self._slots.next)
+        if i == POOL_NIL:
+            return _NOTHING
+        pool_slot_hold(self._slots.state, i)
+        obj = self._fill(i)
+        self._count(&self._acquires)
+        return obj
+
+    cdef inline object _acquire(self, object timeout):
+        item = self._try_take()
+        if item is _NOTHING:
+            return self._acquire_wait(timeout)
+        return item
+
+    cdef inline int _release(self, object obj) except -1:
+        cdef uint32_t i
+        cdef int rc
+        if self._map.entries == NULL:
+            raise PoolClosed("release() on a pool that was never initialised")
+        i = pool_addrmap_find(&self._map, <uintptr_t><PyObject *>obj)
+        if i == POOL_NIL:
+            raise PoolError(f"release of an object this pool did not hand out: "
+                            f"{type(obj).__name__} at {id(obj):#x}")
+        rc = pool_slot_release_begin(self._slots.state, i)
+        if rc != POOL_OK:
+            raise PoolError(f"release of an object that is not in use (already "
+                            f"released?): {type(obj).__name__} at {id(obj):#x}")
+        # We own slot i now (RELEASING): the rest cannot fail to return it.
+        if self._plain_release and not self._is_closed():
+            self._count(&self._releases)
+            self._unhold_idle(i)
+            return 0
+        return self._release_hooks(obj, i)
+
+    # -- slot bookkeeping (the caller owns slot i) -----------------------------
+    cdef inline void _unhold_idle(self, uint32_t i) noexcept:
+        """Slot i, holding its object, goes back on the idle list."""
+        pool_slot_set_free(self._slots.state, i)
+        pool_freelist_push_mpmc(&self._idle, self._slots.next, i)
+        self._after_push()
+        if self._is_closed():
+            # close() may have drained _idle before our push: drain again
+            self._drain_idle_quietly()
+
+    cdef void _unhold_empty(self, uint32_t i) noexcept:
+        """Slot i, now holding nothing, goes back on the empty list."""
+        pool_slot_set_free(self._slots.state, i)
+        pool_freelist_push_mpmc(&self._empty, self._slots.next, i)
+        self._after_push()
+
+    cdef object _fill(self, uint32_t i):
+        """Fills empty slot i (popped and held) from the factory."""
+        cdef int rc
+        try:
+            obj = self._factory()
+        except BaseException:
+            self._unhold_empty(i)
+            raise
+        rc = pool_addrmap_insert(&self._map, <uintptr_t><PyObject *>obj, i)
+        if rc != 0:
+            self._unhold_empty(i)
+            raise PoolError(f"factory returned an object that is already in this pool "
+                            f"({type(obj).__name__} at {id(obj):#x}); a pool releases "
+                            f"by identity, so each pooled object must be distinct")
+        self._put(i, obj)
+        self._count(&self._creations)
+        return obj
+
+    cdef inline void _put(self, uint32_t i, object obj) noexcept:
+        # Only slot i's owner writes item i; the free-list publishes it.
+        old = <object>PyList_GET_ITEM(self._objects, i)
+        Py_INCREF(obj)
+        PyList_SET_ITEM(self._objects, i, obj)
+        Py_DECREF(old)   # `old` still holds a reference until we return
+
+    cdef void _forget(self, uint32_t i, object obj) noexcept:
+        """Removes obj from slot i (owned) and returns the slot to _empty."""
+        pool_addrmap_remove(&self._map, <uintptr_t><PyObject *>obj)
+        self._put(i, None)
+        self._count(&self._destructions)
+        self._unhold_empty(i)
+
+    cdef int _release_hooks(self, object obj, uint32_t i) except -1:
+        keep = True
+        try:
+            if self._reset is not None:
+                self._reset(obj)
+            if self._validate is not None:
+                keep = bool(self._validate(obj))
+        except BaseException:
+            # A hook failed: the object's state is unknown, so it leaves the
+            # pool; the slot does not.  The hook's exception propagates.
+            self._count(&self._releases)
+            self._forget(i, obj)
+            self._call_destroy(obj)
+            raise
+        self._count(&self._releases)
+        if keep and not self._is_closed():
+            self._unhold_idle(i)
+            return 0
+        self._forget(i, obj)
+        self._call_destroy(obj)
+        return 0
+
+    cdef int _call_destroy(self, object obj) except -1:
+        if self._destroy is not None:
+            self._destroy(obj)
+        return 0
+
+    cdef list _drain_idle(self):
+        """Takes every idle object out of the pool; returns them."""
+        cdef uint32_t i
+        cdef list drained = []
+        while True:
+            i = pool_freelist_pop_mpmc(&self._idle, self._slots.next)
+            if i == POOL_NIL:
+                return drained
+            pool_slot_hold(self._slots.state, i)
+            obj = <object>PyList_GET_ITEM(self._objects, i)
+            self._forget(i, obj)
+            drained.append(obj)
+
+    cdef void _drain_idle_quietly(self) noexcept:
+        # From a release racing close(): a destroy() error has no caller to
+        # reach here, so (noexcept) Cython reports it through
+        # sys.unraisablehook rather than losing it silently.
+        for obj in self._drain_idle():
+            self._call_destroy(obj)
+
+    # -- public API --------------------------------------------------------
+    def acquire(self, timeout=None):
+        """Hands out an object; waits up to `timeout` seconds if none is free.
+
+        timeout=None waits forever, 0 never waits.  Raises PoolExhausted (a
+        TimeoutError) when the time runs out, PoolClosed once closed, and
+        whatever the factory raises.
+        """
+        item = self._try_take()
+        if item is _NOTHING:
+            return self._acquire_wait(timeout)
+        return item
+
+    def try_acquire(self):
+        """Hands out an object, or returns None at once if none is free."""
+        item = self._try_take()
+        return None if item is _NOTHING else item
+
+    def release(self, obj):
+        """Gives obj back.  PoolError if this pool did not hand it out, or
+        if it was already released (the pool is then unchanged)."""
+        self._release(obj)
+
+    def lease(self, timeout=None):
+        """A context manager: acquires on entry, releases on exit (also on
+        an exception).  ``with pool.lease() as obj: ...``"""
+        cdef _ObjectLease lease = _ObjectLease.__new__(_ObjectLease)
+        lease._pool = self
+        lease._timeout = timeout
+        return lease
+
+    def close(self):
+        """Destroys the idle objects; later acquires raise PoolClosed and
+        later releases destroy the object.  Idempotent.  Sleeping acquirers
+        wake and raise PoolClosed."""
+        if not self._close_begin():
+            return
+        first_error = None
+        for obj in self._drain_idle():
+            try:
+                self._call_destroy(obj)
+            except BaseException as e:
+                if first_error is None:
+                    first_error = e
+        if first_error is not None:
+            raise first_error
+
+    @property
+    def size(self):
+        """Objects created and alive (idle or handed out)."""
+        cdef uint64_t c = self._read(&self._creations)
+        cdef uint64_t d = self._read(&self._destructions)
+        return c - d if c > d else 0
+
+    @property
+    def idle(self):
+        """Objects ready to hand out without calling the factory."""
+        s = self.size
+        u = self._in_use()
+        return s - u if s > u else 0
+
+    @property
+    def factory(self):
+        return self._factory
+
+    def __repr__(self):
+        state = "closed" if self._is_closed() else "open"
+        return (f"<ObjectPool {state} capacity={self._capacity} size={self.size} "
+                f"in_use={self._in_use()} factory={self._factory!r}>")
+
+
+@cython.final
+@cython.freelist(16)
+cdef class _ObjectLease:
+    """``with pool.lease() as obj``: the object is released on exit."""
+    cdef ObjectPool _pool
+    cdef object _timeout
+    cdef object _obj
+    cdef bint _active
+
+    def __enter__(self):
+        obj = self._pool._acquire(self._timeout)
+        with cython.critical_section(self):
+            if self._active:
+                already = True
+            else:
+                already = False
+                self._obj = obj
+                self._active = True
+        if already:
+            self._pool._release(obj)
+            raise RuntimeError("this lease is already active; call pool.lease() again")
+        return obj
+
+    def __exit__(self, exc_type, exc, tb):
+        with cython.critical_section(self):
+            active = self._active
+            obj = self._obj
+            self._active = False
+            self._obj = None
+        if active:
+            self._pool._release(obj)
+        return False

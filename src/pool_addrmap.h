@@ -1,0 +1,93 @@
+/*
+ * pool_addrmap.h - O(1) map from an object's address to its slot index.
+ *
+ * ObjectPool.release(obj) must find obj's slot without a Python dict: this is
+ * an open-addressing hash table keyed by the address (the pool holds a strong
+ * reference to every object in the map, so an address cannot be reused by a
+ * foreign object while it is a key).
+ *
+ * Layout
+ *   entries[size]  { key, index }, size a power of two >= 2 * capacity, so the
+ *                  load factor stays <= 1/2 and probes stay short; key 0 = empty.
+ *   Linear probing from a Fibonacci hash of the address; deletion shifts the
+ *   following cluster back (no tombstones, so the table never degrades).
+ *
+ * Concurrency: a seqlock.  Writers (insert/remove: only when an object is
+ * created or destroyed, never on the acquire/release hot path) serialise on
+ * `seq`: an odd value is the writer's lock.  Readers (find: every release)
+ * never write; they read `seq`, probe, and retry if `seq` moved, so a reader
+ * never returns an index torn between two writers' entries.  Readers can be
+ * delayed by a writer in its critical section (tens of nanoseconds, no
+ * callbacks inside), never by another reader.
+ */
+#ifndef POOL_ADDRMAP_H
+#define POOL_ADDRMAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "pool_atomic.h"
+#include "pool_freelist.h"
+
+typedef struct pool_addrmap_entry {
+    uintptr_t key;        /* object address; 0 = empty */
+    uint32_t index;       /* its slot */
+    uint32_t pad_;
+} pool_addrmap_entry_t;
+
+typedef struct pool_addrmap {
+    uint64_t seq;         /* seqlock: odd while a writer updates entries */
+    uint64_t mask;        /* size - 1 */
+    unsigned shift;       /* 64 - log2(size), for the Fibonacci hash */
+    pool_addrmap_entry_t *entries;
+} pool_addrmap_t;
+
+enum { POOL_MAP_EDUPLICATE = -4, POOL_MAP_ENOTFOUND = -5 };
+
+int pool_addrmap_init(pool_addrmap_t *map, uint32_t capacity);  /* 0 or -1 (no memory) */
+void pool_addrmap_free(pool_addrmap_t *map);
+size_t pool_addrmap_bytes_per_slot(uint32_t capacity);
+
+static inline uint64_t pool_addrmap_home_(const pool_addrmap_t *map, uintptr_t key)
+{
+    /* Fibonacci hashing: the high bits of key * 2^64/phi are well mixed even
+     * though object addresses share their low bits (16-byte alignment). */
+    return ((uint64_t)key * UINT64_C(0x9E3779B97F4A7C15)) >> map->shift;
+}
+
+/* Returns key's index, or POOL_NIL.  Callable from any thread at any time. */
+static inline uint32_t pool_addrmap_find(pool_addrmap_t *map, uintptr_t key)
+{
+    for (;;) {
+        /* acquire: pairs with the writer's release store of an even seq, so
+         * entries written before it are visible below */
+        uint64_t seq = pool_load64(&map->seq, POOL_ACQUIRE);
+        uint32_t found = POOL_NIL;
+        uint64_t pos, n;
+        if (seq & 1u)
+            continue;  /* a writer is mid-update: short, retry */
+        pos = pool_addrmap_home_(map, key);
+        for (n = 0; n <= map->mask; n++, pos = (pos + 1) & map->mask) {
+            pool_addrmap_entry_t *e = &map->entries[pos];
+            /* relaxed: validated by the seq re-check below */
+            uintptr_t k = pool_loadptr(&e->key, POOL_RELAXED);
+            if (k == key) {
+                found = pool_load32(&e->index, POOL_RELAXED);  /* relaxed: as above */
+                break;
+            }
+            if (k == 0)
+                break;
+        }
+        /* acquire fence: orders the entry loads above before the seq re-read
+         * (the reader half of the seqlock) */
+        pool_fence(POOL_ACQUIRE);
+        if (pool_load64(&map->seq, POOL_RELAXED) == seq)  /* relaxed: after the fence */
+            return found;
+    }
+}
+
+/* Writers: insert key -> index (POOL_OK or POOL_MAP_EDUPLICATE) and remove
+ * key (POOL_OK or POOL_MAP_ENOTFOUND).  Any thread; they lock `seq`. */
+int pool_addrmap_insert(pool_addrmap_t *map, uintptr_t key, uint32_t index);
+int pool_addrmap_remove(pool_addrmap_t *map, uintptr_t key);
+
+#endif /* POOL_ADDRMAP_H */
