@@ -86,12 +86,12 @@ cdef class ObjectPool(_PoolBase):
             raise MemoryError(f"cannot allocate {n} pool slots")
         if pool_addrmap_init(&self._map, n) != 0:
             raise MemoryError(f"cannot allocate the address map for {n} slots")
+        pool_store64(&self._closed, 0, POOL_RELEASE)  # open for business
         for _ in range(prefill):
             i = pool_freelist_pop_mpmc(&self._empty, self._slots.next)
             pool_slot_hold(self._slots.state, i)
             self._fill(i)
             self._unhold_idle(i)
-        pool_store64(&self._closed, 0, POOL_RELEASE)  # open for business
 
     def __dealloc__(self):
         # The list drops our references; destroy() is for close(), not GC.

@@ -46,13 +46,10 @@ static void pool_addrmap_lock_(pool_addrmap_t *map)
             seq = pool_load64(&map->seq, POOL_RELAXED);  /* another writer: wait */
             continue;
         }
-        /* acquire: our entry reads come after we own the map */
+        /* acquire: our entry reads and writes come after we own the map */
         if (pool_cas64(&map->seq, &seq, seq + 1, POOL_ACQUIRE, POOL_RELAXED))
-            break;
+            return;
     }
-    /* release fence: the odd seq is ordered before our entry stores, so a
-     * reader that sees any of them sees seq moved (pairs with its fence) */
-    pool_fence(POOL_RELEASE);
 }
 
 static void pool_addrmap_unlock_(pool_addrmap_t *map)
@@ -64,9 +61,10 @@ static void pool_addrmap_unlock_(pool_addrmap_t *map)
 
 static void pool_addrmap_put_(pool_addrmap_entry_t *e, uintptr_t key, uint32_t index)
 {
-    /* relaxed: published by the seqlock unlock */
-    pool_store32(&e->index, index, POOL_RELAXED);
-    pool_storeptr(&e->key, key, POOL_RELAXED);
+    /* release: a reader that loads either word (acquire) also sees our odd
+     * seq, which precedes these stores, and so retries */
+    pool_store32(&e->index, index, POOL_RELEASE);
+    pool_storeptr(&e->key, key, POOL_RELEASE);
 }
 
 int pool_addrmap_insert(pool_addrmap_t *map, uintptr_t key, uint32_t index)

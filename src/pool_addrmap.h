@@ -12,13 +12,17 @@
  *   Linear probing from a Fibonacci hash of the address; deletion shifts the
  *   following cluster back (no tombstones, so the table never degrades).
  *
- * Concurrency: a seqlock.  Writers (insert/remove: only when an object is
- * created or destroyed, never on the acquire/release hot path) serialise on
- * `seq`: an odd value is the writer's lock.  Readers (find: every release)
- * never write; they read `seq`, probe, and retry if `seq` moved, so a reader
- * never returns an index torn between two writers' entries.  Readers can be
- * delayed by a writer in its critical section (tens of nanoseconds, no
- * callbacks inside), never by another reader.
+ * Concurrency: a seqlock without fences.  Writers (insert/remove: only when
+ * an object is created or destroyed, never on the acquire/release hot path)
+ * serialise on `seq`: an odd value is the writer's lock.  They store entry
+ * words with release order after making seq odd; readers (find: every
+ * release) load seq, then entry words with acquire order, then seq again,
+ * and retry if it moved.  A reader that saw any word of a writer's update
+ * therefore sees that writer's odd seq on its re-read (acquire/release
+ * chain), so it never returns an index torn between two entries.  On x86
+ * these acquire loads are plain moves.  Readers can be delayed by a writer
+ * in its critical section (tens of nanoseconds, no callbacks inside), never
+ * by another reader.
  */
 #ifndef POOL_ADDRMAP_H
 #define POOL_ADDRMAP_H
@@ -68,19 +72,18 @@ static inline uint32_t pool_addrmap_find(pool_addrmap_t *map, uintptr_t key)
         pos = pool_addrmap_home_(map, key);
         for (n = 0; n <= map->mask; n++, pos = (pos + 1) & map->mask) {
             pool_addrmap_entry_t *e = &map->entries[pos];
-            /* relaxed: validated by the seq re-check below */
-            uintptr_t k = pool_loadptr(&e->key, POOL_RELAXED);
+            /* acquire: pairs with the writer's release store of this word,
+             * so the seq re-read below sees that writer's odd seq */
+            uintptr_t k = pool_loadptr(&e->key, POOL_ACQUIRE);
             if (k == key) {
-                found = pool_load32(&e->index, POOL_RELAXED);  /* relaxed: as above */
+                found = pool_load32(&e->index, POOL_ACQUIRE);  /* acquire: as above */
                 break;
             }
             if (k == 0)
                 break;
         }
-        /* acquire fence: orders the entry loads above before the seq re-read
-         * (the reader half of the seqlock) */
-        pool_fence(POOL_ACQUIRE);
-        if (pool_load64(&map->seq, POOL_RELAXED) == seq)  /* relaxed: after the fence */
+        /* relaxed: kept after the loads above by their acquire order */
+        if (pool_load64(&map->seq, POOL_RELAXED) == seq)
             return found;
     }
 }

@@ -1,0 +1,321 @@
+/*
+ * test_core.c - validate program for the C core (no Python).
+ *
+ * 1. free-list: THREADS threads each pop and push ITERS times on one list
+ *    of CAPACITY slots; every pop claims an owner flag with a CAS that must
+ *    succeed (else two threads hold one index: a double hand-out); at the
+ *    end every index is on the list exactly once.
+ * 2. slot states: HELD/RELEASING/RETIRING transitions, double release,
+ *    stale generations, exports, raced by THREADS threads on one slot.
+ * 3. address map: random inserts/removes against a reference array, and
+ *    concurrent readers while a writer churns.
+ *
+ * Built twice by tests/c/CMakeLists.txt: with real atomics (threads on) and
+ * with -DPOOL_ATOMIC_PLAIN (the GIL variant; single-threaded, as it must be).
+ * Exit 0 and "N passed, 0 failed" on success.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pool_addrmap.h"
+#include "pool_freelist.h"
+#include "pool_mem.h"
+#include "pool_slots.h"
+
+#ifdef POOL_ATOMIC_PLAIN
+#define THREADS 1
+#else
+#include <pthread.h>
+#define THREADS 8
+#endif
+
+#ifndef ITERS
+#define ITERS 200000
+#endif
+
+static int failures = 0, passes = 0;
+
+#define CHECK(cond, ...)                                                     \
+    do {                                                                     \
+        if (!(cond)) {                                                       \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);             \
+            fprintf(stderr, __VA_ARGS__);                                    \
+            fputc('\n', stderr);                                             \
+            failures++;                                                      \
+            return 1;                                                        \
+        }                                                                    \
+    } while (0)
+
+/* xorshift: a per-thread PRNG, seeded from the thread number */
+static uint64_t rnd(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+/* ---- 1. free-list ------------------------------------------------------ */
+
+enum { FL_CAPACITY = 7 };
+static pool_slots_t fl_slots;
+static pool_freelist_t fl_list;
+static uint64_t fl_owner[FL_CAPACITY];     /* 0 free, else thread id + 1 */
+static uint64_t fl_double_handout = 0;
+
+static void *freelist_worker(void *arg)
+{
+    uint64_t me = (uint64_t)(uintptr_t)arg + 1, seed = me * 0x9E3779B97F4A7C15u;
+    uint32_t held[FL_CAPACITY];
+    int nheld = 0, n;
+    for (n = 0; n < ITERS; n++) {
+        if (nheld < 3 && (nheld == 0 || (rnd(&seed) & 1))) {
+            uint32_t i = pool_freelist_pop_mpmc(&fl_list, fl_slots.next);
+            uint64_t expected = 0;
+            if (i == POOL_NIL)
+                continue;
+            if (!pool_cas64(&fl_owner[i], &expected, me, POOL_ACQ_REL, POOL_RELAXED))
+                pool_fetch_add64(&fl_double_handout, 1, POOL_RELAXED);
+            held[nheld++] = i;
+        } else {
+            uint32_t i = held[--nheld];
+            pool_store64(&fl_owner[i], 0, POOL_RELEASE);
+            pool_freelist_push_mpmc(&fl_list, fl_slots.next, i);
+        }
+    }
+    while (nheld > 0) {
+        uint32_t i = held[--nheld];
+        pool_store64(&fl_owner[i], 0, POOL_RELEASE);
+        pool_freelist_push_mpmc(&fl_list, fl_slots.next, i);
+    }
+    return NULL;
+}
+
+static int run_threads(void *(*fn)(void *))
+{
+#ifdef POOL_ATOMIC_PLAIN
+    fn((void *)0);
+#else
+    pthread_t t[THREADS];
+    uintptr_t k;
+    for (k = 0; k < THREADS; k++)
+        if (pthread_create(&t[k], NULL, fn, (void *)k) != 0)
+            return -1;
+    for (k = 0; k < THREADS; k++)
+        pthread_join(t[k], NULL);
+#endif
+    return 0;
+}
+
+static int test_freelist(void)
+{
+    int seen[FL_CAPACITY] = {0};
+    uint32_t i, count = 0;
+    CHECK(pool_slots_init(&fl_slots, FL_CAPACITY, &fl_list) == 0, "init");
+    CHECK(run_threads(freelist_worker) == 0, "threads");
+    CHECK(fl_double_handout == 0, "%llu double hand-outs",
+          (unsigned long long)fl_double_handout);
+    while ((i = pool_freelist_pop_mpmc(&fl_list, fl_slots.next)) != POOL_NIL) {
+        CHECK(i < FL_CAPACITY, "index %u out of range", i);
+        CHECK(!seen[i], "index %u on the list twice", i);
+        seen[i] = 1;
+        count++;
+    }
+    CHECK(count == FL_CAPACITY, "%u of %d indices left: slots lost", count, FL_CAPACITY);
+    pool_slots_free(&fl_slots);
+    passes++;
+    printf("freelist: %d threads x %d ops, no double hand-out, all %d indices back\n",
+           THREADS, ITERS, FL_CAPACITY);
+    return 0;
+}
+
+/* ---- 2. slot states ---------------------------------------------------- */
+
+static int test_slot_states(void)
+{
+    pool_slots_t s;
+    pool_freelist_t fl;
+    uint32_t i, gen;
+    CHECK(pool_slots_init(&s, 2, &fl) == 0, "init");
+    i = pool_freelist_pop_mpmc(&fl, s.next);
+    gen = pool_slot_hold(s.state, i);
+    CHECK(pool_slot_is_held(s.state, i, gen), "held");
+    /* exports then deferred release */
+    CHECK(pool_slot_export_begin(s.state, i, gen) == POOL_OK, "export 1");
+    CHECK(pool_slot_export_begin(s.state, i, gen) == POOL_OK, "export 2");
+    CHECK(pool_slot_release_handle(s.state, i, gen) == POOL_DEFERRED, "deferred");
+    CHECK(pool_slot_release_handle(s.state, i, gen) == POOL_ENOTHELD, "double release");
+    CHECK(pool_slot_export_begin(s.state, i, gen) == POOL_ENOTHELD, "export after release");
+    CHECK(pool_slot_export_end(s.state, i, gen) == POOL_OK, "end 1");
+    CHECK(pool_slot_export_end(s.state, i, gen) == POOL_FREED, "last export frees");
+    CHECK(!pool_slot_is_held(s.state, i, gen), "stale after free");
+    CHECK(pool_slot_release_handle(s.state, i, gen) == POOL_ESTALE, "stale release");
+    pool_freelist_push_mpmc(&fl, s.next, i);
+    /* identity-style release */
+    i = pool_freelist_pop_mpmc(&fl, s.next);
+    pool_slot_hold(s.state, i);
+    CHECK(pool_slot_release_begin(s.state, i) == POOL_OK, "release_begin");
+    CHECK(pool_slot_release_begin(s.state, i) == POOL_ENOTHELD, "second release_begin");
+    pool_slot_set_free(s.state, i);
+    CHECK(pool_slot_release_begin(s.state, i) == POOL_ENOTHELD, "release of a free slot");
+    pool_freelist_push_mpmc(&fl, s.next, i);
+    pool_slots_free(&s);
+    passes++;
+    printf("slot states: transitions, double release, stale generations\n");
+    return 0;
+}
+
+/* Raced release: THREADS threads try to release the same held slot; one wins. */
+static pool_slots_t race_slots;
+static uint64_t race_wins;
+static uint32_t race_gen;
+
+static void *race_worker(void *arg)
+{
+    (void)arg;
+    if (pool_slot_release_handle(race_slots.state, 0, race_gen) == POOL_FREED)
+        pool_fetch_add64(&race_wins, 1, POOL_RELAXED);
+    return NULL;
+}
+
+static int test_release_race(void)
+{
+    pool_freelist_t fl;
+    int round;
+    CHECK(pool_slots_init(&race_slots, 1, &fl) == 0, "init");
+    for (round = 0; round < 200; round++) {
+        uint32_t i = pool_freelist_pop_mpmc(&fl, race_slots.next);
+        CHECK(i == 0, "pop");
+        race_gen = pool_slot_hold(race_slots.state, i);
+        race_wins = 0;
+        CHECK(run_threads(race_worker) == 0, "threads");
+        CHECK(race_wins == 1, "%llu winners of one release", (unsigned long long)race_wins);
+        pool_freelist_push_mpmc(&fl, race_slots.next, i);
+    }
+    pool_slots_free(&race_slots);
+    passes++;
+    printf("release race: %d threads x 200 rounds, exactly one winner each\n", THREADS);
+    return 0;
+}
+
+/* ---- 3. address map ---------------------------------------------------- */
+
+static int test_addrmap_model(void)
+{
+    enum { CAP = 1000 };
+    pool_addrmap_t map;
+    static uintptr_t keys[CAP];   /* slot -> key or 0 */
+    uint64_t seed = 42;
+    int n, k;
+    CHECK(pool_addrmap_init(&map, CAP) == 0, "init");
+    for (n = 0; n < 200000; n++) {
+        uint32_t slot = (uint32_t)(rnd(&seed) % CAP);
+        if (keys[slot] == 0) {
+            /* clustered keys, 16-byte aligned like object addresses */
+            uintptr_t key = (uintptr_t)((rnd(&seed) % 4096) + 1) * 16;
+            int dup = 0;
+            for (k = 0; k < CAP; k++)
+                dup |= keys[k] == key;
+            CHECK(pool_addrmap_insert(&map, key, slot) == (dup ? POOL_MAP_EDUPLICATE : 0),
+                  "insert");
+            if (!dup)
+                keys[slot] = key;
+        } else {
+            CHECK(pool_addrmap_find(&map, keys[slot]) == slot, "find before remove");
+            CHECK(pool_addrmap_remove(&map, keys[slot]) == 0, "remove");
+            CHECK(pool_addrmap_find(&map, keys[slot]) == POOL_NIL, "find after remove");
+            keys[slot] = 0;
+        }
+    }
+    for (k = 0; k < CAP; k++)
+        if (keys[k])
+            CHECK(pool_addrmap_find(&map, keys[k]) == (uint32_t)k, "final find %d", k);
+    CHECK(pool_addrmap_remove(&map, 8) == POOL_MAP_ENOTFOUND, "remove missing");
+    pool_addrmap_free(&map);
+    passes++;
+    printf("address map: 200000 random inserts/removes match the model\n");
+    return 0;
+}
+
+#ifndef POOL_ATOMIC_PLAIN
+/* Readers look up stable keys while a writer churns other keys around them
+ * (backward shifts move entries): a reader must never get a wrong index. */
+static pool_addrmap_t churn_map;
+static uint64_t churn_stop, churn_errors;
+enum { STABLE = 64, CHURN = 64 };
+
+static void *churn_reader(void *arg)
+{
+    uint64_t seed = (uint64_t)(uintptr_t)arg + 7;
+    while (!pool_load64(&churn_stop, POOL_ACQUIRE)) {
+        uint32_t k = (uint32_t)(rnd(&seed) % STABLE);
+        if (pool_addrmap_find(&churn_map, (uintptr_t)(k + 1) * 16) != k)
+            pool_fetch_add64(&churn_errors, 1, POOL_RELAXED);
+    }
+    return NULL;
+}
+
+static int test_addrmap_concurrent(void)
+{
+    pthread_t t[3];
+    uintptr_t k;
+    int n;
+    CHECK(pool_addrmap_init(&churn_map, STABLE + CHURN) == 0, "init");
+    for (k = 0; k < STABLE; k++)
+        CHECK(pool_addrmap_insert(&churn_map, (k + 1) * 16, (uint32_t)k) == 0, "insert");
+    for (k = 0; k < 3; k++)
+        CHECK(pthread_create(&t[k], NULL, churn_reader, (void *)k) == 0, "thread");
+    for (n = 0; n < ITERS; n++) {
+        uintptr_t key = (uintptr_t)(STABLE + 1 + (n % CHURN)) * 16;
+        pool_addrmap_insert(&churn_map, key, 1000000);
+        pool_addrmap_remove(&churn_map, key);
+    }
+    pool_store64(&churn_stop, 1, POOL_RELEASE);
+    for (k = 0; k < 3; k++)
+        pthread_join(t[k], NULL);
+    CHECK(churn_errors == 0, "%llu wrong lookups", (unsigned long long)churn_errors);
+    pool_addrmap_free(&churn_map);
+    passes++;
+    printf("address map: 3 readers vs a churning writer, %d rounds, no wrong lookup\n", ITERS);
+    return 0;
+}
+#endif
+
+/* ---- arena -------------------------------------------------------------- */
+
+static int test_arena(void)
+{
+    pool_arena_t a;
+    uint32_t i;
+    CHECK(pool_arena_init(&a, 100, 5, 64) == 0, "init");
+    CHECK(a.stride == 128, "stride %zu", a.stride);
+    for (i = 0; i < 5; i++) {
+        CHECK(((uintptr_t)pool_arena_slot(&a, i) % 64) == 0, "slot %u aligned", i);
+        CHECK(pool_arena_slot(&a, i)[99] == 0, "zeroed");
+    }
+    pool_arena_free(&a);
+    CHECK(pool_arena_init(&a, 10, 3, 4096) == 0, "page alignment");
+    CHECK(((uintptr_t)pool_arena_slot(&a, 2) % 4096) == 0, "page aligned");
+    pool_arena_free(&a);
+    CHECK(pool_arena_init(&a, 10, 3, 48) == POOL_MEM_EINVAL, "alignment not a power of two");
+    CHECK(pool_arena_init(&a, SIZE_MAX / 2, 4, 64) == POOL_MEM_EINVAL, "overflow");
+    passes++;
+    printf("arena: alignment, stride, zeroing, overflow checks\n");
+    return 0;
+}
+
+int main(void)
+{
+    printf("pool core, atomics variant: %s\n", POOL_ATOMIC_VARIANT);
+    test_freelist();
+    test_slot_states();
+    test_release_race();
+    test_addrmap_model();
+#ifndef POOL_ATOMIC_PLAIN
+    test_addrmap_concurrent();
+#endif
+    test_arena();
+    printf("%d passed, %d failed\n", passes, failures);
+    return failures ? 1 : 0;
+}

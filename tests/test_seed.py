@@ -1,0 +1,46 @@
+"""The seed article's Connection class works unchanged in an ObjectPool."""
+from pool_ext import ObjectPool
+
+
+class Connection:  # verbatim from the seed article
+    def __init__(self, id):
+        self.id = id
+        self.is_in_use = False
+
+    def open(self):
+        print(f"Connection {self.id} opened")
+        self.is_in_use = True
+
+    def close(self):
+        print(f"Connection {self.id} closed")
+        self.is_in_use = False
+
+
+def test_seed_walkthrough(capsys):
+    ids = iter(range(100))
+    pool = ObjectPool(lambda: Connection(next(ids)), capacity=5,
+                      reset=Connection.close)
+    connections = []
+    for _ in range(5):
+        conn = pool.try_acquire()
+        assert conn is not None
+        conn.open()
+        connections.append(conn)
+    assert pool.try_acquire() is None      # the seed's get_connection() -> None
+    for conn in connections:
+        pool.release(conn)
+    again = [pool.try_acquire() for _ in range(3)]
+    assert all(c in connections for c in again)
+    assert not any(c.is_in_use for c in again)
+    assert "Connection 0 opened" in capsys.readouterr().out
+
+
+def test_connection_class_itself_as_factory():
+    # ObjectPool(Connection, capacity=5): Connection needs an id, so the
+    # factory is called with no arguments -> TypeError reaches the caller.
+    pool = ObjectPool(Connection, capacity=5)
+    try:
+        pool.acquire()
+    except TypeError:
+        pass
+    assert pool.in_use == 0
