@@ -14,6 +14,8 @@
 # Handles hold a reference to the pool, so the arena outlives them all.
 
 cdef Py_ssize_t _ONE = 1   # strides of every export (bytes are contiguous)
+cdef str _DEAD_MESSAGE = "operation on a released PooledBuffer (or one no pool handed out)"
+cdef size_t _MAX_ALIGNMENT = 1 << 30   # a 1 GiB huge page; more is surely a mistake
 
 
 @cython.final
@@ -55,7 +57,7 @@ cdef class BufferPool(_PoolBase):
     def __init__(self, buffer_size, capacity, *, zero_on_release=False, alignment=64):
         cdef uint32_t n
         cdef int rc
-        if self._slots.state != NULL:
+        if self._slots.state != NULL or self._arena.base != NULL:
             raise RuntimeError("BufferPool.__init__ called twice")
         for name, value in (("buffer_size", buffer_size), ("alignment", alignment)):
             if isinstance(value, bool) or not isinstance(value, int):
@@ -64,14 +66,18 @@ cdef class BufferPool(_PoolBase):
             raise ValueError(f"buffer_size must be at least 1, got {buffer_size}")
         if alignment < 1 or (alignment & (alignment - 1)) != 0:
             raise ValueError(f"alignment must be a power of two, got {alignment}")
+        if alignment > _MAX_ALIGNMENT:
+            raise ValueError(f"alignment must be at most {_MAX_ALIGNMENT} (1 GiB), "
+                             f"got {alignment}")
         n = _parse_capacity(capacity)
-        if buffer_size > <size_t>-1 // 2 or alignment > <size_t>-1 // 4:
+        if buffer_size > <size_t>-1 // 2:
             raise MemoryError(f"cannot allocate {capacity} buffers of {buffer_size} bytes")
         rc = pool_arena_init(&self._arena, <size_t>buffer_size, n, <size_t>alignment)
         if rc != 0:
             raise MemoryError(f"cannot allocate {capacity} buffers of {buffer_size} bytes "
                               f"aligned to {alignment}")
         if pool_slots_init(&self._slots, n, &self._free) != 0:
+            pool_arena_free(&self._arena)
             raise MemoryError(f"cannot allocate {n} pool slots")
         self._capacity = n
         self._zero_on_release = bool(zero_on_release)
@@ -120,7 +126,9 @@ cdef class BufferPool(_PoolBase):
     # -- public API --------------------------------------------------------
     def acquire(self, timeout=None):
         """Hands out a PooledBuffer; waits up to `timeout` seconds if none is
-        free (None: forever, 0: never).  PoolExhausted when time runs out."""
+        free (None or inf: forever, 0: never).  PoolExhausted when time runs
+        out, PoolClosed once closed."""
+        _check_timeout(timeout)
         item = self._try_take()
         if item is _NOTHING:
             return self._acquire_wait(timeout)
@@ -137,13 +145,17 @@ cdef class BufferPool(_PoolBase):
             raise PoolError(f"release of an object this pool did not hand out: "
                             f"{type(buf).__name__} is not a PooledBuffer")
         if (<PooledBuffer>buf)._pool is not self:
+            if (<PooledBuffer>buf)._pool is None:
+                raise PoolError("release of a PooledBuffer that no pool handed out")
             raise PoolError("release of a PooledBuffer that belongs to another pool")
         (<PooledBuffer>buf)._release()
 
     def lease(self, timeout=None):
         """A context manager: ``with bufs.lease() as buf: ...`` acquires on
         entry and releases on exit (unless already released)."""
-        cdef _BufferLease lease = _BufferLease.__new__(_BufferLease)
+        cdef _BufferLease lease
+        _check_timeout(timeout)
+        lease = _BufferLease.__new__(_BufferLease)
         lease._pool = self
         lease._timeout = timeout
         return lease
@@ -230,7 +242,20 @@ cdef class PooledBuffer:
     cdef int _check_live(self) except -1:
         if pool_load32(&self._released, POOL_ACQUIRE) != 0 or \
                 not pool_slot_is_held(self._pool._slots.state, self._index, self._gen):
-            raise ValueError("operation on a released PooledBuffer")
+            raise ValueError(_DEAD_MESSAGE)
+        return 0
+
+    cdef int _release_if_live(self) except -1:
+        """For __exit__: release unless some route already did (no error)."""
+        cdef int rc
+        if pool_load32(&self._released, POOL_ACQUIRE) != 0:
+            return 0
+        rc = pool_slot_release_handle(self._pool._slots.state, self._index, self._gen)
+        if rc < 0:
+            return 0   # another thread released it first: nothing to do
+        pool_store32(&self._released, 1, POOL_RELEASE)
+        if rc == POOL_FREED:
+            self._pool._return_slot(self._index)
         return 0
 
     cdef int _release(self) except -1:
@@ -271,19 +296,18 @@ cdef class PooledBuffer:
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        if pool_load32(&self._released, POOL_ACQUIRE) == 0:
-            self._release()
+        self._release_if_live()
         return False
 
     def __getbuffer__(self, Py_buffer *view, int flags):
         cdef int rc
         if pool_load32(&self._released, POOL_ACQUIRE) != 0:
-            raise ValueError("operation on a released PooledBuffer")
+            raise ValueError(_DEAD_MESSAGE)
         rc = pool_slot_export_begin(self._pool._slots.state, self._index, self._gen)
         if rc == POOL_EEXPORTS:
             raise BufferError("too many simultaneous exports of one PooledBuffer")
         if rc != POOL_OK:
-            raise ValueError("operation on a released PooledBuffer")
+            raise ValueError(_DEAD_MESSAGE)
         view.buf = self._ptr
         view.obj = self
         view.len = self._len
@@ -318,6 +342,8 @@ cdef class _BufferLease:
     cdef PooledBuffer _buf
 
     def __enter__(self):
+        if self._pool is None:
+            raise TypeError("leases come from BufferPool.lease()")
         buf = self._pool._acquire(self._timeout)
         with cython.critical_section(self):
             already = self._buf is not None
@@ -332,6 +358,6 @@ cdef class _BufferLease:
         with cython.critical_section(self):
             buf = self._buf
             self._buf = None
-        if buf is not None and pool_load32(&(<PooledBuffer>buf)._released, POOL_ACQUIRE) == 0:
-            (<PooledBuffer>buf)._release()
+        if buf is not None:
+            (<PooledBuffer>buf)._release_if_live()
         return False

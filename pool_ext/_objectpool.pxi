@@ -135,7 +135,15 @@ cdef class ObjectPool(_PoolBase):
         if rc != POOL_OK:
             raise PoolError(f"release of an object that is not in use (already "
                             f"released?): {type(obj).__name__} at {id(obj):#x}")
-        # We own slot i now (RELEASING): the rest cannot fail to return it.
+        # We own slot i now (RELEASING).  Free-threaded, a stale release may
+        # have looked obj up just before its slot was refilled with another
+        # object: check that the slot still holds obj, and if not, give the
+        # slot back to its holder.  Under the GIL this never fires.
+        if PyList_GET_ITEM(self._objects, i) != <PyObject *>obj:
+            pool_slot_unrelease(self._slots.state, i)
+            raise PoolError(f"release of an object that is not in use (already "
+                            f"released?): {type(obj).__name__} at {id(obj):#x}")
+        # From here on the slot goes back to a list whatever happens.
         if self._plain_release and not self._is_closed():
             self._count(&self._releases)
             self._unhold_idle(i)
@@ -143,14 +151,16 @@ cdef class ObjectPool(_PoolBase):
         return self._release_hooks(obj, i)
 
     # -- slot bookkeeping (the caller owns slot i) -----------------------------
-    cdef inline void _unhold_idle(self, uint32_t i) noexcept:
+    cdef inline int _unhold_idle(self, uint32_t i) except -1:
         """Slot i, holding its object, goes back on the idle list."""
         pool_slot_set_free(self._slots.state, i)
         pool_freelist_push_mpmc(&self._idle, self._slots.next, i)
         self._after_push()
         if self._is_closed():
-            # close() may have drained _idle before our push: drain again
-            self._drain_idle_quietly()
+            # close() may have drained _idle before our push (free-threaded
+            # race): drain again; destroy() errors reach this caller
+            self._destroy_all(self._drain_idle())
+        return 0
 
     cdef void _unhold_empty(self, uint32_t i) noexcept:
         """Slot i, now holding nothing, goes back on the empty list."""
@@ -225,26 +235,33 @@ cdef class ObjectPool(_PoolBase):
             i = pool_freelist_pop_mpmc(&self._idle, self._slots.next)
             if i == POOL_NIL:
                 return drained
-            pool_slot_hold(self._slots.state, i)
+            pool_slot_own(self._slots.state, i)   # owned, not a hand-out
             obj = <object>PyList_GET_ITEM(self._objects, i)
             self._forget(i, obj)
             drained.append(obj)
 
-    cdef void _drain_idle_quietly(self) noexcept:
-        # From a release racing close(): a destroy() error has no caller to
-        # reach here, so (noexcept) Cython reports it through
-        # sys.unraisablehook rather than losing it silently.
-        for obj in self._drain_idle():
-            self._call_destroy(obj)
+    cdef int _destroy_all(self, list objs) except -1:
+        """destroy() each; every one is tried, the first error is raised."""
+        first_error = None
+        for obj in objs:
+            try:
+                self._call_destroy(obj)
+            except BaseException as e:
+                if first_error is None:
+                    first_error = e
+        if first_error is not None:
+            raise first_error
+        return 0
 
     # -- public API --------------------------------------------------------
     def acquire(self, timeout=None):
         """Hands out an object; waits up to `timeout` seconds if none is free.
 
-        timeout=None waits forever, 0 never waits.  Raises PoolExhausted (a
-        TimeoutError) when the time runs out, PoolClosed once closed, and
-        whatever the factory raises.
+        timeout=None (or inf) waits forever, 0 never waits.  Raises
+        PoolExhausted (a TimeoutError) when the time runs out, PoolClosed once
+        closed, and whatever the factory raises.
         """
+        _check_timeout(timeout)
         item = self._try_take()
         if item is _NOTHING:
             return self._acquire_wait(timeout)
@@ -263,7 +280,9 @@ cdef class ObjectPool(_PoolBase):
     def lease(self, timeout=None):
         """A context manager: acquires on entry, releases on exit (also on
         an exception).  ``with pool.lease() as obj: ...``"""
-        cdef _ObjectLease lease = _ObjectLease.__new__(_ObjectLease)
+        cdef _ObjectLease lease
+        _check_timeout(timeout)
+        lease = _ObjectLease.__new__(_ObjectLease)
         lease._pool = self
         lease._timeout = timeout
         return lease
@@ -272,17 +291,8 @@ cdef class ObjectPool(_PoolBase):
         """Destroys the idle objects; later acquires raise PoolClosed and
         later releases destroy the object.  Idempotent.  Sleeping acquirers
         wake and raise PoolClosed."""
-        if not self._close_begin():
-            return
-        first_error = None
-        for obj in self._drain_idle():
-            try:
-                self._call_destroy(obj)
-            except BaseException as e:
-                if first_error is None:
-                    first_error = e
-        if first_error is not None:
-            raise first_error
+        if self._close_begin():
+            self._destroy_all(self._drain_idle())
 
     @property
     def size(self):
@@ -318,6 +328,8 @@ cdef class _ObjectLease:
     cdef bint _active
 
     def __enter__(self):
+        if self._pool is None:
+            raise TypeError("leases come from ObjectPool.lease()")
         obj = self._pool._acquire(self._timeout)
         with cython.critical_section(self):
             if self._active:

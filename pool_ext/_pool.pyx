@@ -1,4 +1,4 @@
-# cython: language_level=3, freethreading_compatible=True, binding=False
+# cython: language_level=3, freethreading_compatible=True, binding=False, auto_pickle=False
 # cython: boundscheck=False, wraparound=False, cdivision=True, embedsignature=True
 """pool_ext._pool: the compiled pools.  Import them from ``pool_ext``.
 
@@ -12,7 +12,17 @@ state: free-lists, slot states, the address map, the counters.  On GIL builds
 its operations compile to plain loads and stores (the GIL serialises every
 caller; nothing here calls the core inside a ``nogil`` block).  On
 free-threaded builds they are real atomics.  The only lock is the wait queue's
-mutex, taken only when a caller must sleep or a release finds sleepers.
+spinlock (src/pool_spinlock.h), taken only when a caller must sleep or a
+release finds sleepers.
+
+fork().  Holders of the wait-queue spinlock run a few C stores with no safe
+point and never release the GIL inside it, so neither a GIL handoff nor a
+free-threaded stop-the-world (which os.fork() performs) can leave it locked.  The
+child keeps every slot's state: objects idle at fork are idle in the child;
+slots held by threads that do not exist in the child stay in use (whoever in
+the child holds those objects may still release them).  Waiters the parent
+had queued are dropped by the child's first queue operation (see
+_forget_forked_waiters).
 """
 
 cimport cython
@@ -30,6 +40,7 @@ from pool_ext.includes.pool_freelist cimport *
 from pool_ext.includes.pool_slots cimport *
 from pool_ext.includes.pool_addrmap cimport *
 from pool_ext.includes.pool_mem cimport *
+from pool_ext.includes.pool_spinlock cimport *
 
 import time as _time
 import warnings as _warnings
@@ -50,6 +61,19 @@ cdef extern from "pythread.h":
 
 cdef extern from "Python.h":
     int PyErr_CheckSignals() except -1
+
+cdef extern from *:
+    """
+    /* The process id, to tell waiters queued before a fork() (threads that
+     * do not exist in the child) from the child's own.  No fork on Windows. */
+    #if defined(_WIN32)
+    static long pool_getpid(void) { return 0; }
+    #else
+    #include <unistd.h>
+    static long pool_getpid(void) { return (long)getpid(); }
+    #endif
+    """
+    long pool_getpid() nogil
 
 #: Which variant of the C core's atomics this build uses (see README).
 ATOMICS = (<bytes>POOL_ATOMIC_VARIANT).decode()
@@ -94,6 +118,13 @@ cdef double _parse_timeout(object timeout) except -2.0:
     return t
 
 
+cdef inline int _check_timeout(object timeout) except -1:
+    """acquire() validates its timeout even when it need not wait."""
+    if timeout is not None:
+        _parse_timeout(timeout)
+    return 0
+
+
 cdef uint32_t _parse_capacity(object capacity) except 0:
     if isinstance(capacity, bool) or not isinstance(capacity, int):
         raise TypeError(f"capacity must be an int, not {type(capacity).__name__}")
@@ -107,7 +138,7 @@ cdef uint32_t _parse_capacity(object capacity) except 0:
 cdef struct _Waiter:
     # One sleeping acquirer, on its own C stack.  `lock` is held while it
     # sleeps; a waker releases it.  All fields but `lock` are guarded by
-    # the pool's _wait_mutex.
+    # the pool's _wait_lock.
     PyThread_type_lock lock
     _Waiter *next
     _Waiter *prev
@@ -133,7 +164,11 @@ cdef class _PoolBase:
     cdef uint64_t _nwaiters        # queued waiters; read on every release
     cdef _Waiter *_wait_head
     cdef _Waiter *_wait_tail
-    cdef cython.pymutex _wait_mutex
+    cdef long _queue_pid           # the process whose threads are queued
+    cdef pool_spinlock_t _wait_lock  # guards the queue links and _queue_pid
+
+    def __cinit__(self):
+        self._queue_pid = pool_getpid()
 
     # -- counters --------------------------------------------------------
     cdef inline void _count(self, uint64_t *counter) noexcept:
@@ -144,7 +179,9 @@ cdef class _PoolBase:
         return pool_load64(counter, POOL_RELAXED)  # relaxed: a statistic
 
     cdef inline bint _is_closed(self) noexcept:
-        # acquire: pairs with the seq_cst store in _close_begin
+        # acquire: a pool seen open was fully built (pairs with the release
+        # store at the end of __init__); close races are settled by fences
+        # (see _close_begin)
         return pool_load64(&self._closed, POOL_ACQUIRE) != 0
 
     cdef inline uint64_t _in_use(self) noexcept:
@@ -162,19 +199,34 @@ cdef class _PoolBase:
         if pool_load64(&self._nwaiters, POOL_RELAXED) != 0:  # relaxed: after the fence
             self._wake(1)
 
+    cdef bint _forget_forked_waiters(self) noexcept:
+        """Caller holds _wait_lock.  After fork(), the queue holds waiters of
+        parent threads that do not exist here, on stacks that the child's new
+        threads reuse: drop them all before touching the queue.  True if it
+        did (the caller's own waiter, if queued, is then no longer)."""
+        cdef long pid = pool_getpid()   # a syscall: slow path only
+        if pid == self._queue_pid:
+            return False
+        self._queue_pid = pid
+        self._wait_head = self._wait_tail = NULL
+        pool_store64(&self._nwaiters, 0, POOL_RELAXED)
+        return True
+
     cdef void _wake(self, bint one) noexcept:
         cdef _Waiter *w
-        with self._wait_mutex:
-            while self._wait_head != NULL:
-                w = self._wait_head
-                self._unlink(w)
-                w.signaled = True
-                PyThread_release_lock(w.lock)
-                if one:
-                    break
+        pool_spin_lock(&self._wait_lock)
+        self._forget_forked_waiters()
+        while self._wait_head != NULL:
+            w = self._wait_head
+            self._unlink(w)
+            w.signaled = True
+            PyThread_release_lock(w.lock)
+            if one:
+                break
+        pool_spin_unlock(&self._wait_lock)
 
     cdef void _unlink(self, _Waiter *w) noexcept:
-        # caller holds _wait_mutex
+        # caller holds _wait_lock
         if w.prev != NULL:
             w.prev.next = w.next
         else:
@@ -185,32 +237,39 @@ cdef class _PoolBase:
             self._wait_tail = w.prev
         w.next = w.prev = NULL
         w.queued = False
-        # relaxed: _nwaiters only changes under the mutex
+        # relaxed: _nwaiters only changes under _wait_lock
         pool_store64(&self._nwaiters, pool_load64(&self._nwaiters, POOL_RELAXED) - 1,
                      POOL_RELAXED)
 
     cdef void _enqueue(self, _Waiter *w) noexcept:
-        with self._wait_mutex:
-            w.signaled = False
-            w.queued = True
-            w.next = NULL
-            w.prev = self._wait_tail
-            if self._wait_tail != NULL:
-                self._wait_tail.next = w
-            else:
-                self._wait_head = w
-            self._wait_tail = w
-            pool_store64(&self._nwaiters, pool_load64(&self._nwaiters, POOL_RELAXED) + 1,
-                         POOL_RELAXED)
+        pool_spin_lock(&self._wait_lock)
+        self._forget_forked_waiters()
+        w.signaled = False
+        w.queued = True
+        w.next = NULL
+        w.prev = self._wait_tail
+        if self._wait_tail != NULL:
+            self._wait_tail.next = w
+        else:
+            self._wait_head = w
+        self._wait_tail = w
+        pool_store64(&self._nwaiters, pool_load64(&self._nwaiters, POOL_RELAXED) + 1,
+                     POOL_RELAXED)
+        pool_spin_unlock(&self._wait_lock)
         # seq_cst fence: our enqueue before our retry; pairs with _after_push
         pool_fence(POOL_SEQ_CST)
 
     cdef bint _dequeue(self, _Waiter *w) noexcept:
         """Leaves the queue; True if a waker had signaled us meanwhile."""
-        with self._wait_mutex:
-            if w.queued:
-                self._unlink(w)
-            return w.signaled
+        cdef bint signaled
+        pool_spin_lock(&self._wait_lock)
+        if self._forget_forked_waiters():
+            w.queued = False    # we forked while queued: the queue is new
+        if w.queued:
+            self._unlink(w)
+        signaled = w.signaled
+        pool_spin_unlock(&self._wait_lock)
+        return signaled
 
     cdef int _park(self, _Waiter *w, double deadline) except -1:
         """Sleeps without the GIL until woken (1) or the deadline passes (0)."""
@@ -224,9 +283,10 @@ cdef class _PoolBase:
                 remaining = deadline - _monotonic()
                 if remaining <= 0:
                     return 0
-                us = <long long>(remaining * 1e6) + 1
-                if us > PY_TIMEOUT_MAX:
-                    us = PY_TIMEOUT_MAX
+                if remaining * 1e6 >= <double>PY_TIMEOUT_MAX:
+                    us = PY_TIMEOUT_MAX     # sleep in chunks; the loop recomputes
+                else:
+                    us = <long long>(remaining * 1e6) + 1
             with nogil:
                 r = PyThread_acquire_lock_timed(w.lock, us, 1)
             if r == PY_LOCK_ACQUIRED:
@@ -283,9 +343,13 @@ cdef class _PoolBase:
     cdef bint _close_begin(self) noexcept:
         """Marks the pool closed; False if it already was."""
         cdef uint64_t expected = 0
-        # seq_cst: ordered against every waiter's enqueue and retry
+        # seq_cst CAS + fence: the closer's later pops (drain) and wakes are
+        # ordered after `closed` is set; pairs with the seq_cst fence a
+        # releaser runs between its push and its `closed` check, so either
+        # the releaser sees `closed` or the drain sees its pushed slot
         if not pool_cas64(&self._closed, &expected, 1, POOL_SEQ_CST, POOL_RELAXED):
             return False
+        pool_fence(POOL_SEQ_CST)
         self._wake(0)   # every sleeper retries and meets PoolClosed
         return True
 

@@ -133,9 +133,17 @@ static inline uint64_t pool_fetch_add64(uint64_t *p, uint64_t v, int mo)
 }
 static inline void pool_fence(int mo)
 {
-    long dummy = 0;
-    (void)mo;  /* an interlocked operation is a full barrier */
-    (void)_InterlockedOr(&dummy, 0);
+    (void)mo;  /* always a full barrier */
+#if defined(_M_ARM64) || defined(_M_ARM64EC)
+    __dmb(_ARM64_BARRIER_ISH);
+#elif defined(_M_X64)
+    __faststorefence();
+#else
+    {
+        volatile long dummy = 0;
+        (void)_InterlockedOr(&dummy, 0);
+    }
+#endif
 }
 
 #else

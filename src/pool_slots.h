@@ -77,6 +77,27 @@ static inline uint32_t pool_slot_hold(uint64_t *state, uint32_t i)
     return POOL_SLOT_GEN(w);
 }
 
+/* The owner of a just-popped index marks it RELEASING instead of HELD: owned
+ * but not handed out, so no release (a stale double release racing close's
+ * drain, say) can win it.  Returns nothing: the owner is alone. */
+static inline void pool_slot_own(uint64_t *state, uint32_t i)
+{
+    /* relaxed: as in pool_slot_hold */
+    uint64_t w = pool_load64(&state[i], POOL_RELAXED);
+    pool_store64(&state[i], POOL_SLOT_WORD(POOL_SLOT_GEN(w), 0, POOL_SLOT_RELEASING),
+                 POOL_RELAXED);
+}
+
+/* Undo a won release_begin (RELEASING -> HELD): the releaser found that the
+ * slot no longer holds the object it meant to release. */
+static inline void pool_slot_unrelease(uint64_t *state, uint32_t i)
+{
+    /* relaxed: the owner is alone; the holder's next CAS reads it */
+    uint64_t w = pool_load64(&state[i], POOL_RELAXED);
+    pool_store64(&state[i], POOL_SLOT_WORD(POOL_SLOT_GEN(w), 0, POOL_SLOT_HELD),
+                 POOL_RELEASE);
+}
+
 /* HELD -> RELEASING for any generation (ObjectPool: identity-based release).
  * Exactly one of concurrent callers gets POOL_OK and then owns the slot. */
 static inline int pool_slot_release_begin(uint64_t *state, uint32_t i)
@@ -173,7 +194,8 @@ static inline int pool_slot_export_end(uint64_t *state, uint32_t i, uint32_t gen
 /* True if the slot is HELD by generation gen (a handle is live). */
 static inline int pool_slot_is_held(uint64_t *state, uint32_t i, uint32_t gen)
 {
-    /* acquire: pairs with hold/release so a live answer is a fresh one */
+    /* acquire: pairs with the acq_rel CASes that end a hand-out, so a
+     * "released" answer comes with that release's effects */
     uint64_t w = pool_load64(&state[i], POOL_ACQUIRE);
     return POOL_SLOT_GEN(w) == gen && POOL_SLOT_STATE(w) == POOL_SLOT_HELD;
 }

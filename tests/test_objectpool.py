@@ -1,5 +1,9 @@
 """ObjectPool: the API contract, hooks, misuse, waiting, closing."""
 import gc
+import os
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 
@@ -304,3 +308,44 @@ def test_reference_cycle_through_factory_is_collected():
 
 def test_repr():
     assert "ObjectPool open capacity=1" in repr(ObjectPool(Thing, 1))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_fork_child_is_not_stuck_behind_the_parents_waiters(tmp_path):
+    # A parent thread sleeps in acquire() when the process forks.  In the
+    # child that thread does not exist; a release there must still wake the
+    # child's own waiter, not the dead one.
+    script = textwrap.dedent("""
+        import os, sys, threading, time, warnings
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads
+        from pool_ext import ObjectPool
+        pool = ObjectPool(object, 1)
+        held = pool.acquire()
+        threading.Thread(target=lambda: pool.acquire(timeout=30), daemon=True).start()
+        while pool.stats()["waiting"] == 0:
+            time.sleep(0.001)
+        pid = os.fork()
+        if pid == 0:
+            got = []
+            started = threading.Event()
+            def child_waiter():
+                started.set()
+                got.append(pool.acquire(timeout=20))
+            t = threading.Thread(target=child_waiter)
+            t.start()
+            started.wait()
+            time.sleep(0.3)                  # let it fall asleep
+            if pool.stats()["waiting"] != 1:  # the parent's waiter was dropped
+                os._exit(2)
+            t0 = time.monotonic()
+            pool.release(held)
+            t.join(30)
+            woke_promptly = time.monotonic() - t0 < 5
+            os._exit(0 if got == [held] and woke_promptly else 1)
+        _, status = os.waitpid(pid, 0)
+        pool.release(held)
+        sys.exit(os.waitstatus_to_exitcode(status))
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], timeout=60, cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr

@@ -21,6 +21,8 @@ cdef extern from "pool_slots.h" nogil:
         uint64_t *state
     uint32_t pool_slot_hold(uint64_t *state, uint32_t i)
     int pool_slot_release_begin(uint64_t *state, uint32_t i)
+    void pool_slot_own(uint64_t *state, uint32_t i)
+    void pool_slot_unrelease(uint64_t *state, uint32_t i)
     void pool_slot_set_free(uint64_t *state, uint32_t i)
     int pool_slot_release_handle(uint64_t *state, uint32_t i, uint32_t gen)
     int pool_slot_export_begin(uint64_t *state, uint32_t i, uint32_t gen)
