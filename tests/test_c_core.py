@@ -27,8 +27,10 @@ def built(tmp_path_factory):
     cmake = _cmake()
     if cmake is None or not (shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")):
         pytest.skip("needs cmake and a C compiler (pip install -e .[test] brings cmake)")
-    if not C_TESTS.is_dir():
+    if not (C_TESTS.is_dir() and (ROOT / "src").is_dir()):
         pytest.skip("C sources not present (testing an installed wheel)")
+    if os.name != "posix":
+        pytest.skip("the validate program uses pthreads")
     build = tmp_path_factory.mktemp("ctest")
     subprocess.run([cmake, "-S", str(C_TESTS), "-B", str(build)], check=True,
                    stdout=subprocess.DEVNULL)
