@@ -193,12 +193,23 @@ cdef class ObjectPool(_PoolBase):
         PyList_SET_ITEM(self._objects, i, obj)
         Py_DECREF(old)   # `old` still holds a reference until we return
 
-    cdef void _forget(self, uint32_t i, object obj) noexcept:
-        """Removes obj from slot i (owned) and returns the slot to _empty."""
+    cdef void _detach(self, uint32_t i, object obj) noexcept:
+        """Takes obj out of slot i (owned); the caller returns the slot."""
         pool_addrmap_remove(&self._map, <uintptr_t><PyObject *>obj)
         self._put(i, None)
         self._count(&self._destructions)
-        self._unhold_empty(i)
+
+    cdef int _discard(self, uint32_t i, object obj) except -1:
+        """Detaches and destroys obj, then returns its (now empty) slot.
+        destroy() runs first, so the factory cannot refill the slot while the
+        old object (an open connection, say) still exists: never more than
+        `capacity` objects alive.  Whatever destroy() raises, the slot is back."""
+        self._detach(i, obj)
+        try:
+            self._call_destroy(obj)
+        finally:
+            self._unhold_empty(i)
+        return 0
 
     cdef int _release_hooks(self, object obj, uint32_t i) except -1:
         keep = True
@@ -211,15 +222,13 @@ cdef class ObjectPool(_PoolBase):
             # A hook failed: the object's state is unknown, so it leaves the
             # pool; the slot does not.  The hook's exception propagates.
             self._count(&self._releases)
-            self._forget(i, obj)
-            self._call_destroy(obj)
+            self._discard(i, obj)
             raise
         self._count(&self._releases)
         if keep and not self._is_closed():
             self._unhold_idle(i)
             return 0
-        self._forget(i, obj)
-        self._call_destroy(obj)
+        self._discard(i, obj)
         return 0
 
     cdef int _call_destroy(self, object obj) except -1:
@@ -237,7 +246,10 @@ cdef class ObjectPool(_PoolBase):
                 return drained
             pool_slot_own(self._slots.state, i)   # owned, not a hand-out
             obj = <object>PyList_GET_ITEM(self._objects, i)
-            self._forget(i, obj)
+            # The pool is closed, so nothing refills the slot: return it
+            # now and destroy the objects after (the caller does).
+            self._detach(i, obj)
+            self._unhold_empty(i)
             drained.append(obj)
 
     cdef int _destroy_all(self, list objs) except -1:

@@ -1,0 +1,417 @@
+"""Bad input: every public call given wrong types or absurd values raises a
+clear exception, never crashes, and leaves the pool usable and unchanged.
+
+The same table is in README.md, section "Safety".
+"""
+import decimal
+import fractions
+import math
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+import pool_ext
+from pool_ext import (MAX_CAPACITY, BufferPool, ObjectPool, PoolClosed, PoolError,
+                      PooledBuffer, PoolExhausted)
+
+
+class Thing:
+    pass
+
+
+def snapshot(pool):
+    s = pool.stats()
+    s.pop("waiting")
+    return s
+
+
+# ---- constructors ---------------------------------------------------------
+
+CAPACITY_CASES = [
+    # (capacity, exception)
+    (0, ValueError), (-1, ValueError), (-(2**70), ValueError),
+    (MAX_CAPACITY + 1, ValueError), (2**32, ValueError), (2**64, ValueError),
+    (10**100, ValueError),
+    (1.5, TypeError), (2.0, TypeError), (math.inf, TypeError), (math.nan, TypeError),
+    ("3", TypeError), (None, TypeError), (True, TypeError), (b"\x03", TypeError),
+    ([3], TypeError), (decimal.Decimal(3), TypeError), (fractions.Fraction(3), TypeError),
+]
+
+
+def test_max_capacity_is_the_31_bit_index_limit():
+    assert MAX_CAPACITY == 2**31 - 1
+
+
+@pytest.mark.parametrize("capacity,exc", CAPACITY_CASES, ids=repr)
+def test_objectpool_bad_capacity(capacity, exc):
+    with pytest.raises(exc, match="capacity"):
+        ObjectPool(Thing, capacity)
+
+
+@pytest.mark.parametrize("capacity,exc", CAPACITY_CASES, ids=repr)
+def test_bufferpool_bad_capacity(capacity, exc):
+    with pytest.raises(exc, match="capacity"):
+        BufferPool(64, capacity)
+
+
+def test_numpy_integer_capacity_is_a_type_error():
+    np = pytest.importorskip("numpy")
+    with pytest.raises(TypeError, match="capacity must be an int"):
+        ObjectPool(Thing, np.int64(3))
+    assert ObjectPool(Thing, int(np.int64(3))).capacity == 3
+
+
+@pytest.mark.parametrize("kwargs,exc", [
+    ({"factory": 42}, TypeError), ({"factory": None}, TypeError),
+    ({"reset": 1}, TypeError), ({"validate": "x"}, TypeError), ({"destroy": []}, TypeError),
+    ({"prefill": -1}, ValueError), ({"prefill": 3}, ValueError), ({"prefill": 2**70}, ValueError),
+    ({"prefill": 1.0}, TypeError), ({"prefill": True}, TypeError), ({"prefill": None}, TypeError),
+    ({"unknown": 1}, TypeError),
+], ids=repr)
+def test_objectpool_bad_arguments(kwargs, exc):
+    args = {"factory": Thing, "capacity": 2}
+    args.update(kwargs)
+    factory = args.pop("factory")
+    capacity = args.pop("capacity")
+    with pytest.raises(exc):
+        ObjectPool(factory, capacity, **args)
+
+
+@pytest.mark.parametrize("args,kwargs,exc", [
+    ((0, 1), {}, ValueError), ((-1, 1), {}, ValueError), ((-(2**80), 1), {}, ValueError),
+    (("8", 1), {}, TypeError), ((8.0, 1), {}, TypeError), ((None, 1), {}, TypeError),
+    ((True, 1), {}, TypeError),
+    ((8, 1), {"alignment": 0}, ValueError), ((8, 1), {"alignment": 48}, ValueError),
+    ((8, 1), {"alignment": -64}, ValueError), ((8, 1), {"alignment": 64.0}, TypeError),
+    ((8, 1), {"alignment": None}, TypeError),
+    # sizes no allocator can satisfy: MemoryError, checked before allocating
+    ((2**64, 1), {}, MemoryError), ((10**30, 1), {}, MemoryError),
+    ((1 << 62, 1 << 20), {}, MemoryError), ((2**63 - 1, 3), {}, MemoryError),
+    # alignments above 1 GiB are refused outright
+    ((8, 1), {"alignment": 2**31}, ValueError), ((8, 1), {"alignment": 2**61}, ValueError),
+    ((8, 1), {"alignment": 2**62}, ValueError), ((8, 1), {"alignment": 2**70}, ValueError),
+    ((8, 1), {"unknown": 1}, TypeError), ((8,), {}, TypeError),
+], ids=repr)
+def test_bufferpool_bad_arguments(args, kwargs, exc):
+    with pytest.raises(exc):
+        BufferPool(*args, **kwargs)
+
+
+def test_init_twice_is_refused():
+    pool = ObjectPool(Thing, 2)
+    with pytest.raises(RuntimeError, match="called twice"):
+        pool.__init__(Thing, 5)
+    assert pool.capacity == 2
+    bufs = BufferPool(8, 2)
+    with pytest.raises(RuntimeError, match="called twice"):
+        bufs.__init__(16, 5)
+    assert bufs.capacity == 2 and bufs.buffer_size == 8
+
+
+def test_failed_init_then_retry():
+    pool = ObjectPool.__new__(ObjectPool)
+    with pytest.raises(ValueError):
+        pool.__init__(Thing, 0)
+    pool.__init__(Thing, 1)
+    pool.release(pool.acquire(timeout=0))
+
+
+def test_uninitialised_pools_refuse_every_call():
+    for pool in (ObjectPool.__new__(ObjectPool), BufferPool.__new__(BufferPool)):
+        for call in (pool.acquire, pool.try_acquire, lambda: pool.acquire(timeout=0),
+                     lambda: pool.lease().__enter__()):
+            with pytest.raises(PoolClosed):
+                call()
+        with pytest.raises(PoolError):
+            pool.release(object())
+        assert pool.stats()["capacity"] == 0 and pool.available == 0
+        repr(pool)
+        pool.close()
+
+
+def test_not_subclassable_not_picklable():
+    import copy
+    import pickle
+    for cls in (ObjectPool, BufferPool, PooledBuffer):
+        with pytest.raises(TypeError):
+            type("Sub", (cls,), {})
+    bufs = BufferPool(8, 1)
+    buf = bufs.acquire()
+    for obj in (ObjectPool(Thing, 1), bufs, buf, ObjectPool(Thing, 1).lease(), bufs.lease()):
+        for f in (pickle.dumps, copy.copy, copy.deepcopy):
+            with pytest.raises(TypeError):
+                f(obj)
+    buf.release()
+    assert bufs.in_use == 0
+
+
+# ---- allocation failure must be MemoryError, not a crash ---------------------
+
+ALLOC_SCRIPT = textwrap.dedent("""
+    import resource, sys
+    from pool_ext import BufferPool, ObjectPool, MAX_CAPACITY
+    GiB = 1 << 30
+    # cap the address space at what we use now + 1.5 GiB: allocations fail
+    # deterministically, whatever this machine's RAM and overcommit policy
+    with open("/proc/self/statm") as f:
+        vm = int(f.read().split()[0]) * resource.getpagesize()
+    limit = vm + 3 * GiB // 2
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    cases = [
+        ("ObjectPool(MAX_CAPACITY)", lambda: ObjectPool(object, MAX_CAPACITY)),
+        ("ObjectPool(2**27)", lambda: ObjectPool(object, 2**27)),   # slot arrays fail
+        ("ObjectPool(2**26)", lambda: ObjectPool(object, 2**26)),   # address map fails
+        ("BufferPool(1 GiB x 4)", lambda: BufferPool(GiB, 4)),
+        ("BufferPool(64 x MAX_CAPACITY)", lambda: BufferPool(64, MAX_CAPACITY)),
+        ("BufferPool(1 x 2**28)", lambda: BufferPool(1, 2**28)),    # arena ok? slots
+    ]
+    for name, make in cases:
+        try:
+            pool = make()
+        except MemoryError as e:
+            print(name, "MemoryError", e, flush=True)
+        else:
+            print(name, "BUILT", pool, flush=True)
+            sys.exit(3)
+    # the process is still healthy and pools still work
+    p = ObjectPool(object, 4)
+    p.release(p.acquire())
+    b = BufferPool(4096, 4)
+    b.acquire().release()
+    print("OK")
+""")
+
+
+def test_allocation_failure_is_memory_error(tmp_path):
+    if not sys.platform.startswith("linux"):
+        pytest.skip("uses RLIMIT_AS and /proc")
+    # cwd: not the source tree, so the installed pool_ext is imported
+    proc = subprocess.run([sys.executable, "-c", ALLOC_SCRIPT], capture_output=True,
+                          text=True, timeout=120, cwd=str(tmp_path))
+    print(proc.stdout, proc.stderr)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("MemoryError") == 6
+    assert proc.stdout.rstrip().endswith("OK")
+
+
+# ---- timeouts --------------------------------------------------------------
+
+BAD_TIMEOUTS = [
+    # (timeout, exception)
+    (-1, ValueError), (-0.001, ValueError), (-math.inf, ValueError), (math.nan, ValueError),
+    (-(10**400), OverflowError), (10**400, OverflowError),
+    ("1", TypeError), (b"1", TypeError), (True, TypeError), (False, TypeError),
+    ([1], TypeError), (1j, TypeError), (object(), TypeError),
+]
+
+
+def _id(x):
+    if type(x) is object:
+        return "object()"
+    r = repr(x)
+    return r if len(r) < 20 else r[:8] + "..." + r[-4:]
+
+
+def _pools():
+    return [("ObjectPool", ObjectPool(Thing, 1)), ("BufferPool", BufferPool(16, 1))]
+
+
+def _release(pool, item):
+    pool.release(item)
+
+
+@pytest.mark.parametrize("timeout,exc", BAD_TIMEOUTS, ids=_id)
+def test_bad_timeout_on_exhausted_pool(timeout, exc):
+    for _, pool in _pools():
+        held = pool.acquire()
+        before = snapshot(pool)
+        with pytest.raises(exc):
+            pool.acquire(timeout=timeout)
+        with pytest.raises(exc):
+            with pool.lease(timeout=timeout):
+                pass
+        assert snapshot(pool) == before
+        _release(pool, held)
+        assert pool.in_use == 0
+
+
+# Was a bug in 916e158: the timeout was validated only when acquire() had to
+# wait, so with a free slot any timeout (even "x" or NaN) was accepted.
+@pytest.mark.parametrize("timeout,exc", BAD_TIMEOUTS, ids=_id)
+def test_bad_timeout_on_free_pool(timeout, exc):
+    for _, pool in _pools():
+        before = snapshot(pool)
+        with pytest.raises(exc):
+            item = pool.acquire(timeout=timeout)
+            _release(pool, item)     # (only reached if the timeout was accepted)
+        with pytest.raises(exc):
+            with pool.lease(timeout=timeout):
+                pass
+        assert snapshot(pool) == before
+
+
+@pytest.mark.parametrize("timeout", [0, 0.0, -0.0, 1e-300, 5e-324, 0.001,
+                                     decimal.Decimal("0.001"), fractions.Fraction(1, 1000)],
+                         ids=repr)
+def test_small_timeouts_raise_pool_exhausted(timeout):
+    for _, pool in _pools():
+        held = pool.acquire()
+        with pytest.raises(PoolExhausted):
+            pool.acquire(timeout=timeout)
+        with pytest.raises(PoolExhausted):
+            with pool.lease(timeout=timeout):
+                pass
+        _release(pool, held)
+        assert pool.in_use == 0 and pool.stats()["waiting"] == 0
+
+
+def test_numpy_float_timeout():
+    np = pytest.importorskip("numpy")
+    pool = ObjectPool(Thing, 1)
+    held = pool.acquire()
+    with pytest.raises(PoolExhausted):
+        pool.acquire(timeout=np.float64(0.001))
+    pool.release(held)
+
+
+@pytest.mark.parametrize("timeout", [None, math.inf, 1e300, 1e15, float(2**63)], ids=repr)
+def test_huge_and_infinite_timeouts_wait_until_released(timeout):
+    """timeout=inf is documented as waiting forever; so do None and absurdly
+    large finite timeouts (1e300 s): the wait ends when a slot is released."""
+    for _, pool in _pools():
+        held = pool.acquire()
+        got = []
+        t = threading.Thread(target=lambda: got.append(pool.acquire(timeout=timeout)))
+        t.start()
+        deadline = time.monotonic() + 10
+        while pool.stats()["waiting"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        time.sleep(0.05)
+        assert not got and t.is_alive()       # it waits, it did not time out
+        _release(pool, held)
+        t.join(10)
+        assert not t.is_alive() and len(got) == 1
+        _release(pool, got[0])
+        assert pool.in_use == 0 and pool.stats()["timeouts"] == 0
+
+
+# ---- release / lease / handle misuse -----------------------------------------
+
+@pytest.mark.parametrize("foreign", [None, 0, "s", Thing(), object, ObjectPool],
+                         ids=repr)
+def test_objectpool_foreign_release(foreign):
+    pool = ObjectPool(Thing, 2)
+    a = pool.acquire()
+    before = snapshot(pool)
+    with pytest.raises(PoolError, match="did not hand out"):
+        pool.release(foreign)
+    assert snapshot(pool) == before
+    pool.release(a)
+
+
+def test_objectpool_release_arity():
+    pool = ObjectPool(Thing, 1)
+    with pytest.raises(TypeError):
+        pool.release()
+    with pytest.raises(TypeError):
+        pool.release(1, 2)
+    for call in (lambda: pool.try_acquire(1), lambda: pool.stats(1), lambda: pool.close(1),
+                 lambda: pool.acquire(1, 2), lambda: pool.acquire(tiemout=1),
+                 lambda: pool.lease(1, 2)):
+        with pytest.raises(TypeError):
+            call()
+    assert pool.in_use == 0
+
+
+@pytest.mark.parametrize("foreign", [None, b"12345678", bytearray(8), memoryview(bytearray(8)),
+                                     PooledBuffer.__new__(PooledBuffer), Thing()],
+                         ids=lambda x: type(x).__name__)
+def test_bufferpool_foreign_release(foreign):
+    bufs = BufferPool(8, 1)
+    buf = bufs.acquire()
+    before = snapshot(bufs)
+    with pytest.raises(PoolError):
+        bufs.release(foreign)
+    assert snapshot(bufs) == before
+    buf.release()
+
+
+def test_buffer_from_another_pool():
+    a, b = BufferPool(8, 1), BufferPool(8, 1)
+    buf = a.acquire()
+    with pytest.raises(PoolError, match="another pool"):
+        b.release(buf)
+    assert a.in_use == 1 and b.in_use == 0
+    buf.release()
+
+
+def test_released_handle_refuses_everything():
+    bufs = BufferPool(8, 1)
+    buf = bufs.acquire()
+    buf.release()
+    for call in (len, memoryview, bytes, bytearray, lambda b: b.__enter__()):
+        with pytest.raises(ValueError):
+            call(buf)
+    for call in (buf.release, lambda: bufs.release(buf)):
+        with pytest.raises(PoolError, match="already released"):
+            call()
+    assert buf.__exit__(None, None, None) is False      # exit of a released handle: no-op
+    assert bufs.in_use == 0 and bufs.stats()["releases"] == 1
+
+
+def test_dead_handle_made_without_a_pool():
+    buf = PooledBuffer.__new__(PooledBuffer)
+    for call in (len, memoryview, bytes, lambda b: b.__enter__()):
+        with pytest.raises(ValueError):
+            call(buf)
+    with pytest.raises(PoolError):
+        buf.release()
+    assert buf.pool is None and buf.released and "released" in repr(buf)
+
+
+def test_lease_exit_without_enter_and_double_enter():
+    pool, bufs = ObjectPool(Thing, 2), BufferPool(8, 2)
+    for p in (pool, bufs):
+        assert p.lease().__exit__(None, None, None) is False
+        lease = p.lease()
+        with lease:
+            with pytest.raises(RuntimeError, match="already active"):
+                lease.__enter__()
+            assert p.in_use == 1
+        assert p.in_use == 0
+
+
+def test_objectpool_release_inside_lease_then_exit():
+    pool = ObjectPool(Thing, 1)
+    with pytest.raises(PoolError, match="not in use"):
+        with pool.lease() as obj:
+            pool.release(obj)
+    assert pool.in_use == 0
+    pool.release(pool.acquire(timeout=0))
+
+
+def test_calls_on_closed_pools():
+    for _, pool in _pools():
+        held = pool.acquire()
+        pool.close()
+        for call in (pool.acquire, pool.try_acquire, lambda: pool.acquire(timeout=0),
+                     lambda: pool.lease().__enter__()):
+            with pytest.raises(PoolClosed):
+                call()
+        _release(pool, held)
+        with pytest.raises(PoolError):
+            _release(pool, held)
+        assert pool.in_use == 0 and pool.available == 0
+        pool.close()
+
+
+def test_public_names():
+    assert set(pool_ext.__all__) >= {"ATOMICS", "MAX_CAPACITY", "BufferPool", "ObjectPool",
+                                     "PoolClosed", "PoolError", "PoolExhausted",
+                                     "PooledBuffer"}
+    assert issubclass(PoolExhausted, TimeoutError)
+    assert issubclass(PoolClosed, PoolError) and issubclass(PoolError, ValueError)

@@ -1,0 +1,380 @@
+"""Reference and memory leaks: many acquire/release cycles of every kind,
+measured with tracemalloc (Python allocations, raw ones included) and RSS
+(/proc/self/statm: also sees C allocations tracemalloc cannot), before and
+after, each after a warm-up.  Growth beyond a small fixed bound fails.
+
+Cycles per kind: POOL_LEAK_CYCLES (default 1,000,000).  1M of every kind
+takes about 95 s here (error paths build an exception per cycle, ~7 us under
+tracemalloc), over this file's budget, so by default the error paths run a
+quarter of that and the wait-path and whole-pool kinds 1-2 % (see SCALE):
+about 30 s.  POOL_LEAK_FULL=1 runs every kind for the full POOL_LEAK_CYCLES
+(but the really sleeping waits, capped at 20,000).
+"""
+import gc
+import os
+try:
+    import resource
+except ImportError:   # Windows: no RSS figure, tracemalloc bounds only
+    resource = None
+import sys
+import tracemalloc
+
+import pytest
+
+from pool_ext import BufferPool, ObjectPool, PoolClosed, PoolError, PoolExhausted
+
+pytestmark = pytest.mark.slow
+
+CYCLES = int(os.environ.get("POOL_LEAK_CYCLES", "1000000"))
+FULL = os.environ.get("POOL_LEAK_FULL", "") not in ("", "0")
+TRACED_BOUND = 64 * 1024            # bytes of Python allocations still alive
+RSS_BOUND = 2 * 1024 * 1024         # bytes of resident memory
+
+
+def rss():
+    if resource is None:
+        return 0
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * resource.getpagesize()
+    except OSError:   # not Linux: peak RSS is the best we have (KiB on Linux/BSD)
+        r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return r if sys.platform == "darwin" else r * 1024
+
+
+class Thing:
+    __slots__ = ("n",)
+
+    def __init__(self):
+        self.n = 0
+
+
+class Boom(Exception):
+    pass
+
+
+# ---- one function per kind: runs n cycles -----------------------------------
+
+def objects(n):
+    pool = ObjectPool(Thing, 2)
+    acquire, release = pool.acquire, pool.release
+    for _ in range(n):
+        release(acquire())
+    assert pool.in_use == 0 and pool.size == 1
+
+
+def objects_with_hooks(n):
+    """reset on every release; validate drops every 4th: destroy + refill."""
+    k = [0]
+
+    def validate(o):
+        k[0] += 1
+        return k[0] % 4 != 0
+
+    pool = ObjectPool(Thing, 2, reset=lambda o: None, validate=validate,
+                      destroy=lambda o: None)
+    acquire, release = pool.acquire, pool.release
+    for _ in range(n):
+        release(acquire())
+    assert pool.in_use == 0
+
+
+def object_leases(n):
+    pool = ObjectPool(Thing, 1)
+    lease = pool.lease
+    for _ in range(n):
+        with lease(timeout=0) as o:
+            o.n += 1
+    assert pool.in_use == 0
+
+
+def object_lease_exceptions(n):
+    pool = ObjectPool(Thing, 1)
+    for _ in range(n):
+        try:
+            with pool.lease():
+                raise Boom
+        except Boom:
+            pass
+    assert pool.in_use == 0
+
+
+def object_double_release(n):
+    pool = ObjectPool(Thing, 1)
+    o = pool.acquire()
+    pool.release(o)
+    release = pool.release
+    for _ in range(n):
+        try:
+            release(o)
+        except PoolError:
+            pass
+    assert pool.stats()["releases"] == 1
+
+
+def object_foreign_release(n):
+    pool = ObjectPool(Thing, 1)
+    stranger = Thing()
+    for _ in range(n):
+        try:
+            pool.release(stranger)
+        except PoolError:
+            pass
+
+
+def object_timeout_zero(n):
+    pool = ObjectPool(Thing, 1)
+    held = pool.acquire()
+    acquire = pool.acquire
+    for _ in range(n):
+        try:
+            acquire(timeout=0)
+        except PoolExhausted:
+            pass
+    assert pool.try_acquire() is None
+    pool.release(held)
+    assert pool.stats()["timeouts"] == n
+
+
+def object_factory_exceptions(n):
+    def factory():
+        raise Boom("no connection")
+
+    pool = ObjectPool(factory, 1)
+    for _ in range(n):
+        try:
+            pool.acquire()
+        except Boom:
+            pass
+    assert pool.in_use == 0 and pool.available == 1
+
+
+def object_hook_exceptions(n):
+    def reset(o):
+        raise Boom
+
+    pool = ObjectPool(Thing, 1, reset=reset)
+    for _ in range(n):
+        o = pool.acquire()
+        try:
+            pool.release(o)
+        except Boom:
+            pass
+    assert pool.in_use == 0 and pool.size == 0
+
+
+def object_closed(n):
+    pool = ObjectPool(Thing, 1)
+    pool.close()
+    for _ in range(n):
+        try:
+            pool.try_acquire()
+        except PoolClosed:
+            pass
+
+
+def object_waits(n):
+    """The slow path of acquire(): queue a waiter (a lock allocated each
+    time), find the deadline already passed, leave the queue, PoolExhausted."""
+    pool = ObjectPool(Thing, 1)
+    held = pool.acquire()
+    for _ in range(n):
+        try:
+            pool.acquire(timeout=1e-6)
+        except PoolExhausted:
+            pass
+    pool.release(held)
+    assert pool.stats()["waiting"] == 0
+
+
+def object_sleeping_waits(n):
+    """Real sleeps: every other acquire waits 0.2 ms and times out; the others
+    are woken by a release from another thread."""
+    import threading
+    pool = ObjectPool(Thing, 1)
+    held = pool.acquire()
+    for i in range(n):
+        if i & 1:
+            try:
+                pool.acquire(timeout=0.0002)
+            except PoolExhausted:
+                pass
+        else:
+            t = threading.Timer(0.0001, pool.release, args=(held,))
+            t.start()
+            held = pool.acquire(timeout=10)
+            t.join()
+    pool.release(held)
+    assert pool.stats()["waiting"] == 0 and pool.in_use == 0
+
+
+def buffers(n):
+    bufs = BufferPool(4096, 2)
+    acquire = bufs.acquire
+    for _ in range(n):
+        acquire().release()
+    assert bufs.in_use == 0
+
+
+def buffer_leases(n):
+    bufs = BufferPool(64, 1)
+    for _ in range(n):
+        with bufs.lease(timeout=0):
+            pass
+    assert bufs.in_use == 0
+
+
+def buffer_lease_exceptions(n):
+    bufs = BufferPool(64, 1)
+    for _ in range(n):
+        try:
+            with bufs.acquire():
+                raise Boom
+        except Boom:
+            pass
+    assert bufs.in_use == 0
+
+
+def buffer_exports(n):
+    """memoryview of a buffer, and release while it is exported (deferred)."""
+    bufs = BufferPool(64, 1, zero_on_release=True)
+    for i in range(n):
+        b = bufs.acquire()
+        v = memoryview(b)
+        v[0] = 1
+        if i & 1:
+            b.release()
+            v.release()
+        else:
+            v.release()
+            b.release()
+    assert bufs.in_use == 0
+
+
+def buffer_double_release(n):
+    bufs = BufferPool(64, 1)
+    b = bufs.acquire()
+    b.release()
+    for _ in range(n):
+        try:
+            b.release()
+        except PoolError:
+            pass
+        try:
+            len(b)
+        except ValueError:
+            pass
+
+
+def buffer_timeout_zero(n):
+    bufs = BufferPool(64, 1)
+    held = bufs.acquire()
+    for _ in range(n):
+        try:
+            bufs.acquire(timeout=0)
+        except PoolExhausted:
+            pass
+    held.release()
+
+
+def buffer_waits(n):
+    bufs = BufferPool(64, 1)
+    held = bufs.acquire()
+    for _ in range(n):
+        try:
+            bufs.acquire(timeout=1e-6)
+        except PoolExhausted:
+            pass
+    held.release()
+
+
+def pools(n):
+    """Whole pools built and dropped, some with hand-outs still out."""
+    for i in range(n):
+        p = ObjectPool(Thing, 4, prefill=2)
+        o = p.acquire()
+        if i & 1:
+            p.release(o)
+        b = BufferPool(256, 4)
+        h = b.acquire()
+        h.release()
+        if i & 1:
+            p.close()
+        del p, b, h, o
+
+
+# kind -> fraction of CYCLES by default (1: all of them); POOL_LEAK_FULL=1: all 1
+ERR = 0.25
+SCALE = {
+    objects: 1, objects_with_hooks: 1, object_leases: 1, object_lease_exceptions: 1,
+    object_double_release: ERR, object_foreign_release: ERR, object_timeout_zero: ERR,
+    object_factory_exceptions: ERR, object_hook_exceptions: ERR, object_closed: ERR,
+    object_waits: 0.01, object_sleeping_waits: 0.002,
+    buffers: 1, buffer_leases: 1, buffer_lease_exceptions: 1, buffer_exports: 1,
+    buffer_double_release: ERR, buffer_timeout_zero: ERR, buffer_waits: 0.01,
+    pools: 0.02,
+}
+
+
+@pytest.mark.parametrize("kind", list(SCALE), ids=lambda f: f.__name__)
+def test_no_leak(kind):
+    n = max(1000, int(CYCLES * (1 if FULL else SCALE[kind])))
+    if kind is object_sleeping_waits:
+        n = min(n, 20000)          # each cycle sleeps: 1M would take an hour
+    warm = max(1000, n // 10)
+    was_tracing = tracemalloc.is_tracing()
+    if not was_tracing:
+        tracemalloc.start()
+    try:
+        kind(warm)                 # warm-up: caches, free-lists, arenas settle
+        gc.collect()
+        traced0 = tracemalloc.get_traced_memory()[0]
+        rss0 = rss()
+        kind(n)
+        gc.collect()
+        traced = tracemalloc.get_traced_memory()[0] - traced0
+        grown = rss() - rss0
+    finally:
+        if not was_tracing:
+            tracemalloc.stop()
+    print(f"{kind.__name__}: {n} cycles, traced growth {traced} B, RSS growth {grown} B")
+    assert traced < TRACED_BOUND, f"{traced} bytes of Python allocations leaked over {n} cycles"
+    assert grown < RSS_BOUND, f"RSS grew {grown} bytes over {n} cycles"
+
+
+def test_the_leak_check_can_fail():
+    """A deliberate leak of one small object per cycle is caught by
+    tracemalloc, and 100 bytes of C memory per cycle by RSS."""
+    leaked = []
+
+    def leaky(n):
+        for _ in range(n):
+            leaked.append(Thing())
+
+    tracemalloc.start()
+    try:
+        leaky(1000)
+        traced0 = tracemalloc.get_traced_memory()[0]
+        leaky(20000)
+        traced = tracemalloc.get_traced_memory()[0] - traced0
+    finally:
+        tracemalloc.stop()
+    assert traced > TRACED_BOUND
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype = ctypes.c_void_p
+    libc.malloc.argtypes = [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    libc.memset.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
+    rss0 = rss()
+    blocks = []
+    for _ in range(100000):       # 1M cycles' worth at 10 bytes per cycle
+        p = libc.malloc(100)
+        libc.memset(p, 1, 100)
+        blocks.append(p)
+    grown = rss() - rss0
+    for p in blocks:
+        libc.free(p)
+    assert grown > RSS_BOUND, grown
