@@ -1,66 +1,36 @@
-"""python -m pool_ext bench: a quick side-by-side timing of pool_ext and the
-pools people write by hand.  (benchmarks/ holds the pytest-benchmark suite.)"""
+"""python -m pool_ext bench: pool_ext side by side with the pools people
+write by hand, as ratios to an empty-bodied floor.  (benchmarks/ holds the
+pytest-benchmark suite; the logic lives in pool_ext._bench.)"""
 import argparse
-import queue
 import sys
-import threading
-import timeit
-
-from pool_ext import ATOMICS, BufferPool, ObjectPool, __version__
-
-
-def _cases(capacity):
-    pool = ObjectPool(object, capacity, prefill=capacity)
-    bufs = BufferPool(1 << 20, capacity)
-    lst = [object() for _ in range(capacity)]
-    sq = queue.SimpleQueue()
-    lq = queue.LifoQueue()
-    for _ in range(capacity):
-        sq.put(object())
-        lq.put(object())
-    lock = threading.Lock()
-    locked = list(lst)
-
-    def lock_pair():
-        with lock:
-            o = locked.pop()
-        with lock:
-            locked.append(o)
-
-    acquire, release = pool.acquire, pool.release
-    return [
-        ("floor: lst.append(lst.pop())", lambda: lst.append(lst.pop())),
-        ("pool_ext ObjectPool acquire+release", lambda: release(acquire())),
-        ("pool_ext BufferPool 1 MiB acquire+release", lambda: bufs.acquire().release()),
-        ("queue.SimpleQueue get+put", lambda: sq.put(sq.get())),
-        ("threading.Lock + list", lock_pair),
-        ("queue.LifoQueue get+put", lambda: lq.put(lq.get())),
-        ("bytearray(1 MiB)", lambda: bytearray(1 << 20)),
-    ]
-
-
-def bench(args):
-    print(f"pool_ext {__version__}, core atomics: {ATOMICS}, Python {sys.version.split()[0]}")
-    rows = []
-    for name, fn in _cases(64):
-        n, _ = timeit.Timer(fn).autorange()
-        best = min(timeit.repeat(fn, number=n, repeat=args.repeat)) / n
-        rows.append((name, best * 1e9))
-        print(f"  {name:45s} {best * 1e9:10.1f} ns", flush=True)
-    floor = rows[0][1]
-    print(f"\nratios to the floor ({floor:.1f} ns):")
-    for name, ns in rows[1:]:
-        print(f"  {name:45s} {ns / floor:8.2f}x")
-    return 0
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m pool_ext")
     sub = parser.add_subparsers(dest="cmd", required=True)
-    b = sub.add_parser("bench", help="time pool_ext against pure-Python pools")
-    b.add_argument("--repeat", type=int, default=5, help="timing repeats (best is kept)")
+    b = sub.add_parser("bench", help="time pool_ext against pure-Python pools",
+                       description="Times acquire/release pairs of pool_ext and of "
+                                   "hand-written pools, interleaved, and prints ns per "
+                                   "pair, the ratio to an empty-bodied floor and the "
+                                   "speed-up over each pure-Python pool.")
+    b.add_argument("--rounds", type=int, default=15,
+                   help="interleaved timing rounds; medians are reported (default 15)")
+    b.add_argument("--batch", type=float, default=0.02,
+                   help="seconds per timed batch (default 0.02)")
+    b.add_argument("--quick", action="store_true", help="a few seconds, fewer points")
+    b.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    b.add_argument("--plot", metavar="OUT.png",
+                   help="draw the O(1)-vs-O(n) and size curves (needs matplotlib: "
+                        "pip install 'pool-ext[plot]')")
+    b.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     args = parser.parse_args(argv)
-    return bench(args)
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            parser.error("--plot needs matplotlib: pip install 'pool-ext[plot]'")
+    from pool_ext import _bench
+    return _bench.main(args)
 
 
 if __name__ == "__main__":
