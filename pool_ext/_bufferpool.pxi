@@ -134,11 +134,13 @@ cdef class BufferPool(_PoolBase):
             return self._acquire_wait(timeout)
         return item
 
+    @cython.always_allow_keywords(False)   # METH_NOARGS / METH_O
     def try_acquire(self):
         """Hands out a PooledBuffer, or returns None at once if none is free."""
         item = self._try_take()
         return None if item is _NOTHING else item
 
+    @cython.always_allow_keywords(False)   # METH_NOARGS / METH_O
     def release(self, buf):
         """Gives buf back; the same as ``buf.release()``."""
         if not isinstance(buf, PooledBuffer):
@@ -271,6 +273,7 @@ cdef class PooledBuffer:
             self._pool._return_slot(self._index)
         return 0
 
+    @cython.always_allow_keywords(False)   # METH_NOARGS / METH_O
     def release(self):
         """Returns the buffer to its pool.  PoolError if already released.
         If a memoryview or array still exports it, the memory goes back when
@@ -291,6 +294,7 @@ cdef class PooledBuffer:
         self._check_live()
         return self._len
 
+    @cython.always_allow_keywords(False)
     def __enter__(self):
         self._check_live()
         return self
@@ -341,6 +345,7 @@ cdef class _BufferLease:
     cdef object _timeout
     cdef PooledBuffer _buf
 
+    @cython.always_allow_keywords(False)
     def __enter__(self):
         if self._pool is None:
             raise TypeError("leases come from BufferPool.lease()")

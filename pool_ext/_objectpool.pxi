@@ -279,11 +279,13 @@ cdef class ObjectPool(_PoolBase):
             return self._acquire_wait(timeout)
         return item
 
+    @cython.always_allow_keywords(False)   # METH_NOARGS / METH_O
     def try_acquire(self):
         """Hands out an object, or returns None at once if none is free."""
         item = self._try_take()
         return None if item is _NOTHING else item
 
+    @cython.always_allow_keywords(False)   # METH_NOARGS / METH_O
     def release(self, obj):
         """Gives obj back.  PoolError if this pool did not hand it out, or
         if it was already released (the pool is then unchanged)."""
@@ -339,6 +341,7 @@ cdef class _ObjectLease:
     cdef object _obj
     cdef bint _active
 
+    @cython.always_allow_keywords(False)
     def __enter__(self):
         if self._pool is None:
             raise TypeError("leases come from ObjectPool.lease()")
