@@ -21,7 +21,10 @@ cdef class ObjectPool(_PoolBase):
     prefill=0)
 
     acquire() hands out an idle object, else creates one with ``factory()``
-    while fewer than `capacity` exist, else waits for a release.  release()
+    while fewer than `capacity` exist, else waits for a release.  A factory
+    that cannot be called without an argument (one required positional
+    parameter, like a ``Connection(id)`` class) is called as
+    ``factory(slot)`` with the slot number, 0 to capacity - 1.  release()
     gives it back: ``reset(obj)`` runs if given; if ``validate(obj)`` returns
     false the object is dropped (``destroy(obj)`` if given) and its slot is
     refilled by the factory on a later acquire.
@@ -49,6 +52,7 @@ cdef class ObjectPool(_PoolBase):
     cdef pool_freelist_t _empty   # FREE slots holding nothing
     cdef pool_addrmap_t _map      # object address -> slot
     cdef bint _plain_release      # no reset/validate: the short release path
+    cdef bint _factory_takes_slot # factory(slot) rather than factory()
 
     def __cinit__(self):
         # Everything __dealloc__ frees starts NULL, so a failed __init__ is
@@ -79,6 +83,7 @@ cdef class ObjectPool(_PoolBase):
         self._validate = validate
         self._destroy = destroy
         self._plain_release = reset is None and validate is None
+        self._factory_takes_slot = _needs_one_argument(factory)
         self._capacity = n
         self._objects = [None] * n
         pool_freelist_init(&self._idle)
@@ -172,7 +177,7 @@ cdef class ObjectPool(_PoolBase):
         """Fills empty slot i (popped and held) from the factory."""
         cdef int rc
         try:
-            obj = self._factory()
+            obj = self._factory(i) if self._factory_takes_slot else self._factory()
         except BaseException:
             self._unhold_empty(i)
             raise
@@ -367,3 +372,18 @@ cdef class _ObjectLease:
         if active:
             self._pool._release(obj)
         return False
+
+
+cdef bint _needs_one_argument(object factory) except -1:
+    """True if factory has exactly one required positional parameter, so
+    factory() would fail and factory(slot) is meant (a class like the seed
+    article's Connection(id)).  Unknown signatures (some builtins) -> False."""
+    import inspect
+    try:
+        sig = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return False
+    required = [p for p in sig.parameters.values()
+                if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY,
+                                                       p.POSITIONAL_OR_KEYWORD)]
+    return len(required) == 1

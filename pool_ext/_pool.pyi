@@ -1,6 +1,6 @@
 """Type stubs for the compiled module pool_ext._pool (re-exported by pool_ext)."""
 from types import TracebackType
-from typing import Any, Callable, Generic, Literal, Optional, Type, TypeVar
+from typing import Any, Callable, Generic, Literal, Optional, Type, TypeVar, Union
 
 _T = TypeVar("_T")
 _Self = TypeVar("_Self")
@@ -42,7 +42,7 @@ class _ObjectLease(Generic[_T]):
 class ObjectPool(_PoolBase, Generic[_T]):
     def __init__(
         self,
-        factory: Callable[[], _T],
+        factory: Union[Callable[[], _T], Callable[[int], _T]],
         capacity: int,
         *,
         reset: Optional[Callable[[_T], Any]] = None,
@@ -60,7 +60,7 @@ class ObjectPool(_PoolBase, Generic[_T]):
     @property
     def idle(self) -> int: ...
     @property
-    def factory(self) -> Callable[[], _T]: ...
+    def factory(self) -> Union[Callable[[], _T], Callable[[int], _T]]: ...
 
 class PooledBuffer:
     def release(self) -> None: ...

@@ -35,12 +35,31 @@ def test_seed_walkthrough(capsys):
     assert "Connection 0 opened" in capsys.readouterr().out
 
 
-def test_connection_class_itself_as_factory():
-    # ObjectPool(Connection, capacity=5): Connection needs an id, so the
-    # factory is called with no arguments -> TypeError reaches the caller.
+def test_connection_class_itself_as_factory(capsys):
+    # ObjectPool(Connection, capacity=5), the class unchanged: Connection(id)
+    # cannot be called without an argument, so the pool passes the slot
+    # number as its id, as the article's pool numbered its connections.
     pool = ObjectPool(Connection, capacity=5)
-    try:
-        pool.acquire()
-    except TypeError:
-        pass
-    assert pool.in_use == 0
+    connections = []
+    for _ in range(5):
+        conn = pool.try_acquire()
+        assert isinstance(conn, Connection)
+        conn.open()
+        connections.append(conn)
+    assert sorted(c.id for c in connections) == [0, 1, 2, 3, 4]
+    assert pool.try_acquire() is None      # where get_connection() returned None
+    for conn in connections:
+        conn.close()
+        pool.release(conn)
+    assert pool.try_acquire() in connections
+    assert "Connection 4 opened" in capsys.readouterr().out
+
+
+def test_factory_argument_detection():
+    calls = []
+    ObjectPool(lambda: calls.append("none") or object(), 1).acquire()
+    ObjectPool(lambda slot: calls.append(slot) or object(), 1).acquire()
+    ObjectPool(lambda slot, extra=1: calls.append(("d", slot)) or object(), 1).acquire()
+    ObjectPool(list, 1).acquire()          # builtins: called with no argument
+    ObjectPool(dict, 1).acquire()
+    assert calls == ["none", 0, ("d", 0)]
