@@ -11,20 +11,9 @@ ROOT = Path(__file__).resolve().parent.parent
 C_TESTS = ROOT / "tests" / "c"
 
 
-def _cmake():
-    exe = shutil.which("cmake")
-    if exe is None:
-        try:
-            import cmake  # the PyPI wheel, from the test extra
-        except ImportError:
-            return None
-        exe = str(Path(cmake.CMAKE_BIN_DIR) / "cmake")
-    return exe
-
-
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    cmake = _cmake()
+def built(tmp_path_factory, cmake_exe):
+    cmake = cmake_exe
     if cmake is None or not (shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")):
         pytest.skip("needs cmake and a C compiler (pip install -e .[test] brings cmake)")
     if not (C_TESTS.is_dir() and (ROOT / "src").is_dir()):

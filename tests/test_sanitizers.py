@@ -13,23 +13,12 @@ ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "tests" / "c" / "run_sanitizers.sh"
 
 
-def _cmake():
-    exe = shutil.which("cmake")
-    if exe is None:
-        try:
-            import cmake  # the PyPI wheel, from the test extra
-        except ImportError:
-            return None
-        exe = str(Path(cmake.CMAKE_BIN_DIR) / "cmake")
-    return exe
-
-
 @pytest.mark.slow
-def test_c_core_under_sanitizers(tmp_path):
+def test_c_core_under_sanitizers(tmp_path, cmake_exe):
     if (os.name != "posix" or not SCRIPT.is_file() or not (ROOT / "src").is_dir()
             or shutil.which("bash") is None):
         pytest.skip("needs bash and the C sources (a source checkout on a POSIX system)")
-    cmake = _cmake()
+    cmake = cmake_exe
     cc = os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc") or shutil.which("clang")
     if cmake is None or cc is None:
         pytest.skip("needs cmake and a C compiler")
