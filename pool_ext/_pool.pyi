@@ -1,6 +1,7 @@
 """Type stubs for the compiled module pool_ext._pool (re-exported by pool_ext)."""
+import sys
 from types import TracebackType
-from typing import Any, Callable, Generic, Literal, Optional, Type, TypeVar, Union
+from typing import Any, Callable, Generic, Literal, Optional, Type, TypeVar, Union, final
 
 _T = TypeVar("_T")
 _Self = TypeVar("_Self")
@@ -30,6 +31,7 @@ class _PoolBase:
         tb: Optional[TracebackType],
     ) -> Literal[False]: ...
 
+@final
 class _ObjectLease(Generic[_T]):
     def __enter__(self) -> _T: ...
     def __exit__(
@@ -39,6 +41,7 @@ class _ObjectLease(Generic[_T]):
         tb: Optional[TracebackType],
     ) -> Literal[False]: ...
 
+@final
 class ObjectPool(_PoolBase, Generic[_T]):
     def __init__(
         self,
@@ -62,6 +65,7 @@ class ObjectPool(_PoolBase, Generic[_T]):
     @property
     def factory(self) -> Union[Callable[[], _T], Callable[[int], _T]]: ...
 
+@final
 class PooledBuffer:
     def release(self) -> None: ...
     @property
@@ -69,8 +73,9 @@ class PooledBuffer:
     @property
     def pool(self) -> BufferPool: ...
     def __len__(self) -> int: ...
-    def __buffer__(self, flags: int, /) -> memoryview: ...
-    def __release_buffer__(self, buffer: memoryview, /) -> None: ...
+    if sys.version_info >= (3, 12):
+        def __buffer__(self, flags: int, /) -> memoryview: ...
+        def __release_buffer__(self, buffer: memoryview, /) -> None: ...
     def __enter__(self) -> PooledBuffer: ...
     def __exit__(
         self,
@@ -79,6 +84,7 @@ class PooledBuffer:
         tb: Optional[TracebackType],
     ) -> Literal[False]: ...
 
+@final
 class _BufferLease:
     def __enter__(self) -> PooledBuffer: ...
     def __exit__(
@@ -88,6 +94,7 @@ class _BufferLease:
         tb: Optional[TracebackType],
     ) -> Literal[False]: ...
 
+@final
 class BufferPool(_PoolBase):
     def __init__(
         self,

@@ -1,4 +1,4 @@
-# cython: language_level=3, freethreading_compatible=True, binding=False, auto_pickle=False
+# cython: language_level=3, freethreading_compatible=True, binding=False, auto_pickle=False, autotestdict=False
 # cython: boundscheck=False, wraparound=False, cdivision=True, embedsignature=True
 """pool_ext._pool: the compiled pools.  Import them from ``pool_ext``.
 
