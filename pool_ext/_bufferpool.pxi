@@ -11,7 +11,15 @@
 #   - any use of a released handle raises ValueError (its generation is old,
 #     and it keeps a local released flag that survives generation wrap);
 #   - a handle dropped unreleased warns ResourceWarning and frees its slot.
-# Handles hold a reference to the pool, so the arena outlives them all.
+# Handles hold a reference to the pool while they hold a slot, so the arena
+# outlives them all.
+#
+# Handle reuse (GIL builds, POOL_CACHE_HANDLES): when a handle's slot goes
+# back to the pool, the pool keeps the handle in _handles[slot] and the
+# handle drops its pool reference (so no cycle).  The next acquire of that
+# slot reuses the handle if the pool holds the only reference to it (the
+# user dropped it), taking it out of the cache: no allocation and no
+# deallocation per pair.  A handle the user still holds is never reused.
 
 cdef Py_ssize_t _ONE = 1   # strides of every export (bytes are contiguous)
 cdef str _DEAD_MESSAGE = "operation on a released PooledBuffer (or one no pool handed out)"
@@ -43,6 +51,7 @@ cdef class BufferPool(_PoolBase):
     never hands a slot out again while the holder or any export still has it.
     """
     cdef pool_arena_t _arena
+    cdef PyObject **_handles       # slot -> released handle kept for reuse, or NULL
     cdef pool_slots_t _slots
     cdef pool_freelist_t _free
     cdef bint _zero_on_release
@@ -52,6 +61,7 @@ cdef class BufferPool(_PoolBase):
         self._slots.next = NULL
         self._slots.state = NULL
         self._arena.base = NULL
+        self._handles = NULL
         self._closed = 1      # refuses everything until __init__ completes
 
     def __init__(self, buffer_size, capacity, *, zero_on_release=False, alignment=64):
@@ -79,13 +89,25 @@ cdef class BufferPool(_PoolBase):
         if pool_slots_init(&self._slots, n, &self._free) != 0:
             pool_arena_free(&self._arena)
             raise MemoryError(f"cannot allocate {n} pool slots")
+        if POOL_CACHE_HANDLES:
+            self._handles = <PyObject **>calloc(n, sizeof(PyObject *))
+            if self._handles == NULL:
+                pool_slots_free(&self._slots)
+                pool_arena_free(&self._arena)
+                raise MemoryError(f"cannot allocate {n} pool slots")
         self._capacity = n
         self._zero_on_release = bool(zero_on_release)
         self._requested_alignment = alignment
         pool_store64(&self._closed, 0, POOL_RELEASE)  # open for business
 
     def __dealloc__(self):
-        # Every handle references us, so no handle or export is alive here.
+        # Every handle holding a slot references us, so none is alive here;
+        # the cached ones hold no slot and no reference to us.
+        cdef uint32_t i
+        if self._handles != NULL:
+            for i in range(self._capacity):
+                Py_XDECREF(self._handles[i])
+            free(self._handles)
         pool_slots_free(&self._slots)
         pool_arena_free(&self._arena)
 
@@ -93,13 +115,28 @@ cdef class BufferPool(_PoolBase):
     cdef object _try_take(self):
         cdef uint32_t i
         cdef PooledBuffer buf
+        cdef PyObject *cached
         if self._is_closed():
             raise PoolClosed("acquire() on a closed pool")
-        # The handle first: if allocating it fails, no slot is held yet.
-        buf = PooledBuffer.__new__(PooledBuffer)
         i = pool_freelist_pop_mpmc(&self._free, self._slots.next)
         if i == POOL_NIL:
             return _NOTHING
+        cached = self._handles[i] if POOL_CACHE_HANDLES else NULL
+        if cached != NULL and pool_refcnt(cached) == 1:
+            # Only the cache holds it: reuse it, and take it out of the cache
+            # (the cache's reference becomes the caller's), so that if the
+            # caller drops it unreleased it is deallocated, warns and frees
+            # its slot as any handle does.
+            buf = <PooledBuffer>cached
+            self._handles[i] = NULL
+            Py_DECREF(buf)
+        else:
+            try:
+                buf = PooledBuffer.__new__(PooledBuffer)
+            except BaseException:             # MemoryError: give the slot back
+                pool_freelist_push_mpmc(&self._free, self._slots.next, i)
+                self._after_push()
+                raise
         buf._gen = pool_slot_hold(self._slots.state, i)
         buf._index = i
         buf._ptr = pool_arena_slot(&self._arena, i)
@@ -114,6 +151,16 @@ cdef class BufferPool(_PoolBase):
         if item is _NOTHING:
             return self._acquire_wait(timeout)
         return item
+
+    cdef inline void _keep_handle(self, PooledBuffer buf) noexcept:
+        """buf's slot is coming back: keep buf for reuse; it lets go of us.
+        The caller holds its own reference to the pool across this call."""
+        cdef PyObject *old = self._handles[buf._index]
+        if old != <PyObject *>buf:
+            Py_INCREF(buf)
+            self._handles[buf._index] = <PyObject *>buf
+            Py_XDECREF(old)
+        buf._pool = None
 
     cdef void _return_slot(self, uint32_t i) noexcept:
         """Slot i is FREE (its owner won the transition): back on the list."""
@@ -146,6 +193,8 @@ cdef class BufferPool(_PoolBase):
         if not isinstance(buf, PooledBuffer):
             raise PoolError(f"release of an object this pool did not hand out: "
                             f"{type(buf).__name__} is not a PooledBuffer")
+        if pool_load32(&(<PooledBuffer>buf)._released, POOL_ACQUIRE) != 0:
+            raise PoolError("release of a PooledBuffer that was already released")
         if (<PooledBuffer>buf)._pool is not self:
             if (<PooledBuffer>buf)._pool is None:
                 raise PoolError("release of a PooledBuffer that no pool handed out")
@@ -241,6 +290,13 @@ cdef class PooledBuffer:
             f"released; its slot was returned when it was garbage collected",
             ResourceWarning, stacklevel=1)
 
+    cdef void _retire(self) noexcept:
+        """Our slot is FREE (we won the transition): return it to the pool."""
+        cdef BufferPool pool = self._pool   # keeps the pool alive meanwhile
+        if POOL_CACHE_HANDLES:
+            pool._keep_handle(self)         # before the push: nobody can see
+        pool._return_slot(self._index)      # the slot until it is on the list
+
     cdef int _check_live(self) except -1:
         if pool_load32(&self._released, POOL_ACQUIRE) != 0 or \
                 not pool_slot_is_held(self._pool._slots.state, self._index, self._gen):
@@ -257,7 +313,7 @@ cdef class PooledBuffer:
             return 0   # another thread released it first: nothing to do
         pool_store32(&self._released, 1, POOL_RELEASE)
         if rc == POOL_FREED:
-            self._pool._return_slot(self._index)
+            self._retire()
         return 0
 
     cdef int _release(self) except -1:
@@ -270,7 +326,7 @@ cdef class PooledBuffer:
         # release: a thread that sees the flag also sees the slot's new state
         pool_store32(&self._released, 1, POOL_RELEASE)
         if rc == POOL_FREED:
-            self._pool._return_slot(self._index)
+            self._retire()
         return 0
 
     @cython.always_allow_keywords(False)   # METH_NOARGS / METH_O
@@ -287,7 +343,7 @@ cdef class PooledBuffer:
 
     @property
     def pool(self):
-        """The BufferPool this buffer came from."""
+        """The BufferPool this buffer came from (None once released)."""
         return self._pool
 
     def __len__(self):
@@ -329,7 +385,7 @@ cdef class PooledBuffer:
     def __releasebuffer__(self, Py_buffer *view):
         if pool_slot_export_end(self._pool._slots.state, self._index,
                                 self._gen) == POOL_FREED:
-            self._pool._return_slot(self._index)
+            self._retire()
 
     def __repr__(self):
         if pool_load32(&self._released, POOL_ACQUIRE) != 0:

@@ -177,3 +177,43 @@ def test_close():
     memoryview(buf)[0] = 1                # still valid until released
     buf.release()
     assert bufs.closed and bufs.available == 0
+
+
+def test_released_handle_is_reused_only_when_nobody_holds_it():
+    bufs = BufferPool(16, 1)
+    first = bufs.acquire()
+    first.release()
+    again = bufs.acquire()                 # we still hold `first`: a new handle
+    assert again is not first
+    with pytest.raises(ValueError):
+        memoryview(first)                  # the old one stays dead
+    assert first.released and first.pool is None
+    again.release()
+    del first, again
+    reused = bufs.acquire()                # nobody holds the cached handle
+    memoryview(reused)[:3] = b"abc"        # and it works as a fresh one
+    assert not reused.released and reused.pool is bufs and len(reused) == 16
+    reused.release()
+    assert bufs.in_use == 0
+
+
+def test_reused_handle_dropped_unreleased_still_warns_and_frees_its_slot():
+    bufs = BufferPool(16, 1)
+    bufs.acquire().release()               # cache the handle
+    buf = bufs.acquire()                   # the reused handle
+    with pytest.warns(ResourceWarning, match="never released"):
+        del buf
+        gc.collect()
+    assert bufs.in_use == 0
+    bufs.acquire(timeout=0).release()
+
+
+def test_pool_with_cached_handles_is_freed():
+    bufs = BufferPool(16, 4)
+    for _ in range(3):
+        held = [bufs.acquire() for _ in range(4)]
+        for b in held:
+            b.release()
+        del held
+    del bufs
+    gc.collect()

@@ -1,8 +1,10 @@
 # Mirrors src/pool_atomic.h.  pool_mode.h comes first: it picks the variant.
+from cpython.object cimport PyObject
 from libc.stdint cimport uint32_t, uint64_t, uintptr_t
 
 cdef extern from "pool_mode.h":
-    pass
+    bint POOL_CACHE_HANDLES
+    Py_ssize_t pool_refcnt(PyObject *o)
 
 cdef extern from "pool_atomic.h" nogil:
     const char *POOL_ATOMIC_VARIANT

@@ -13,4 +13,14 @@
 #if !defined(Py_GIL_DISABLED) && !defined(POOL_FORCE_ATOMICS)
 #define POOL_ATOMIC_PLAIN 1
 #endif
+
+/* BufferPool reuses a released PooledBuffer handle when the pool holds the
+ * only reference to it.  That test (a refcount of 1) is exact only while the
+ * GIL serialises every thread, so only the plain-operations build does it. */
+#if defined(POOL_ATOMIC_PLAIN)
+#define POOL_CACHE_HANDLES 1
+#else
+#define POOL_CACHE_HANDLES 0
+#endif
+static inline Py_ssize_t pool_refcnt(PyObject *o) { return Py_REFCNT(o); }
 #endif
