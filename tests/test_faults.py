@@ -492,6 +492,35 @@ def test_buffer_in_a_reference_cycle_is_collected_and_returned():
 
 # ---- close() racing acquires and releases --------------------------------------
 
+def _close_while_working(pool, work, rng, nthreads=6):
+    """Runs work(random.Random) in nthreads threads until the pool is closed
+    under them at a random moment; fails on a hang or on any error but the
+    PoolClosed that ends each worker."""
+    errors = []
+    start = threading.Barrier(nthreads + 1)
+
+    def worker(seed):
+        start.wait()
+        try:
+            work(random.Random(seed))
+        except PoolClosed:
+            return
+        except BaseException as e:       # anything else is a failure
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(rng.random(),))
+               for _ in range(nthreads)]
+    for t in threads:
+        t.start()
+    start.wait()
+    time.sleep(rng.uniform(0, 0.01))
+    pool.close()
+    for t in threads:
+        t.join(20)
+    assert not any(t.is_alive() for t in threads), "hang after close()"
+    assert not errors, errors
+
+
 @pytest.mark.parametrize("hooks", [False, True])
 def test_close_races_acquires_and_releases(rng, hooks):
     """Each round: 6 threads churn on a small pool, close() lands at a random
@@ -518,43 +547,25 @@ def test_close_races_acquires_and_releases(rng, hooks):
         rng_local = random.Random(rng.random())
         capacity = rng.choice([1, 2, 3, 7])
         pool = ObjectPool(factory, capacity, destroy=destroy, **kw)
-        errors = []
-        start = threading.Barrier(7)
 
-        def worker(seed):
-            r = random.Random(seed)
-            start.wait()
-            try:
-                while True:
-                    try:
-                        op = r.random()
-                        if op < 0.4:
-                            o = pool.acquire(timeout=r.choice([0, 0.001, 0.01, None]))
+        def work(r):
+            while True:
+                try:
+                    op = r.random()
+                    if op < 0.4:
+                        o = pool.acquire(timeout=r.choice([0, 0.001, 0.01, None]))
+                        pool.release(o)
+                    elif op < 0.7:
+                        with pool.lease(timeout=0.005):
+                            pass
+                    else:
+                        o = pool.try_acquire()
+                        if o is not None:
                             pool.release(o)
-                        elif op < 0.7:
-                            with pool.lease(timeout=0.005):
-                                pass
-                        else:
-                            o = pool.try_acquire()
-                            if o is not None:
-                                pool.release(o)
-                    except PoolExhausted:
-                        pass
-            except PoolClosed:
-                return
-            except BaseException as e:       # anything else is a failure
-                errors.append(e)
+                except PoolExhausted:
+                    pass
 
-        threads = [threading.Thread(target=worker, args=(rng.random(),)) for _ in range(6)]
-        for t in threads:
-            t.start()
-        start.wait()
-        time.sleep(rng.uniform(0, 0.01))
-        pool.close()
-        for t in threads:
-            t.join(20)
-        assert not any(t.is_alive() for t in threads), "hang after close()"
-        assert not errors, errors
+        _close_while_working(pool, work, rng)
         s = pool.stats()
         assert s["in_use"] == 0 and s["waiting"] == 0, s
         assert s["acquires"] == s["releases"], s
@@ -567,34 +578,16 @@ def test_close_races_acquires_and_releases(rng, hooks):
 def test_bufferpool_close_races_acquires_and_releases(rng):
     for rnd in range(40):
         bufs = BufferPool(64, rng.choice([1, 2, 7]))
-        errors = []
-        start = threading.Barrier(7)
 
-        def worker(seed):
-            r = random.Random(seed)
-            start.wait()
-            try:
-                while True:
-                    try:
-                        with bufs.acquire(timeout=r.choice([0, 0.001, None])) as b:
-                            memoryview(b)[0] = 1
-                    except PoolExhausted:
-                        pass
-            except PoolClosed:
-                return
-            except BaseException as e:
-                errors.append(e)
+        def work(r):
+            while True:
+                try:
+                    with bufs.acquire(timeout=r.choice([0, 0.001, None])) as b:
+                        memoryview(b)[0] = 1
+                except PoolExhausted:
+                    pass
 
-        threads = [threading.Thread(target=worker, args=(rng.random(),)) for _ in range(6)]
-        for t in threads:
-            t.start()
-        start.wait()
-        time.sleep(rng.uniform(0, 0.01))
-        bufs.close()
-        for t in threads:
-            t.join(20)
-        assert not any(t.is_alive() for t in threads), "hang after close()"
-        assert not errors, errors
+        _close_while_working(bufs, work, rng)
         s = bufs.stats()
         assert s["in_use"] == 0 and s["waiting"] == 0 and s["acquires"] == s["releases"], s
 
