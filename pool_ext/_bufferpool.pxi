@@ -11,8 +11,11 @@
 #   - any use of a released handle raises ValueError (its generation is old,
 #     and it keeps a local released flag that survives generation wrap);
 #   - a handle dropped unreleased warns ResourceWarning and frees its slot.
-# Handles hold a reference to the pool while they hold a slot, so the arena
-# outlives them all.
+# The arena and the slot states live in a _BufferStore, which the pool and
+# every handle it ever made reference: memory is freed only when nothing
+# can reach it, not even a released handle that an np.ndarray(buffer=buf)
+# keeps as its base.  Handles also hold the pool while they hold a slot
+# (to give it back and wake waiters).
 #
 # Handle reuse (GIL builds, POOL_CACHE_HANDLES): when a handle's slot goes
 # back to the pool, the pool keeps the handle in _handles[slot] and the
@@ -24,6 +27,25 @@
 cdef Py_ssize_t _ONE = 1   # strides of every export (bytes are contiguous)
 cdef str _DEAD_MESSAGE = "operation on a released PooledBuffer (or one no pool handed out)"
 cdef size_t _MAX_ALIGNMENT = 1 << 30   # a 1 GiB huge page; more is surely a mistake
+
+
+@cython.final
+@cython.no_gc   # holds no Python object
+cdef class _BufferStore:
+    """The memory of one BufferPool and its slot states, in an object of its
+    own: freed when neither the pool nor any handle it made is left."""
+    cdef pool_arena_t arena
+    cdef pool_slots_t slots
+
+    def __cinit__(self):
+        self.arena.base = NULL
+        self.arena.raw = NULL
+        self.slots.next = NULL
+        self.slots.state = NULL
+
+    def __dealloc__(self):
+        pool_slots_free(&self.slots)
+        pool_arena_free(&self.arena)
 
 
 @cython.final
@@ -50,66 +72,62 @@ cdef class BufferPool(_PoolBase):
     release are lock-free.  A buffer's bytes belong to its holder: the pool
     never hands a slot out again while the holder or any export still has it.
     """
-    cdef pool_arena_t _arena
+    cdef _BufferStore _store       # the arena and the slot states
+    cdef pool_arena_t *_arena      # &_store.arena
+    cdef pool_slots_t *_slots      # &_store.slots
     cdef PyObject **_handles       # slot -> released handle kept for reuse, or NULL
-    cdef pool_slots_t _slots
     cdef pool_freelist_t _free
     cdef bint _zero_on_release
     cdef size_t _requested_alignment
 
     def __cinit__(self):
-        self._slots.next = NULL
-        self._slots.state = NULL
-        self._arena.base = NULL
+        self._store = _BufferStore.__new__(_BufferStore)
+        self._arena = &self._store.arena
+        self._slots = &self._store.slots
         self._handles = NULL
         self._closed = 1      # refuses everything until __init__ completes
 
     def __init__(self, buffer_size, capacity, *, zero_on_release=False, alignment=64):
         cdef uint32_t n
+        cdef size_t size, align
         cdef int rc
         if self._slots.state != NULL or self._arena.base != NULL:
             raise RuntimeError("BufferPool.__init__ called twice")
-        for name, value in (("buffer_size", buffer_size), ("alignment", alignment)):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-        if buffer_size < 1:
-            raise ValueError(f"buffer_size must be at least 1, got {buffer_size}")
-        if alignment < 1 or (alignment & (alignment - 1)) != 0:
-            raise ValueError(f"alignment must be a power of two, got {alignment}")
-        if alignment > _MAX_ALIGNMENT:
-            raise ValueError(f"alignment must be at most {_MAX_ALIGNMENT} (1 GiB), "
-                             f"got {alignment}")
+        size_arg = _int_arg(buffer_size, "buffer_size", 1, None)
+        align = _int_arg(alignment, "alignment", 1, _MAX_ALIGNMENT)
+        if (align & (align - 1)) != 0:
+            raise ValueError(f"alignment must be a power of two, got {align}")
         n = _parse_capacity(capacity)
-        if buffer_size > <size_t>-1 // 2:
-            raise MemoryError(f"cannot allocate {capacity} buffers of {buffer_size} bytes")
-        rc = pool_arena_init(&self._arena, <size_t>buffer_size, n, <size_t>alignment)
+        if size_arg > <size_t>-1 // 2:
+            raise MemoryError(f"cannot allocate {n} buffers of {size_arg} bytes")
+        size = size_arg
+        rc = pool_arena_init(self._arena, size, n, align)
         if rc != 0:
-            raise MemoryError(f"cannot allocate {capacity} buffers of {buffer_size} bytes "
-                              f"aligned to {alignment}")
-        if pool_slots_init(&self._slots, n, &self._free) != 0:
-            pool_arena_free(&self._arena)
+            raise MemoryError(f"cannot allocate {n} buffers of {size} bytes "
+                              f"aligned to {align}")
+        if pool_slots_init(self._slots, n, &self._free) != 0:
+            pool_arena_free(self._arena)
             raise MemoryError(f"cannot allocate {n} pool slots")
         if POOL_CACHE_HANDLES:
             self._handles = <PyObject **>calloc(n, sizeof(PyObject *))
             if self._handles == NULL:
-                pool_slots_free(&self._slots)
-                pool_arena_free(&self._arena)
+                pool_slots_free(self._slots)
+                pool_arena_free(self._arena)
                 raise MemoryError(f"cannot allocate {n} pool slots")
         self._capacity = n
         self._zero_on_release = bool(zero_on_release)
-        self._requested_alignment = alignment
+        self._requested_alignment = align
         pool_store64(&self._closed, 0, POOL_RELEASE)  # open for business
 
     def __dealloc__(self):
         # Every handle holding a slot references us, so none is alive here;
-        # the cached ones hold no slot and no reference to us.
+        # the cached ones hold no slot and no reference to us.  The memory
+        # goes with _store, when the last handle that reaches it goes.
         cdef uint32_t i
         if self._handles != NULL:
             for i in range(self._capacity):
                 Py_XDECREF(self._handles[i])
             free(self._handles)
-        pool_slots_free(&self._slots)
-        pool_arena_free(&self._arena)
 
     # -- the hot path ------------------------------------------------------
     cdef object _try_take(self):
@@ -137,20 +155,21 @@ cdef class BufferPool(_PoolBase):
                 pool_freelist_push_mpmc(&self._free, self._slots.next, i)
                 self._after_push()
                 raise
+            buf._store = self._store          # a cached handle has it already
         buf._gen = pool_slot_hold(self._slots.state, i)
         buf._index = i
-        buf._ptr = pool_arena_slot(&self._arena, i)
+        buf._ptr = pool_arena_slot(self._arena, i)
         buf._len = <Py_ssize_t>self._arena.size
         buf._pool = self
         buf._released = 0
         self._count(&self._acquires)
         return buf
 
-    cdef inline object _acquire(self, object timeout):
-        item = self._try_take()
-        if item is _NOTHING:
-            return self._acquire_wait(timeout)
-        return item
+    cdef int _give_back(self, object buf) except -1:
+        return (<PooledBuffer>buf)._release()
+
+    cdef int _lease_exit(self, object buf) except -1:
+        return (<PooledBuffer>buf)._release_if_live()
 
     cdef inline void _keep_handle(self, PooledBuffer buf) noexcept:
         """buf's slot is coming back: keep buf for reuse; it lets go of us.
@@ -165,7 +184,7 @@ cdef class BufferPool(_PoolBase):
     cdef void _return_slot(self, uint32_t i) noexcept:
         """Slot i is FREE (its owner won the transition): back on the list."""
         if self._zero_on_release:
-            memset(pool_arena_slot(&self._arena, i), 0, self._arena.size)
+            memset(pool_arena_slot(self._arena, i), 0, self._arena.size)
         self._count(&self._releases)
         pool_freelist_push_mpmc(&self._free, self._slots.next, i)
         self._after_push()
@@ -193,23 +212,21 @@ cdef class BufferPool(_PoolBase):
         if not isinstance(buf, PooledBuffer):
             raise PoolError(f"release of an object this pool did not hand out: "
                             f"{type(buf).__name__} is not a PooledBuffer")
-        if pool_load32(&(<PooledBuffer>buf)._released, POOL_ACQUIRE) != 0:
-            raise PoolError("release of a PooledBuffer that was already released")
-        if (<PooledBuffer>buf)._pool is not self:
-            if (<PooledBuffer>buf)._pool is None:
+        if (<PooledBuffer>buf)._store is not self._store:
+            if (<PooledBuffer>buf)._store is None:
                 raise PoolError("release of a PooledBuffer that no pool handed out")
             raise PoolError("release of a PooledBuffer that belongs to another pool")
         (<PooledBuffer>buf)._release()
 
     def lease(self, timeout=None):
-        """A context manager: ``with bufs.lease() as buf: ...`` acquires on
-        entry and releases on exit (unless already released)."""
-        cdef _BufferLease lease
-        _check_timeout(timeout)
-        lease = _BufferLease.__new__(_BufferLease)
-        lease._pool = self
-        lease._timeout = timeout
-        return lease
+        """A context manager: acquires on entry, releases on exit (also on
+        an exception).  ``with pool.lease(timeout=2.0) as buf: ...``
+
+        The same timeout rules as acquire(); PoolClosed at once if the pool
+        is closed.  A lease is entered once at a time (RuntimeError if it is
+        already active); entered and dropped without exit, it gives its
+        buffer back with a ResourceWarning."""
+        return self._new_lease(timeout)
 
     def close(self):
         """Later acquires raise PoolClosed; sleeping acquirers wake and raise
@@ -267,7 +284,8 @@ cdef class PooledBuffer:
     Thread-safety: a handle may be passed between threads; release races are
     decided by one compare-and-swap in C, exactly one wins.
     """
-    cdef BufferPool _pool
+    cdef BufferPool _pool         # while it holds a slot (GIL builds: None after)
+    cdef _BufferStore _store      # the memory and slot states; always
     cdef unsigned char *_ptr
     cdef Py_ssize_t _len          # also the export's shape[0]
     cdef uint32_t _index
@@ -282,7 +300,7 @@ cdef class PooledBuffer:
             return
         # Dropped without release: give the slot back, then say so.  No
         # export can be alive (exports reference us), so it is FREED now.
-        if pool_slot_release_handle(self._pool._slots.state, self._index,
+        if pool_slot_release_handle(self._store.slots.state, self._index,
                                     self._gen) == POOL_FREED:
             self._pool._return_slot(self._index)
         _warnings.warn(
@@ -299,35 +317,35 @@ cdef class PooledBuffer:
 
     cdef int _check_live(self) except -1:
         if pool_load32(&self._released, POOL_ACQUIRE) != 0 or \
-                not pool_slot_is_held(self._pool._slots.state, self._index, self._gen):
+                not pool_slot_is_held(self._store.slots.state, self._index, self._gen):
             raise ValueError(_DEAD_MESSAGE)
         return 0
 
     cdef int _release_if_live(self) except -1:
         """For __exit__: release unless some route already did (no error)."""
-        cdef int rc
-        if pool_load32(&self._released, POOL_ACQUIRE) != 0:
-            return 0
-        rc = pool_slot_release_handle(self._pool._slots.state, self._index, self._gen)
-        if rc < 0:
-            return 0   # another thread released it first: nothing to do
-        pool_store32(&self._released, 1, POOL_RELEASE)
-        if rc == POOL_FREED:
-            self._retire()
+        if pool_load32(&self._released, POOL_ACQUIRE) == 0:
+            self._end(pool_slot_release_handle(self._store.slots.state, self._index,
+                                               self._gen))
         return 0
 
     cdef int _release(self) except -1:
-        cdef int rc
-        if pool_load32(&self._released, POOL_ACQUIRE) != 0 or self._pool is None:
+        if pool_load32(&self._released, POOL_ACQUIRE) != 0 or self._store is None:
             raise PoolError("release of a PooledBuffer that was already released")
-        rc = pool_slot_release_handle(self._pool._slots.state, self._index, self._gen)
-        if rc < 0:
+        if self._end(pool_slot_release_handle(self._store.slots.state, self._index,
+                                              self._gen)) < 0:
             raise PoolError("release of a PooledBuffer that was already released")
-        # release: a thread that sees the flag also sees the slot's new state
-        pool_store32(&self._released, 1, POOL_RELEASE)
-        if rc == POOL_FREED:
-            self._retire()
         return 0
+
+    cdef inline int _end(self, int rc) noexcept:
+        """After our release transition (rc): mark the handle released and, if
+        the slot is FREE, give it back.  rc < 0: another thread released it
+        first; nothing to do."""
+        if rc >= 0:
+            # release: a thread that sees the flag also sees the slot's new state
+            pool_store32(&self._released, 1, POOL_RELEASE)
+            if rc == POOL_FREED:
+                self._retire()
+        return rc
 
     @cython.always_allow_keywords(False)   # METH_NOARGS / METH_O
     def release(self):
@@ -343,7 +361,10 @@ cdef class PooledBuffer:
 
     @property
     def pool(self):
-        """The BufferPool this buffer came from (None once released)."""
+        """The BufferPool this buffer came from; None once released (even if
+        a live view defers the memory's return)."""
+        if pool_load32(&self._released, POOL_ACQUIRE) != 0:
+            return None
         return self._pool
 
     def __len__(self):
@@ -363,7 +384,7 @@ cdef class PooledBuffer:
         cdef int rc
         if pool_load32(&self._released, POOL_ACQUIRE) != 0:
             raise ValueError(_DEAD_MESSAGE)
-        rc = pool_slot_export_begin(self._pool._slots.state, self._index, self._gen)
+        rc = pool_slot_export_begin(self._store.slots.state, self._index, self._gen)
         if rc == POOL_EEXPORTS:
             raise BufferError("too many simultaneous exports of one PooledBuffer")
         if rc != POOL_OK:
@@ -383,7 +404,7 @@ cdef class PooledBuffer:
         view.internal = NULL
 
     def __releasebuffer__(self, Py_buffer *view):
-        if pool_slot_export_end(self._pool._slots.state, self._index,
+        if pool_slot_export_end(self._store.slots.state, self._index,
                                 self._gen) == POOL_FREED:
             self._retire()
 
@@ -393,32 +414,3 @@ cdef class PooledBuffer:
         return f"<PooledBuffer slot={self._index} size={self._len} at {<uintptr_t>self._ptr:#x}>"
 
 
-@cython.final
-@cython.freelist(16)
-cdef class _BufferLease:
-    """``with bufs.lease() as buf``: buf is released on exit."""
-    cdef BufferPool _pool
-    cdef object _timeout
-    cdef PooledBuffer _buf
-
-    @cython.always_allow_keywords(False)
-    def __enter__(self):
-        if self._pool is None:
-            raise TypeError("leases come from BufferPool.lease()")
-        buf = self._pool._acquire(self._timeout)
-        with cython.critical_section(self):
-            already = self._buf is not None
-            if not already:
-                self._buf = buf
-        if already:
-            (<PooledBuffer>buf)._release()
-            raise RuntimeError("this lease is already active; call pool.lease() again")
-        return buf
-
-    def __exit__(self, exc_type, exc, tb):
-        with cython.critical_section(self):
-            buf = self._buf
-            self._buf = None
-        if buf is not None:
-            (<PooledBuffer>buf)._release_if_live()
-        return False

@@ -13,6 +13,12 @@
 # releaser alone; whatever they raise, the slot goes back to a list.
 
 
+# How many discarded objects a pool remembers, to tell a second release of
+# one ("not in use") from a foreign object ("did not hand out").  Arbitrary:
+# enough for the release that follows a discard; a dict of this many ints.
+cdef Py_ssize_t _GONE_MEMORY = 256
+
+
 @cython.final
 cdef class ObjectPool(_PoolBase):
     """A bounded, thread-safe pool of reusable objects.
@@ -53,6 +59,7 @@ cdef class ObjectPool(_PoolBase):
     cdef pool_addrmap_t _map      # object address -> slot
     cdef bint _plain_release      # no reset/validate: the short release path
     cdef bint _factory_takes_slot # factory(slot) rather than factory()
+    cdef dict _gone               # id -> type of recently discarded objects
 
     def __cinit__(self):
         # Everything __dealloc__ frees starts NULL, so a failed __init__ is
@@ -74,10 +81,7 @@ cdef class ObjectPool(_PoolBase):
             if hook is not None and not callable(hook):
                 raise TypeError(f"{name} must be callable or None, not {type(hook).__name__}")
         n = _parse_capacity(capacity)
-        if isinstance(prefill, bool) or not isinstance(prefill, int):
-            raise TypeError(f"prefill must be an int, not {type(prefill).__name__}")
-        if not 0 <= prefill <= n:
-            raise ValueError(f"prefill must be between 0 and capacity ({n}), got {prefill}")
+        prefill = _int_arg(prefill, "prefill", 0, n)
         self._factory = factory
         self._reset = reset
         self._validate = validate
@@ -86,14 +90,20 @@ cdef class ObjectPool(_PoolBase):
         self._factory_takes_slot = _needs_one_argument(factory)
         self._capacity = n
         self._objects = [None] * n
+        self._gone = {}
         pool_freelist_init(&self._idle)
         if pool_slots_init(&self._slots, n, &self._empty) != 0:
             raise MemoryError(f"cannot allocate {n} pool slots")
         if pool_addrmap_init(&self._map, n) != 0:
             raise MemoryError(f"cannot allocate the address map for {n} slots")
         pool_store64(&self._closed, 0, POOL_RELEASE)  # open for business
-        for _ in range(prefill):
+        for _ in range(<uint32_t>prefill):
             i = pool_freelist_pop_mpmc(&self._empty, self._slots.next)
+            if i == POOL_NIL:
+                # Only a factory that acquires from this very pool (built with
+                # __new__, then __init__) can take the empty slots from under us.
+                raise PoolError(f"prefill={prefill} found no empty slot left: the "
+                                f"factory acquired from the pool being built")
             pool_slot_hold(self._slots.state, i)
             self._fill(i)
             self._unhold_idle(i)
@@ -121,31 +131,24 @@ cdef class ObjectPool(_PoolBase):
         self._count(&self._acquires)
         return obj
 
-    cdef inline object _acquire(self, object timeout):
-        item = self._try_take()
-        if item is _NOTHING:
-            return self._acquire_wait(timeout)
-        return item
-
     cdef inline int _release(self, object obj) except -1:
         cdef uint32_t i
-        cdef int rc
+        cdef uint64_t w
         if self._map.entries == NULL:
             raise PoolClosed("release() on a pool that was never initialised")
         i = pool_addrmap_find(&self._map, <uintptr_t><PyObject *>obj)
         if i == POOL_NIL:
-            raise PoolError(f"release of an object this pool did not hand out: "
-                            f"{type(obj).__name__} at {id(obj):#x}")
-        rc = pool_slot_release_begin(self._slots.state, i)
-        if rc != POOL_OK:
-            raise PoolError(f"release of an object that is not in use (already "
-                            f"released?): {type(obj).__name__} at {id(obj):#x}")
-        # We own slot i now (RELEASING).  Free-threaded, a stale release may
-        # have looked obj up just before its slot was refilled with another
-        # object: check that the slot still holds obj, and if not, give the
-        # slot back to its holder.  Under the GIL this never fires.
-        if PyList_GET_ITEM(self._objects, i) != <PyObject *>obj:
-            pool_slot_unrelease(self._slots.state, i)
+            self._raise_unknown(obj)
+        # Win the slot only for the hand-out that holds obj: check that the
+        # slot still holds obj under the generation we read, then CAS that
+        # generation.  Free-threaded, a stale release may have looked obj up
+        # just before its slot was emptied and refilled; it then fails here
+        # without ever touching the new holder's slot.  (The HELD word is
+        # published by pool_slot_hold after the slot's contents changed.)
+        w = pool_slot_load(self._slots.state, i)
+        if (POOL_SLOT_STATE(w) != POOL_SLOT_HELD
+                or PyList_GET_ITEM(self._objects, i) != <PyObject *>obj
+                or pool_slot_release_begin(self._slots.state, i, POOL_SLOT_GEN(w)) != POOL_OK):
             raise PoolError(f"release of an object that is not in use (already "
                             f"released?): {type(obj).__name__} at {id(obj):#x}")
         # From here on the slot goes back to a list whatever happens.
@@ -154,6 +157,26 @@ cdef class ObjectPool(_PoolBase):
             self._unhold_idle(i)
             return 0
         return self._release_hooks(obj, i)
+
+    cdef int _raise_unknown(self, object obj) except -1:
+        """obj is not in the pool: never handed out, or discarded already."""
+        if self._gone.get(id(obj)) is type(obj):
+            raise PoolError(f"release of an object that is not in use (already "
+                            f"released, and discarded): {type(obj).__name__} at "
+                            f"{id(obj):#x}")
+        raise PoolError(f"release of an object this pool did not hand out: "
+                        f"{type(obj).__name__} at {id(obj):#x}")
+
+    cdef int _lease_exit(self, object obj) except -1:
+        return self._release(obj)
+
+    cdef int _give_back(self, object obj) except -1:
+        """obj was just taken (HELD) and nobody saw it: idle again, no hooks."""
+        cdef uint32_t i = pool_addrmap_find(&self._map, <uintptr_t><PyObject *>obj)
+        pool_slot_release_begin(self._slots.state, i,
+                                POOL_SLOT_GEN(pool_slot_load(self._slots.state, i)))
+        self._count(&self._releases)
+        return self._unhold_idle(i)
 
     # -- slot bookkeeping (the caller owns slot i) -----------------------------
     cdef inline int _unhold_idle(self, uint32_t i) except -1:
@@ -181,6 +204,10 @@ cdef class ObjectPool(_PoolBase):
         except BaseException:
             self._unhold_empty(i)
             raise
+        if obj is None:
+            self._unhold_empty(i)
+            raise PoolError("factory returned None: a pool hands out objects, and "
+                            "try_acquire() returns None to mean 'none free'")
         rc = pool_addrmap_insert(&self._map, <uintptr_t><PyObject *>obj, i)
         if rc != 0:
             self._unhold_empty(i)
@@ -188,6 +215,8 @@ cdef class ObjectPool(_PoolBase):
                             f"({type(obj).__name__} at {id(obj):#x}); a pool releases "
                             f"by identity, so each pooled object must be distinct")
         self._put(i, obj)
+        if self._gone:
+            self._gone.pop(id(obj), None)   # the address is a pooled object's again
         self._count(&self._creations)
         return obj
 
@@ -202,7 +231,21 @@ cdef class ObjectPool(_PoolBase):
         """Takes obj out of slot i (owned); the caller returns the slot."""
         pool_addrmap_remove(&self._map, <uintptr_t><PyObject *>obj)
         self._put(i, None)
+        self._remember_gone(obj)
         self._count(&self._destructions)
+
+    cdef void _remember_gone(self, object obj) noexcept:
+        """Keeps the last _GONE_MEMORY discarded objects' ids (and types), so
+        that releasing one again says "not in use", not "did not hand out".
+        An id is an address, so a foreign object of the same type born at a
+        discarded object's address would get the first message: a hint only."""
+        gone = self._gone
+        try:
+            if len(gone) >= _GONE_MEMORY:
+                del gone[next(iter(gone))]   # the oldest
+            gone[id(obj)] = type(obj)
+        except BaseException:   # another thread emptied it: a hint only
+            pass
 
     cdef int _discard(self, uint32_t i, object obj) except -1:
         """Detaches and destroys obj, then returns its (now empty) slot.
@@ -298,13 +341,13 @@ cdef class ObjectPool(_PoolBase):
 
     def lease(self, timeout=None):
         """A context manager: acquires on entry, releases on exit (also on
-        an exception).  ``with pool.lease() as obj: ...``"""
-        cdef _ObjectLease lease
-        _check_timeout(timeout)
-        lease = _ObjectLease.__new__(_ObjectLease)
-        lease._pool = self
-        lease._timeout = timeout
-        return lease
+        an exception).  ``with pool.lease(timeout=2.0) as obj: ...``
+
+        The same timeout rules as acquire(); PoolClosed at once if the pool
+        is closed.  A lease is entered once at a time (RuntimeError if it is
+        already active); entered and dropped without exit, it gives its
+        object back with a ResourceWarning."""
+        return self._new_lease(timeout)
 
     def close(self):
         """Destroys the idle objects; later acquires raise PoolClosed and
@@ -335,43 +378,6 @@ cdef class ObjectPool(_PoolBase):
         state = "closed" if self._is_closed() else "open"
         return (f"<ObjectPool {state} capacity={self._capacity} size={self.size} "
                 f"in_use={self._in_use()} factory={self._factory!r}>")
-
-
-@cython.final
-@cython.freelist(16)
-cdef class _ObjectLease:
-    """``with pool.lease() as obj``: the object is released on exit."""
-    cdef ObjectPool _pool
-    cdef object _timeout
-    cdef object _obj
-    cdef bint _active
-
-    @cython.always_allow_keywords(False)
-    def __enter__(self):
-        if self._pool is None:
-            raise TypeError("leases come from ObjectPool.lease()")
-        obj = self._pool._acquire(self._timeout)
-        with cython.critical_section(self):
-            if self._active:
-                already = True
-            else:
-                already = False
-                self._obj = obj
-                self._active = True
-        if already:
-            self._pool._release(obj)
-            raise RuntimeError("this lease is already active; call pool.lease() again")
-        return obj
-
-    def __exit__(self, exc_type, exc, tb):
-        with cython.critical_section(self):
-            active = self._active
-            obj = self._obj
-            self._active = False
-            self._obj = None
-        if active:
-            self._pool._release(obj)
-        return False
 
 
 cdef bint _needs_one_argument(object factory) except -1:

@@ -41,9 +41,11 @@ size_t pool_addrmap_bytes_per_slot(uint32_t capacity)
 static void pool_addrmap_lock_(pool_addrmap_t *map)
 {
     uint64_t seq = pool_load64(&map->seq, POOL_RELAXED);  /* relaxed: the CAS decides */
+    unsigned spins = 0;
     for (;;) {
         if (seq & 1u) {
-            seq = pool_load64(&map->seq, POOL_RELAXED);  /* another writer: wait */
+            pool_backoff(&spins);                        /* another writer: wait */
+            seq = pool_load64(&map->seq, POOL_RELAXED);  /* relaxed: as above */
             continue;
         }
         /* acquire: our entry reads and writes come after we own the map */

@@ -22,7 +22,8 @@
  * chain), so it never returns an index torn between two entries.  On x86
  * these acquire loads are plain moves.  Readers can be delayed by a writer
  * in its critical section (tens of nanoseconds, no callbacks inside), never
- * by another reader.
+ * by another reader; a reader that finds the writer preempted there yields
+ * the CPU after a bounded spin (pool_backoff.h).
  */
 #ifndef POOL_ADDRMAP_H
 #define POOL_ADDRMAP_H
@@ -30,6 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "pool_atomic.h"
+#include "pool_backoff.h"
 #include "pool_freelist.h"
 
 typedef struct pool_addrmap_entry {
@@ -64,14 +66,17 @@ static inline uint64_t pool_addrmap_home_(const pool_addrmap_t *map, uintptr_t k
 /* Returns key's index, or POOL_NIL.  Callable from any thread at any time. */
 static inline uint32_t pool_addrmap_find(pool_addrmap_t *map, uintptr_t key)
 {
+    unsigned spins = 0;
     for (;;) {
         /* acquire: pairs with the writer's release store of an even seq, so
          * entries written before it are visible below */
         uint64_t seq = pool_load64(&map->seq, POOL_ACQUIRE);
         uint32_t found = POOL_NIL;
         uint64_t pos, n;
-        if (seq & 1u)
-            continue;  /* a writer is mid-update: short, retry */
+        if (seq & 1u) {
+            pool_backoff(&spins);  /* a writer is mid-update: short, retry */
+            continue;
+        }
         pos = pool_addrmap_home_(map, key);
         for (n = 0; n <= map->mask; n++, pos = (pos + 1) & map->mask) {
             pool_addrmap_entry_t *e = &map->entries[pos];

@@ -72,9 +72,21 @@ static inline uint32_t pool_slot_hold(uint64_t *state, uint32_t i)
     /* relaxed: we own i, and nobody may leave FREE but us; others only fail
      * their CASes against FREE */
     uint64_t w = pool_load64(&state[i], POOL_RELAXED);
+    /* release: a releaser that reads this HELD word (acquire, in
+     * pool_slot_load) also sees everything done to the slot before it was
+     * handed out again, e.g. ObjectPool's removal of the previous object;
+     * pairs with the acquire load in pool_slot_load */
     pool_store64(&state[i], POOL_SLOT_WORD(POOL_SLOT_GEN(w), 0, POOL_SLOT_HELD),
-                 POOL_RELAXED);
+                 POOL_RELEASE);
     return POOL_SLOT_GEN(w);
+}
+
+/* The whole state word of slot i, for a caller that checks it against what
+ * it expects before a transition (pool_slot_release_begin). */
+static inline uint64_t pool_slot_load(uint64_t *state, uint32_t i)
+{
+    /* acquire: pairs with the release store in pool_slot_hold */
+    return pool_load64(&state[i], POOL_ACQUIRE);
 }
 
 /* The owner of a just-popped index marks it RELEASING instead of HELD: owned
@@ -88,32 +100,22 @@ static inline void pool_slot_own(uint64_t *state, uint32_t i)
                  POOL_RELAXED);
 }
 
-/* Undo a won release_begin (RELEASING -> HELD): the releaser found that the
- * slot no longer holds the object it meant to release. */
-static inline void pool_slot_unrelease(uint64_t *state, uint32_t i)
+/* HELD(gen) -> RELEASING(gen) (ObjectPool: identity-based release).  The
+ * caller read gen from pool_slot_load and checked that the slot holds the
+ * object it releases; the CAS then fails if the slot was released (and
+ * perhaps handed out again, with a new generation) since.  So a stale
+ * release never wins, not even for a moment, a slot that another owner
+ * holds.  ObjectPool slots are never exported: the word is exact.
+ * POOL_OK: the caller owns the slot; POOL_ESTALE / POOL_ENOTHELD: not its. */
+static inline int pool_slot_release_begin(uint64_t *state, uint32_t i, uint32_t gen)
 {
-    /* relaxed: the owner is alone; the holder's next CAS reads it */
-    uint64_t w = pool_load64(&state[i], POOL_RELAXED);
-    pool_store64(&state[i], POOL_SLOT_WORD(POOL_SLOT_GEN(w), 0, POOL_SLOT_HELD),
-                 POOL_RELEASE);
-}
-
-/* HELD -> RELEASING for any generation (ObjectPool: identity-based release).
- * Exactly one of concurrent callers gets POOL_OK and then owns the slot. */
-static inline int pool_slot_release_begin(uint64_t *state, uint32_t i)
-{
-    /* relaxed: the CAS decides */
-    uint64_t w = pool_load64(&state[i], POOL_RELAXED);
-    for (;;) {
-        if (POOL_SLOT_STATE(w) != POOL_SLOT_HELD)
-            return POOL_ENOTHELD;
-        /* acquire: the winner takes ownership and must see the holder's
-         * writes; relaxed on failure, we re-check the state */
-        if (pool_cas64(&state[i], &w,
-                       POOL_SLOT_WORD(POOL_SLOT_GEN(w), 0, POOL_SLOT_RELEASING),
-                       POOL_ACQUIRE, POOL_RELAXED))
-            return POOL_OK;
-    }
+    uint64_t expected = POOL_SLOT_WORD(gen, 0, POOL_SLOT_HELD);
+    /* acquire: the winner takes ownership and must see the holder's writes;
+     * relaxed on failure: we only report it */
+    if (pool_cas64(&state[i], &expected, POOL_SLOT_WORD(gen, 0, POOL_SLOT_RELEASING),
+                   POOL_ACQUIRE, POOL_RELAXED))
+        return POOL_OK;
+    return POOL_SLOT_GEN(expected) != gen ? POOL_ESTALE : POOL_ENOTHELD;
 }
 
 /* The owner of a HELD or RELEASING slot makes it FREE (bumping the

@@ -9,27 +9,15 @@
  * for it.  In the POOL_ATOMIC_PLAIN build the lock is never contended: every
  * holder holds the GIL and never releases it inside.
  *
- * Contention policy: spin on a relaxed load, yield the CPU after
- * POOL_SPIN_LIMIT tries (arbitrary; critical sections are tens of ns).
+ * Contention policy: spin on a relaxed load, yield the CPU now and then
+ * (pool_backoff.h).
  */
 #ifndef POOL_SPINLOCK_H
 #define POOL_SPINLOCK_H
 
 #include <stdint.h>
 #include "pool_atomic.h"
-
-#if defined(_WIN32)
-#ifndef WIN32_LEAN_AND_MEAN
-#define WIN32_LEAN_AND_MEAN
-#endif
-#include <windows.h>
-#define pool_cpu_yield_() SwitchToThread()
-#else
-#include <sched.h>
-#define pool_cpu_yield_() sched_yield()
-#endif
-
-#define POOL_SPIN_LIMIT 128
+#include "pool_backoff.h"
 
 typedef struct pool_spinlock {
     uint64_t word;   /* 0 unlocked, 1 locked */
@@ -45,12 +33,8 @@ static inline void pool_spin_lock(pool_spinlock_t *l)
         if (pool_cas64(&l->word, &expected, 1, POOL_ACQUIRE, POOL_RELAXED))
             return;
         /* relaxed: only a hint to retry the CAS */
-        while (pool_load64(&l->word, POOL_RELAXED) != 0) {
-            if (++spins >= POOL_SPIN_LIMIT) {
-                spins = 0;
-                pool_cpu_yield_();
-            }
-        }
+        while (pool_load64(&l->word, POOL_RELAXED) != 0)
+            pool_backoff(&spins);
     }
 }
 

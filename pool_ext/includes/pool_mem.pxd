@@ -6,6 +6,7 @@ cdef extern from "pool_mem.h" nogil:
     int POOL_MEM_EINVAL, POOL_MEM_ENOMEM
     ctypedef struct pool_arena_t:
         unsigned char *base
+        void *raw
         size_t stride
         size_t size
         size_t alignment

@@ -19,10 +19,12 @@ cdef extern from "pool_slots.h" nogil:
         uint32_t capacity
         uint32_t *next
         uint64_t *state
+    uint32_t POOL_SLOT_STATE(uint64_t w)
+    uint32_t POOL_SLOT_GEN(uint64_t w)
     uint32_t pool_slot_hold(uint64_t *state, uint32_t i)
-    int pool_slot_release_begin(uint64_t *state, uint32_t i)
+    uint64_t pool_slot_load(uint64_t *state, uint32_t i)
+    int pool_slot_release_begin(uint64_t *state, uint32_t i, uint32_t gen)
     void pool_slot_own(uint64_t *state, uint32_t i)
-    void pool_slot_unrelease(uint64_t *state, uint32_t i)
     void pool_slot_set_free(uint64_t *state, uint32_t i)
     int pool_slot_release_handle(uint64_t *state, uint32_t i, uint32_t gen)
     int pool_slot_export_begin(uint64_t *state, uint32_t i, uint32_t gen)

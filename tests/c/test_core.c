@@ -7,8 +7,10 @@
  *    end every index is on the list exactly once.
  * 2. slot states: HELD/RELEASING/RETIRING transitions, double release,
  *    stale generations, exports, raced by THREADS threads on one slot.
- * 3. address map: random inserts/removes against a reference array, and
- *    concurrent readers while a writer churns.
+ *    A stale release (an old generation) racing the owner never wins.
+ * 3. address map: random inserts/removes against a reference array,
+ *    concurrent readers while a writer churns, and a reader blocked by a
+ *    writer yields the CPU.
  *
  * Built twice by tests/c/CMakeLists.txt: with real atomics (threads on) and
  * with -DPOOL_ATOMIC_PLAIN (the GIL variant; single-threaded, as it must be).
@@ -28,7 +30,13 @@
 #define THREADS 1
 #else
 #include <pthread.h>
+#include <time.h>
 #define THREADS 8
+static void pool_sleep_ms_(int ms)
+{
+    struct timespec ts = {0, ms * 1000000L};
+    nanosleep(&ts, NULL);
+}
 #endif
 
 #ifndef ITERS
@@ -36,6 +44,11 @@
 #endif
 
 static int failures = 0, passes = 0;
+
+/* pool_backoff()'s yields (POOL_BACKOFF_TEST_HOOK, set by CMakeLists.txt) */
+static uint64_t backoff_yields;
+void test_backoff_hook(void);
+void test_backoff_hook(void) { pool_fetch_add64(&backoff_yields, 1, POOL_RELAXED); }
 
 #define CHECK(cond, ...)                                                     \
     do {                                                                     \
@@ -153,13 +166,24 @@ static int test_slot_states(void)
     CHECK(!pool_slot_is_held(s.state, i, gen), "stale after free");
     CHECK(pool_slot_release_handle(s.state, i, gen) == POOL_ESTALE, "stale release");
     pool_freelist_push_mpmc(&fl, s.next, i);
-    /* identity-style release */
+    /* identity-style release: the releaser names the generation it saw */
     i = pool_freelist_pop_mpmc(&fl, s.next);
-    pool_slot_hold(s.state, i);
-    CHECK(pool_slot_release_begin(s.state, i) == POOL_OK, "release_begin");
-    CHECK(pool_slot_release_begin(s.state, i) == POOL_ENOTHELD, "second release_begin");
+    gen = pool_slot_hold(s.state, i);
+    CHECK(POOL_SLOT_GEN(pool_slot_load(s.state, i)) == gen, "load");
+    CHECK(pool_slot_release_begin(s.state, i, gen) == POOL_OK, "release_begin");
+    CHECK(pool_slot_release_begin(s.state, i, gen) == POOL_ENOTHELD, "second release_begin");
     pool_slot_set_free(s.state, i);
-    CHECK(pool_slot_release_begin(s.state, i) == POOL_ENOTHELD, "release of a free slot");
+    CHECK(pool_slot_release_begin(s.state, i, gen) == POOL_ESTALE, "release of a free slot");
+    pool_freelist_push_mpmc(&fl, s.next, i);
+    /* A stale release (it saw the previous hand-out's generation) of a slot
+     * that was handed out again: it must fail, and leave the slot HELD so the
+     * real owner's release succeeds (it used to win the CAS, then undo it). */
+    i = pool_freelist_pop_mpmc(&fl, s.next);
+    gen = pool_slot_hold(s.state, i);
+    CHECK(pool_slot_release_begin(s.state, i, gen - 1) == POOL_ESTALE, "stale release");
+    CHECK(pool_slot_is_held(s.state, i, gen), "still held by its owner");
+    CHECK(pool_slot_release_begin(s.state, i, gen) == POOL_OK, "owner's release");
+    pool_slot_set_free(s.state, i);
     pool_freelist_push_mpmc(&fl, s.next, i);
     pool_slots_free(&s);
     passes++;
@@ -199,6 +223,62 @@ static int test_release_race(void)
     printf("release race: %d threads x 200 rounds, exactly one winner each\n", THREADS);
     return 0;
 }
+
+#ifndef POOL_ATOMIC_PLAIN
+/* A stale release racing the real owner: the owner hands slot 0 out and
+ * releases it over and over; the other threads keep releasing it with the
+ * generation of a hand-out that has ended.  No stale release may win, and
+ * the owner's release must never fail (free-threaded ObjectPool: a release
+ * that looked an object up just before its slot was refilled). */
+static pool_slots_t stale_slots;
+static pool_freelist_t stale_fl;
+static uint64_t stale_stop, stale_gen, stale_wins, owner_failures;
+
+static void *stale_worker(void *arg)
+{
+    (void)arg;
+    while (!pool_load64(&stale_stop, POOL_ACQUIRE)) {
+        /* acquire: any generation the owner published, now or earlier */
+        uint32_t gen = (uint32_t)pool_load64(&stale_gen, POOL_ACQUIRE);
+        if (pool_slot_release_begin(stale_slots.state, 0, gen - 1) == POOL_OK)
+            pool_fetch_add64(&stale_wins, 1, POOL_RELAXED);
+    }
+    return NULL;
+}
+
+static int test_stale_release_race(void)
+{
+    pthread_t t[THREADS - 1];
+    uintptr_t k;
+    int n;
+    CHECK(pool_slots_init(&stale_slots, 1, &stale_fl) == 0, "init");
+    for (k = 0; k < THREADS - 1; k++)
+        CHECK(pthread_create(&t[k], NULL, stale_worker, (void *)k) == 0, "thread");
+    for (n = 0; n < ITERS; n++) {
+        uint32_t i = pool_freelist_pop_mpmc(&stale_fl, stale_slots.next);
+        uint32_t gen = pool_slot_hold(stale_slots.state, i);
+        volatile int use;
+        pool_store64(&stale_gen, gen, POOL_RELEASE);  /* release: pairs with the workers */
+        for (use = 0; use < 200; use++)  /* hold it a moment, as a user would */
+            ;
+        if (pool_slot_release_begin(stale_slots.state, i, gen) != POOL_OK)
+            owner_failures++;
+        pool_slot_set_free(stale_slots.state, i);
+        pool_freelist_push_mpmc(&stale_fl, stale_slots.next, i);
+    }
+    pool_store64(&stale_stop, 1, POOL_RELEASE);
+    for (k = 0; k < THREADS - 1; k++)
+        pthread_join(t[k], NULL);
+    CHECK(stale_wins == 0, "%llu stale releases won", (unsigned long long)stale_wins);
+    CHECK(owner_failures == 0, "the owner's release failed %llu times",
+          (unsigned long long)owner_failures);
+    pool_slots_free(&stale_slots);
+    passes++;
+    printf("stale release race: %d stale releasers vs the owner, %d rounds, "
+           "no stale win, no spurious failure\n", THREADS - 1, ITERS);
+    return 0;
+}
+#endif
 
 /* ---- 3. address map ---------------------------------------------------- */
 
@@ -281,6 +361,38 @@ static int test_addrmap_concurrent(void)
     printf("address map: 3 readers vs a churning writer, %d rounds, no wrong lookup\n", ITERS);
     return 0;
 }
+
+/* A reader that finds the map locked by a writer that does not come back
+ * (preempted inside its critical section) must yield the CPU, not spin
+ * through its whole time slice.  The "writer" here is the test: it holds
+ * seq odd until the reader has yielded, or gives up after 5 s. */
+
+static void *locked_reader(void *arg)
+{
+    (void)arg;
+    pool_addrmap_find(&churn_map, 16);
+    return NULL;
+}
+
+static int test_addrmap_reader_yields(void)
+{
+    pthread_t t;
+    int ms;
+    CHECK(pool_addrmap_init(&churn_map, 4) == 0, "init");
+    CHECK(pool_addrmap_insert(&churn_map, 16, 0) == 0, "insert");
+    backoff_yields = 0;
+    pool_store64(&churn_map.seq, 1, POOL_RELEASE);  /* a writer is inside */
+    CHECK(pthread_create(&t, NULL, locked_reader, NULL) == 0, "thread");
+    for (ms = 0; ms < 5000 && pool_load64(&backoff_yields, POOL_RELAXED) == 0; ms++)
+        pool_sleep_ms_(1);
+    pool_store64(&churn_map.seq, 2, POOL_RELEASE);  /* the writer leaves */
+    pthread_join(t, NULL);
+    CHECK(backoff_yields > 0, "the reader never yielded while the map was locked");
+    pool_addrmap_free(&churn_map);
+    passes++;
+    printf("address map: a reader blocked by a writer yields the CPU\n");
+    return 0;
+}
 #endif
 
 /* ---- spinlock: a plain counter under the lock must count every increment -- */
@@ -341,7 +453,9 @@ int main(void)
     test_release_race();
     test_addrmap_model();
 #ifndef POOL_ATOMIC_PLAIN
+    test_stale_release_race();
     test_addrmap_concurrent();
+    test_addrmap_reader_yields();
 #endif
     test_spinlock();
     test_arena();
