@@ -5,8 +5,9 @@ run by ``timeit`` with ``namespace`` as its globals, so every case is timed
 the same way and benchmarks/ (pytest-benchmark and callgrind) reuse them.
 The keys are short and stable; the labels say what each case is.
 
+>>> import timeit
 >>> key, label, stmt, ns = core_cases()[0]
->>> exec(stmt, ns)
+>>> seconds = timeit.Timer(stmt, globals=ns).timeit(1000)
 
 Besides pool_ext's pools, the cases run the pools people write by hand in
 Python (defined below, so every number is measured on the same code):
