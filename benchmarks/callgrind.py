@@ -1,8 +1,8 @@
 """Instructions per acquire/release pair, counted by valgrind's callgrind.
 
 Timings on a shared machine are noisy; instruction counts are not.  For each
-case (the same statements as ``python -m pool_ext bench``, from
-pool_ext._bench) this runs the statement N and 2N times in a fresh
+case (the same statements as ``pool-ext bench``, from
+pool_ext.bench.cases) this runs the statement N and 2N times in a fresh
 interpreter under ``valgrind --tool=callgrind`` and reports
 (instructions(2N) - instructions(N)) / N: start-up, imports and set-up are the
 same in both runs and cancel.
@@ -29,9 +29,9 @@ import tempfile
 
 CHILD = r"""
 import gc, sys, timeit
-from pool_ext import _bench as B
+from pool_ext.bench.cases import core_cases, path_cases
 key, n = sys.argv[1], int(sys.argv[2])
-cases = B.path_cases() if key.startswith("path_") else B.core_cases()
+cases = path_cases() if key.startswith("path_") else core_cases()
 stmt, ns = {k: (s, g) for k, _, s, g in cases}[key]
 t = timeit.Timer(stmt, globals=ns)
 t.timeit(1000)          # warm-up (specialisation, freelists): the same in both runs
@@ -39,7 +39,7 @@ gc.disable()
 t.timeit(n)
 """
 
-DEFAULT = ["floor_pair", "floor_pair_fastcall", "obj_pair", "obj_try_pair", "buf_pair", "list",
+DEFAULT = ["floor_pair", "floor_pair_fastcall", "obj_pair", "obj_try_pair", "buf_pair", "list", "deque",
            "floor_with", "floor_with_self", "obj_with", "buf_with",
            "simplequeue", "locklist", "lifoqueue", "seed64", "seed1024",
            "path_mv", "path_np"]
@@ -104,7 +104,7 @@ def main(argv=None):
     base = res.get("floor_pair")
     print(f"instructions per statement ({args.python}, N={args.n:,d}):")
     for k, v in res.items():
-        ratio = f"{v / base:8.2f}x floor pair" if base else ""
+        ratio = f"{v / base:8.2f}x empty method call" if base else ""
         print(f"  {k:18s} {v:10.1f} {ratio}")
     return 0
 

@@ -6,30 +6,34 @@ run: pyproject's testpaths is ["tests"]).
     pytest benchmarks --benchmark-compare             # compare with the last one
     pytest benchmarks -k "pair or with" --benchmark-group-by=group
 
-Every group holds pool_ext, the empty-bodied floor (pool_ext._floor) and the
-peers side by side, so ratios come from one run.  The cases themselves come
-from pool_ext._bench, shared with ``python -m pool_ext bench`` and
+Every group holds pool_ext, an empty method call (pool_ext._floor: the
+fastest any extension can be) and the pools people write by hand side by
+side, so ratios come from one run.  The cases themselves come from
+pool_ext.bench.cases, shared with ``pool-ext bench`` and
 benchmarks/callgrind.py.
 
 Environment:
     POOL_BENCH_FILE_MIB   size of the generated file for the read workload (32)
 """
-import os
 import sys
 
 import pytest
 
-import pool_ext
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-if os.path.dirname(pool_ext.__file__) == os.path.join(os.path.dirname(HERE), "pool_ext"):
-    # The source tree has no compiled _pool: this would fail at once.
-    sys.exit("benchmarks/: run with an installed pool_ext (the venv's pytest, "
-             "not python -m pytest from the repository root)")
+# The checkout's pool_ext/ has no compiled module: if it comes first on
+# sys.path (python -m pytest from the repository root), say why, rather than
+# failing every file's import.
+try:
+    import pool_ext._pool  # noqa: F401
+except ModuleNotFoundError as e:
+    if e.name != "pool_ext._pool":
+        raise
+    sys.exit("benchmarks/: the pool_ext imported has no compiled module (the source "
+             "tree?).  Install it (pip install .) and run the venv's pytest, not "
+             "python -m pytest from the repository root.")
 
 
 def pytest_report_header(config):
-    from pool_ext._bench import machine
+    from pool_ext.bench.report import machine
     m = machine()
     return [f"pool_ext {m['pool_ext']}, core atomics: {m['atomics']}, "
             f"numpy {m['numpy']}, {m['cpus']} CPUs, load {m['loadavg']}"]

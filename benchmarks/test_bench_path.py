@@ -2,9 +2,9 @@
 + release, against a fresh allocation, at 1 MiB.  Per 1000 statements."""
 import pytest
 
-from pool_ext import _bench as B
+from pool_ext.bench.cases import path_cases
 
-CASES = {key: (stmt, ns) for key, _label, stmt, ns in B.path_cases(1 << 20)}
+CASES = {key: (stmt, ns) for key, _label, stmt, ns in path_cases(1 << 20)}
 
 
 @pytest.mark.benchmark(group="path: acquire + memoryview/frombuffer + release, 1 MiB")

@@ -6,7 +6,7 @@ import threading
 import pytest
 
 from pool_ext import ObjectPool
-from pool_ext import _bench as B
+from pool_ext.bench import cases as B
 
 N = 100_000
 MAKERS = {

@@ -7,10 +7,11 @@
    Python side, not the disk.
 2. a numpy hot loop needing a temporary array: pooled buffer + np.frombuffer
    vs np.empty / np.zeros, 4 KiB .. 16 MiB.
-3. the seed article's scenario at scale: 16 threads borrowing "connections"
-   (objects that cost a little to create) from a pool of 8 or 1024, vs the
-   seed's linear-scan pool and a queue.Queue pool.  The pool is built inside
-   each round: the seed and the Queue pool create every connection up front,
+3. the Object Pool pattern article's scenario at scale: 16 threads borrowing
+   "connections" (objects that cost a little to create) from a pool of 8 or
+   1024, vs the article's linear-scan pool and a queue.Queue pool.  The pool is
+   built inside each round: the linear scan and the Queue pool create every
+   connection up front,
    pool_ext creates them when first needed.
 """
 import os
@@ -21,7 +22,7 @@ import time
 import pytest
 
 from pool_ext import BufferPool, ObjectPool
-from pool_ext._bench import SeedPool
+from pool_ext.bench.cases import LinearScanPool
 
 np = pytest.importorskip("numpy")
 
@@ -140,7 +141,7 @@ def test_numpy_temporaries(benchmark, size, how):
     assert benchmark(step) == 2.0 * (n - 1)
 
 
-# -- 3. the seed's scenario at scale -------------------------------------------
+# -- 3. the article's scenario at scale -------------------------------------------
 
 THREADS = 16
 PER_THREAD = 500
@@ -183,10 +184,10 @@ def run_pool_ext(capacity):
     _serve(pool.acquire, pool.release)
 
 
-def run_seed(capacity):
-    pool = SeedPool(capacity, Connection)
+def run_linear_scan(capacity):
+    pool = LinearScanPool(capacity, Connection)
 
-    def acquire():   # the seed returns None when exhausted: callers retry
+    def acquire():   # the article's pool returns None when exhausted: callers retry
         while True:
             conn = pool.get_connection()
             if conn is not None:
@@ -202,9 +203,9 @@ def run_queue(capacity):
     _serve(q.get, q.put)
 
 
-@pytest.mark.parametrize("how", [run_pool_ext, run_seed, run_queue], ids=lambda f: f.__name__)
+@pytest.mark.parametrize("how", [run_pool_ext, run_linear_scan, run_queue], ids=lambda f: f.__name__)
 @pytest.mark.parametrize("capacity", [8, 1024])
-def test_seed_scenario(benchmark, capacity, how):
+def test_article_scenario(benchmark, capacity, how):
     benchmark.group = (f"workload 3: {THREADS} threads x {PER_THREAD} borrows, "
                        f"{capacity} connections")
     benchmark.pedantic(how, args=(capacity,), rounds=30, warmup_rounds=2)

@@ -1,35 +1,100 @@
-"""python -m pool_ext bench: the README's first command runs (briefly here)."""
+"""The pool-ext command (and python -m pool_ext): the README's first command
+runs, briefly here, and prints what it says in a user's words."""
 import json
+import re
 import subprocess
 import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+QUICK = ["bench", "--quick", "--no-progress", "--rounds", "3"]
 
 
-def test_bench_quick_json(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-m", "pool_ext", "bench", "--quick", "--json", "--no-progress",
-         "--rounds", "3"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300)
+def pool_ext_command():
+    """The console script pip installed with this interpreter's pool_ext: next
+    to sys.executable in a virtual environment, else in the scripts directory."""
+    dirs = [Path(sys.executable).parent, Path(sysconfig.get_path("scripts"))]
+    for d in dirs:
+        for name in ("pool-ext", "pool-ext.exe"):
+            if (d / name).is_file():
+                return str(d / name)
+    pytest.skip(f"no pool-ext script in {dirs} (pool_ext not installed by pip here)")
+
+
+def run(args, cwd):
+    proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    report = json.loads(proc.stdout)
+    return proc
+
+
+def in_source_tree():
+    return (ROOT / "pool_ext" / "__init__.py").is_file()
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory):
+    """`pool-ext bench --quick`'s table, typed at the repository root when
+    there is one (README: `pip install . && pool-ext bench`)."""
+    cwd = ROOT if in_source_tree() else tmp_path_factory.mktemp("bench")
+    return run([pool_ext_command(), *QUICK], cwd).stdout
+
+
+def test_python_m_bench_quick_json(tmp_path):
+    report = json.loads(run([sys.executable, "-m", "pool_ext", *QUICK, "--json"],
+                            tmp_path).stdout)
     cases = report["cases"]
-    for name in ("floor_pair", "obj_pair", "buf_pair", "simplequeue", "lifoqueue"):
+    for name in ("floor_pair", "obj_pair", "buf_pair", "list", "deque", "simplequeue",
+                 "lifoqueue", "seed64"):
         assert cases[name]["ns"] > 0, name
+        assert cases[name]["ns_iqr"][0] <= cases[name]["ns"] <= cases[name]["ns_iqr"][1]
+        assert cases[name]["label"], name
     assert report["machine"]["atomics"].startswith(("plain", "atomic"))
 
 
-def test_bench_table_from_the_source_tree():
-    # README: `pip install . && python -m pool_ext bench`, typed at the
-    # repository root, where the uncompiled checkout comes first on sys.path.
+def test_bench_table_from_the_repository_root(table):
     import pool_ext
-    import pytest
-    from pathlib import Path
-    root = Path(__file__).resolve().parent.parent
-    if not (root / "pool_ext" / "__init__.py").is_file():
+    if not in_source_tree():
         pytest.skip("tests copied away from the source tree (wheel tests)")
-    proc = subprocess.run(
-        [sys.executable, "-m", "pool_ext", "bench", "--quick", "--no-progress",
-         "--rounds", "3"],
-        cwd=root, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    assert "pool.release(pool.acquire())" in proc.stdout
-    assert pool_ext.ATOMICS in proc.stdout
+    assert "ObjectPool: pool.release(pool.acquire())" in table
+    assert f"C core: {pool_ext.ATOMICS}" in table
+
+
+def test_the_table_speaks_a_users_words(table):
+    out = table
+    for label in ("empty method call (the fastest any extension can be)",
+                  "empty with-block (the fastest any extension can be)",
+                  "the linear-scan pool from the Object Pool pattern article, 64 slots",
+                  "collections.deque, no lock: d.append(d.pop())",
+                  "queue.SimpleQueue as a pool",
+                  "BufferPool: acquire, memoryview, release"):
+        assert label in out
+    for word in ("target", "missed", "floor", "seed", "issue"):
+        assert not re.search(rf"\b{word}", out, re.IGNORECASE), word
+    # beside every figure, its spread: "70.8±4.3", "1.53±0.10x", "371±10 ns"
+    rows = 0
+    for line in out.splitlines():
+        row = re.match(r"(\s+\d.*?)  (?=[A-Za-z])", line)   # the figures, then the label
+        if row:
+            rows += 1
+            for figure in re.findall(r"[\d.,]*\d(?:±[\d.,]*\d)?", row.group(1)):
+                assert "±" in figure, line
+    assert rows >= 16 + 3 + 6   # the cases, the buffer paths (3 without numpy), the curves
+
+
+def test_no_command_prints_the_help(tmp_path):
+    proc = subprocess.run([pool_ext_command()], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode in (0, 2)
+    assert "usage: pool-ext" in proc.stdout
+    assert "bench" in proc.stdout and "error" not in proc.stdout + proc.stderr
+
+
+def test_plot_without_a_name_writes_pool_ext_bench_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    proc = run([pool_ext_command(), *QUICK, "--plot"], tmp_path)
+    png = tmp_path / "pool_ext_bench.png"
+    assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "pool_ext_bench.png" in proc.stderr

@@ -1,0 +1,139 @@
+"""The ``pool-ext`` command (also ``python -m pool_ext``).
+
+    pool-ext bench                 the table: well under a minute
+    pool-ext bench --quick         a few seconds, fewer points
+    pool-ext bench --plot          also draw pool_ext_bench.png (needs matplotlib)
+    pool-ext bench --json          the figures as JSON instead of the table
+"""
+import argparse
+import json
+import sys
+import time
+
+from pool_ext import __version__
+from pool_ext.bench import cases as C
+from pool_ext.bench import memory, report, timing
+
+DEFAULT_PLOT = "pool_ext_bench.png"
+
+
+class Progress:
+    """A progress bar on stderr: redrawn in place on a terminal, a line per
+    10% in a log."""
+
+    def __init__(self, total, enabled=True, width=30, stream=None):
+        self.total = max(total, 1)
+        self.done = 0
+        self.width = width
+        self.stream = stream or sys.stderr
+        self.enabled = enabled
+        self.tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
+        self._last = -1
+
+    def step(self, text="", n=1):
+        self.done = min(self.done + n, self.total)
+        if not self.enabled:
+            return
+        frac = self.done / self.total
+        pct = int(frac * 100)
+        if not self.tty and pct // 10 == self._last // 10 and self.done < self.total:
+            return
+        self._last = pct
+        line = f"[{'#' * int(frac * self.width):<{self.width}}] {pct:3d}% {text[:40]:<40}"
+        self.stream.write("\r" + line if self.tty else line.rstrip() + "\n")
+        self.stream.flush()
+
+    def close(self):
+        if self.enabled and self.tty:
+            self.stream.write("\r" + " " * (self.width + 48) + "\r")
+            self.stream.flush()
+
+
+def run(rounds=15, batch=0.02, capacities=None, sizes=None, with_threads=True,
+        with_memory=True, progress=True):
+    """Runs the whole benchmark; returns the figures as a JSON-ready dict."""
+    if capacities is None:
+        capacities = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000]
+    if sizes is None:
+        sizes = [1 << 12, 1 << 14, 1 << 16, 1 << 18, 1 << 20, 1 << 22, 1 << 24]
+    path_size = 1 << 20
+    cases = C.core_cases() + C.path_cases(path_size)
+    total = (len(cases) * (rounds + 1) + 2 * 3 * len(capacities) + len(sizes)
+             + (len(timing.THREAD_POOLS) if with_threads else 0) + (1 if with_memory else 0))
+    bar = Progress(total, enabled=progress)
+    t0 = time.perf_counter()
+    result = {"machine": report.machine(), "settings": {"rounds": rounds, "batch": batch},
+              "columns": C.COLUMNS, "path_buffer_size": path_size}
+    summary = timing.summarize(timing.measure(cases, rounds=rounds, batch=batch, progress=bar))
+    result["cases"] = {key: {"label": label, "code": stmt, **summary[key]}
+                       for key, label, stmt, _ in cases}
+    result["scaling"] = timing.scaling(capacities, progress=bar)
+    result["sizes"] = timing.size_curve(sizes, progress=bar)
+    if with_threads:
+        result["threads"] = timing.threads(progress=bar)
+    if with_memory:
+        result["memory"] = memory.memory_in_subprocess()
+        bar.step("memory")
+    bar.close()
+    result["seconds"] = time.perf_counter() - t0
+    result["machine"]["loadavg_end"] = report.load_average()
+    return result
+
+
+def build_parser(prog="pool-ext"):
+    parser = argparse.ArgumentParser(
+        prog=prog, description="pool_ext: lock-free object and buffer pools for Python.")
+    parser.add_argument("--version", action="version", version=f"pool_ext {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    b = sub.add_parser(
+        "bench", help="time pool_ext against the pools people write in Python",
+        description="Times acquire + release with pool_ext's pools, with Python's "
+                    "containers and with pools written in Python, interleaved round "
+                    "after round, and prints each median time, ± half the interquartile "
+                    "range, with its ratio to an empty method call (the fastest any "
+                    "extension can be) and how many times faster ObjectPool is.")
+    b.add_argument("--rounds", type=int, default=15,
+                   help="interleaved timing rounds; medians are reported (default 15)")
+    b.add_argument("--batch", type=float, default=0.02,
+                   help="seconds per timed batch (default 0.02)")
+    b.add_argument("--quick", action="store_true",
+                   help="a few seconds: 3 rounds, fewer points, no threads or memory")
+    b.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    b.add_argument("--plot", nargs="?", const=DEFAULT_PLOT, metavar="FILE",
+                   help=f"also draw the curves into FILE (default {DEFAULT_PLOT} in this "
+                        "directory; needs matplotlib: pip install 'pool-ext[plot]')")
+    b.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    return parser
+
+
+def bench(args, parser):
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            parser.error("--plot needs matplotlib: pip install 'pool-ext[plot]'")
+    if args.quick:
+        result = run(rounds=3, batch=0.005, capacities=[1, 100, 10_000, 1_000_000],
+                     sizes=[1 << 12, 1 << 20, 1 << 24], with_threads=False,
+                     with_memory=False, progress=not args.no_progress)
+    else:
+        result = run(rounds=args.rounds, batch=args.batch, progress=not args.no_progress)
+    if args.json:
+        json.dump(result, sys.stdout, indent=1, default=str, ensure_ascii=False)
+        sys.stdout.write("\n")
+    else:
+        print(report.format_table(result))
+    if args.plot:
+        from pool_ext.bench.plot import plot
+        plot(result, args.plot)
+        print(f"plot written to {args.plot}", file=sys.stderr)
+    return 0
+
+
+def main(argv=None, prog="pool-ext"):
+    parser = build_parser(prog)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    return bench(args, parser)
