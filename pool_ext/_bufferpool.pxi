@@ -1,4 +1,5 @@
-# BufferPool and PooledBuffer: pooled, aligned memory (included by _pool.pyx).
+# BufferPool: a bounded pool of equal-sized, aligned buffers (included by
+# _pool.pyx); the handles it hands out are in _pooledbuffer.pxi.
 #
 # One arena (src/pool_mem.h) is carved into `capacity` slots when the pool is
 # built; one lock-free free-list holds the free ones.  Each acquire hands out
@@ -24,32 +25,10 @@
 # user dropped it), taking it out of the cache: no allocation and no
 # deallocation per pair.  A handle the user still holds is never reused.
 
-cdef Py_ssize_t _ONE = 1   # strides of every export (bytes are contiguous)
-cdef str _DEAD_MESSAGE = "operation on a released PooledBuffer (or one no pool handed out)"
 cdef size_t _MAX_ALIGNMENT = 1 << 30   # a 1 GiB huge page; more is surely a mistake
 
 
-@cython.final
-@cython.no_gc   # holds no Python object
-cdef class _BufferStore:
-    """The memory of one BufferPool and its slot states, in an object of its
-    own: freed when neither the pool nor any handle it made is left."""
-    cdef pool_arena_t arena
-    cdef pool_slots_t slots
-
-    def __cinit__(self):
-        self.arena.base = NULL
-        self.arena.raw = NULL
-        self.slots.next = NULL
-        self.slots.state = NULL
-
-    def __dealloc__(self):
-        pool_slots_free(&self.slots)
-        pool_arena_free(&self.arena)
-
-
-@cython.final
-@cython.no_gc   # holds no Python object: never part of a reference cycle
+@cython.no_gc   # references no handle it handed out; cached ones hold no reference to it
 cdef class BufferPool(_PoolBase):
     """A bounded, thread-safe pool of equal-sized, aligned, writable buffers.
 
@@ -72,20 +51,11 @@ cdef class BufferPool(_PoolBase):
     release are lock-free.  A buffer's bytes belong to its holder: the pool
     never hands a slot out again while the holder or any export still has it.
     """
-    cdef _BufferStore _store       # the arena and the slot states
-    cdef pool_arena_t *_arena      # &_store.arena
-    cdef pool_slots_t *_slots      # &_store.slots
-    cdef PyObject **_handles       # slot -> released handle kept for reuse, or NULL
-    cdef pool_freelist_t _free
-    cdef bint _zero_on_release
-    cdef size_t _requested_alignment
-
     def __cinit__(self):
         self._store = _BufferStore.__new__(_BufferStore)
         self._arena = &self._store.arena
         self._slots = &self._store.slots
-        self._handles = NULL
-        self._closed = 1      # refuses everything until __init__ completes
+        self._handles = NULL   # (closed until __init__ completes: _PoolBase)
 
     def __init__(self, buffer_size, capacity, *, zero_on_release=False, alignment=64):
         cdef uint32_t n
@@ -117,7 +87,7 @@ cdef class BufferPool(_PoolBase):
         self._capacity = n
         self._zero_on_release = bool(zero_on_release)
         self._requested_alignment = align
-        pool_store64(&self._closed, 0, POOL_RELEASE)  # open for business
+        pool_waitq_open(&self._waitq)   # open for business
 
     def __dealloc__(self):
         # Every handle holding a slot references us, so none is alive here;
@@ -131,12 +101,12 @@ cdef class BufferPool(_PoolBase):
 
     # -- the hot path ------------------------------------------------------
     cdef object _try_take(self):
-        cdef uint32_t i
+        cdef uint32_t i, gen
         cdef PooledBuffer buf
         cdef PyObject *cached
-        if self._is_closed():
+        if _is_closed(self):
             raise PoolClosed("acquire() on a closed pool")
-        i = pool_freelist_pop_mpmc(&self._free, self._slots.next)
+        i = pool_slots_pop_hold(self._slots, &self._free, &gen)
         if i == POOL_NIL:
             return _NOTHING
         cached = self._handles[i] if POOL_CACHE_HANDLES else NULL
@@ -152,17 +122,17 @@ cdef class BufferPool(_PoolBase):
             try:
                 buf = PooledBuffer.__new__(PooledBuffer)
             except BaseException:             # MemoryError: give the slot back
-                pool_freelist_push_mpmc(&self._free, self._slots.next, i)
-                self._after_push()
+                pool_slots_free_push(self._slots, &self._free, i)
+                _notify(self)
                 raise
             buf._store = self._store          # a cached handle has it already
-        buf._gen = pool_slot_hold(self._slots.state, i)
+        buf._gen = gen
         buf._index = i
         buf._ptr = pool_arena_slot(self._arena, i)
         buf._len = <Py_ssize_t>self._arena.size
         buf._pool = self
         buf._released = 0
-        self._count(&self._acquires)
+        _count(&self._acquires)
         return buf
 
     cdef int _give_back(self, object buf) except -1:
@@ -171,7 +141,7 @@ cdef class BufferPool(_PoolBase):
     cdef int _lease_exit(self, object buf) except -1:
         return (<PooledBuffer>buf)._release_if_live()
 
-    cdef inline void _keep_handle(self, PooledBuffer buf) noexcept:
+    cdef void _keep_handle(self, PooledBuffer buf) noexcept:
         """buf's slot is coming back: keep buf for reuse; it lets go of us.
         The caller holds its own reference to the pool across this call."""
         cdef PyObject *old = self._handles[buf._index]
@@ -185,9 +155,9 @@ cdef class BufferPool(_PoolBase):
         """Slot i is FREE (its owner won the transition): back on the list."""
         if self._zero_on_release:
             memset(pool_arena_slot(self._arena, i), 0, self._arena.size)
-        self._count(&self._releases)
-        pool_freelist_push_mpmc(&self._free, self._slots.next, i)
-        self._after_push()
+        _count(&self._releases)
+        pool_slots_push(self._slots, &self._free, i)
+        _notify(self)
 
     # -- public API --------------------------------------------------------
     def acquire(self, timeout=None):
@@ -195,7 +165,7 @@ cdef class BufferPool(_PoolBase):
         free (None or inf: forever, 0: never).  PoolExhausted when time runs
         out, PoolClosed once closed."""
         _check_timeout(timeout)
-        item = self._try_take()
+        item = self._try_take()   # (not self._acquire(): see ObjectPool.acquire)
         if item is _NOTHING:
             return self._acquire_wait(timeout)
         return item
@@ -259,158 +229,6 @@ cdef class BufferPool(_PoolBase):
         return self._zero_on_release
 
     def __repr__(self):
-        state = "closed" if self._is_closed() else "open"
+        state = "closed" if _is_closed(self) else "open"
         return (f"<BufferPool {state} buffer_size={self._arena.size} "
                 f"capacity={self._capacity} in_use={self._in_use()}>")
-
-
-@cython.final
-@cython.no_gc   # references only its pool, which references no handle
-@cython.freelist(32)
-cdef class PooledBuffer:
-    """One buffer handed out by a BufferPool: writable, aligned, fixed size.
-
-    It supports the buffer protocol: ``memoryview(buf)``, ``bytes(buf)``,
-    ``np.frombuffer(buf, dtype)``, ``f.readinto(buf)``,
-    ``sock.recv_into(buf)``; ``len(buf)`` is the pool's buffer_size.  Release
-    it with ``buf.release()``, ``pool.release(buf)`` or ``with`` (a handle
-    from ``pool.acquire()`` is its own context manager).
-
-    After release, every use raises ValueError.  Released while a memoryview
-    or array still exports it, the memory returns to the pool only when the
-    last export ends.  Dropped unreleased, it warns ResourceWarning and
-    returns its memory.
-
-    Thread-safety: a handle may be passed between threads; release races are
-    decided by one compare-and-swap in C, exactly one wins.
-    """
-    cdef BufferPool _pool         # while it holds a slot (GIL builds: None after)
-    cdef _BufferStore _store      # the memory and slot states; always
-    cdef unsigned char *_ptr
-    cdef Py_ssize_t _len          # also the export's shape[0]
-    cdef uint32_t _index
-    cdef uint32_t _gen
-    cdef uint32_t _released       # 1 once released (or never bound)
-
-    def __cinit__(self):
-        self._released = 1        # a handle not made by a pool is dead
-
-    def __dealloc__(self):
-        if pool_load32(&self._released, POOL_ACQUIRE) != 0 or self._pool is None:
-            return
-        # Dropped without release: give the slot back, then say so.  No
-        # export can be alive (exports reference us), so it is FREED now.
-        if pool_slot_release_handle(self._store.slots.state, self._index,
-                                    self._gen) == POOL_FREED:
-            self._pool._return_slot(self._index)
-        _warnings.warn(
-            f"PooledBuffer (slot {self._index} of {self._pool!r}) was never "
-            f"released; its slot was returned when it was garbage collected",
-            ResourceWarning, stacklevel=1)
-
-    cdef void _retire(self) noexcept:
-        """Our slot is FREE (we won the transition): return it to the pool."""
-        cdef BufferPool pool = self._pool   # keeps the pool alive meanwhile
-        if POOL_CACHE_HANDLES:
-            pool._keep_handle(self)         # before the push: nobody can see
-        pool._return_slot(self._index)      # the slot until it is on the list
-
-    cdef int _check_live(self) except -1:
-        if pool_load32(&self._released, POOL_ACQUIRE) != 0 or \
-                not pool_slot_is_held(self._store.slots.state, self._index, self._gen):
-            raise ValueError(_DEAD_MESSAGE)
-        return 0
-
-    cdef int _release_if_live(self) except -1:
-        """For __exit__: release unless some route already did (no error)."""
-        if pool_load32(&self._released, POOL_ACQUIRE) == 0:
-            self._end(pool_slot_release_handle(self._store.slots.state, self._index,
-                                               self._gen))
-        return 0
-
-    cdef int _release(self) except -1:
-        if pool_load32(&self._released, POOL_ACQUIRE) != 0 or self._store is None:
-            raise PoolError("release of a PooledBuffer that was already released")
-        if self._end(pool_slot_release_handle(self._store.slots.state, self._index,
-                                              self._gen)) < 0:
-            raise PoolError("release of a PooledBuffer that was already released")
-        return 0
-
-    cdef inline int _end(self, int rc) noexcept:
-        """After our release transition (rc): mark the handle released and, if
-        the slot is FREE, give it back.  rc < 0: another thread released it
-        first; nothing to do."""
-        if rc >= 0:
-            # release: a thread that sees the flag also sees the slot's new state
-            pool_store32(&self._released, 1, POOL_RELEASE)
-            if rc == POOL_FREED:
-                self._retire()
-        return rc
-
-    @cython.always_allow_keywords(False)   # METH_NOARGS / METH_O
-    def release(self):
-        """Returns the buffer to its pool.  PoolError if already released.
-        If a memoryview or array still exports it, the memory goes back when
-        the last export ends."""
-        self._release()
-
-    @property
-    def released(self):
-        """True once released (through any route)."""
-        return pool_load32(&self._released, POOL_ACQUIRE) != 0
-
-    @property
-    def pool(self):
-        """The BufferPool this buffer came from; None once released (even if
-        a live view defers the memory's return)."""
-        if pool_load32(&self._released, POOL_ACQUIRE) != 0:
-            return None
-        return self._pool
-
-    def __len__(self):
-        self._check_live()
-        return self._len
-
-    @cython.always_allow_keywords(False)
-    def __enter__(self):
-        self._check_live()
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        self._release_if_live()
-        return False
-
-    def __getbuffer__(self, Py_buffer *view, int flags):
-        cdef int rc
-        if pool_load32(&self._released, POOL_ACQUIRE) != 0:
-            raise ValueError(_DEAD_MESSAGE)
-        rc = pool_slot_export_begin(self._store.slots.state, self._index, self._gen)
-        if rc == POOL_EEXPORTS:
-            raise BufferError("too many simultaneous exports of one PooledBuffer")
-        if rc != POOL_OK:
-            raise ValueError(_DEAD_MESSAGE)
-        view.buf = self._ptr
-        view.obj = self
-        view.len = self._len
-        view.readonly = 0
-        view.itemsize = 1
-        view.format = NULL
-        if flags & PyBUF_FORMAT:
-            view.format = b"B"
-        view.ndim = 1
-        view.shape = &self._len if (flags & PyBUF_ND) else NULL
-        view.strides = &_ONE if (flags & PyBUF_STRIDES) == PyBUF_STRIDES else NULL
-        view.suboffsets = NULL
-        view.internal = NULL
-
-    def __releasebuffer__(self, Py_buffer *view):
-        if pool_slot_export_end(self._store.slots.state, self._index,
-                                self._gen) == POOL_FREED:
-            self._retire()
-
-    def __repr__(self):
-        if pool_load32(&self._released, POOL_ACQUIRE) != 0:
-            return "<PooledBuffer released>"
-        return f"<PooledBuffer slot={self._index} size={self._len} at {<uintptr_t>self._ptr:#x}>"
-
-

@@ -30,14 +30,6 @@ void pool_addrmap_free(pool_addrmap_t *map)
     map->entries = NULL;
 }
 
-size_t pool_addrmap_bytes_per_slot(uint32_t capacity)
-{
-    uint64_t size = 4;
-    while (size < 2 * (uint64_t)capacity)
-        size <<= 1;
-    return (size_t)(size * sizeof(pool_addrmap_entry_t) / (capacity ? capacity : 1));
-}
-
 static void pool_addrmap_lock_(pool_addrmap_t *map)
 {
     uint64_t seq = pool_load64(&map->seq, POOL_RELAXED);  /* relaxed: the CAS decides */

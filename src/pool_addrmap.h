@@ -51,7 +51,6 @@ enum { POOL_MAP_EDUPLICATE = -4, POOL_MAP_ENOTFOUND = -5 };
 
 int pool_addrmap_init(pool_addrmap_t *map, uint32_t capacity);  /* 0 or -1 (no memory) */
 void pool_addrmap_free(pool_addrmap_t *map);
-size_t pool_addrmap_bytes_per_slot(uint32_t capacity);
 
 static inline uint64_t pool_addrmap_home_(const pool_addrmap_t *map, uintptr_t key)
 {

@@ -92,11 +92,4 @@ static inline void pool_freelist_push_mpmc(pool_freelist_t *fl, uint32_t *next,
     }
 }
 
-/* A snapshot: true if the list looked empty.  Only a hint under concurrency. */
-static inline int pool_freelist_is_empty(pool_freelist_t *fl)
-{
-    /* relaxed: callers use it as a hint, never to decide ownership */
-    return (uint32_t)pool_load64(&fl->head, POOL_RELAXED) == POOL_NIL;
-}
-
 #endif /* POOL_FREELIST_H */

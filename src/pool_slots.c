@@ -33,8 +33,3 @@ void pool_slots_free(pool_slots_t *slots)
     slots->state = NULL;
     slots->capacity = 0;
 }
-
-size_t pool_slots_bytes_per_slot(void)
-{
-    return sizeof(uint32_t) + sizeof(uint64_t);
-}

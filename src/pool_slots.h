@@ -33,6 +33,15 @@
  * Generation wrap: after 2^32 releases of one slot a stale handle's
  * generation matches again.  Handles therefore also keep a local "released"
  * flag (see PooledBuffer); the generation guards races between threads.
+ *
+ * API: every operation takes the slot table (struct pool_slots *) and an
+ * index, as ck's take their structure.  The two sequences every pool runs
+ * have names: pool_slots_pop_hold (pop a free index and hold it) and
+ * pool_slots_free_push (make an owned index FREE and push it).  Waking a
+ * waiter after a push is the wait queue's business (pool_waitq.h).
+ * Concurrency contract: every function may be called from any thread (in
+ * the POOL_ATOMIC_PLAIN build, only under the GIL); "owner" functions only
+ * by the caller that owns index i (it won the transition that gave it i).
  */
 #ifndef POOL_SLOTS_H
 #define POOL_SLOTS_H
@@ -45,7 +54,7 @@
 enum {
     POOL_SLOT_FREE = 0,       /* on a free-list, or being pushed there */
     POOL_SLOT_HELD = 1,       /* handed out to exactly one owner */
-    POOL_SLOT_RELEASING = 2,  /* owner is returning it (ObjectPool hooks running) */
+    POOL_SLOT_RELEASING = 2,  /* owned, not handed out: ObjectPool hooks run, close drains */
     POOL_SLOT_RETIRING = 3    /* released while exported: freed by the last export */
 };
 
@@ -66,72 +75,119 @@ enum {
     (((uint64_t)(gen) << 32) | ((uint64_t)(exports) << 8) | (uint64_t)(state))
 #define POOL_SLOT_MAX_EXPORTS 0xffffffu
 
-/* The owner (it just popped index i) marks it HELD; returns the generation. */
-static inline uint32_t pool_slot_hold(uint64_t *state, uint32_t i)
+typedef struct pool_slots {
+    uint32_t capacity;
+    uint32_t *next;       /* free-list links, one per slot (pool_freelist.h) */
+    uint64_t *state;      /* state words, one per slot */
+} pool_slots_t;
+
+/* Allocates the arrays, all slots FREE with generation 0, and pushes every
+ * index onto `fl` (index 0 on top).  Returns 0, or -1 on allocation failure
+ * or a capacity out of range (nothing is then allocated).  Single-threaded. */
+int pool_slots_init(pool_slots_t *s, uint32_t capacity, pool_freelist_t *fl);
+void pool_slots_free(pool_slots_t *s);
+
+/* ---- owner transitions -------------------------------------------------- */
+
+/* Owner: index i was just popped; mark it HELD and return its generation. */
+static inline uint32_t pool_slots_hold(pool_slots_t *s, uint32_t i)
 {
     /* relaxed: we own i, and nobody may leave FREE but us; others only fail
      * their CASes against FREE */
-    uint64_t w = pool_load64(&state[i], POOL_RELAXED);
+    uint64_t w = pool_load64(&s->state[i], POOL_RELAXED);
     /* release: a releaser that reads this HELD word (acquire, in
-     * pool_slot_load) also sees everything done to the slot before it was
+     * pool_slots_load) also sees everything done to the slot before it was
      * handed out again, e.g. ObjectPool's removal of the previous object;
-     * pairs with the acquire load in pool_slot_load */
-    pool_store64(&state[i], POOL_SLOT_WORD(POOL_SLOT_GEN(w), 0, POOL_SLOT_HELD),
+     * pairs with the acquire load in pool_slots_load */
+    pool_store64(&s->state[i], POOL_SLOT_WORD(POOL_SLOT_GEN(w), 0, POOL_SLOT_HELD),
                  POOL_RELEASE);
     return POOL_SLOT_GEN(w);
 }
 
-/* The whole state word of slot i, for a caller that checks it against what
- * it expects before a transition (pool_slot_release_begin). */
-static inline uint64_t pool_slot_load(uint64_t *state, uint32_t i)
+/* Pops a free index from fl and holds it: the index, or POOL_NIL if fl is
+ * empty.  *gen receives the hand-out's generation. */
+static inline uint32_t pool_slots_pop_hold(pool_slots_t *s, pool_freelist_t *fl,
+                                           uint32_t *gen)
 {
-    /* acquire: pairs with the release store in pool_slot_hold */
-    return pool_load64(&state[i], POOL_ACQUIRE);
+    uint32_t i = pool_freelist_pop_mpmc(fl, s->next);
+    if (i != POOL_NIL)
+        *gen = pool_slots_hold(s, i);
+    return i;
 }
 
-/* The owner of a just-popped index marks it RELEASING instead of HELD: owned
+/* Owner: index i was just popped; mark it RELEASING instead of HELD: owned
  * but not handed out, so no release (a stale double release racing close's
- * drain, say) can win it.  Returns nothing: the owner is alone. */
-static inline void pool_slot_own(uint64_t *state, uint32_t i)
+ * drain, say) can win it. */
+static inline void pool_slots_own(pool_slots_t *s, uint32_t i)
 {
-    /* relaxed: as in pool_slot_hold */
-    uint64_t w = pool_load64(&state[i], POOL_RELAXED);
-    pool_store64(&state[i], POOL_SLOT_WORD(POOL_SLOT_GEN(w), 0, POOL_SLOT_RELEASING),
+    /* relaxed: as in pool_slots_hold; the owner is alone */
+    uint64_t w = pool_load64(&s->state[i], POOL_RELAXED);
+    pool_store64(&s->state[i], POOL_SLOT_WORD(POOL_SLOT_GEN(w), 0, POOL_SLOT_RELEASING),
                  POOL_RELAXED);
 }
 
+/* Pops a free index from fl and owns it without handing it out
+ * (pool_slots_own): for a pool taking its slots back, as close() drains
+ * the idle objects.  POOL_NIL if fl is empty. */
+static inline uint32_t pool_slots_pop_own(pool_slots_t *s, pool_freelist_t *fl)
+{
+    uint32_t i = pool_freelist_pop_mpmc(fl, s->next);
+    if (i != POOL_NIL)
+        pool_slots_own(s, i);
+    return i;
+}
+
+/* Owner of a HELD or RELEASING index: make it FREE (a new generation, so
+ * handles of the ended hand-out go stale) and push it onto fl. */
+static inline void pool_slots_free_push(pool_slots_t *s, pool_freelist_t *fl, uint32_t i)
+{
+    /* relaxed: only the owner writes now; the push's release CAS publishes */
+    uint64_t w = pool_load64(&s->state[i], POOL_RELAXED);
+    pool_store64(&s->state[i], POOL_SLOT_WORD(POOL_SLOT_GEN(w) + 1u, 0, POOL_SLOT_FREE),
+                 POOL_RELAXED);
+    pool_freelist_push_mpmc(fl, s->next, i);
+}
+
+/* Owner of an index that a transition already made FREE (POOL_FREED from
+ * release_handle or export_end): push it onto fl. */
+static inline void pool_slots_push(pool_slots_t *s, pool_freelist_t *fl, uint32_t i)
+{
+    pool_freelist_push_mpmc(fl, s->next, i);
+}
+
+/* ---- transitions any thread may try (exactly one wins) ------------------- */
+
+/* The whole state word of slot i, for a caller that checks it before a
+ * transition (pool_slots_release_begin). */
+static inline uint64_t pool_slots_load(pool_slots_t *s, uint32_t i)
+{
+    /* acquire: pairs with the release store in pool_slots_hold */
+    return pool_load64(&s->state[i], POOL_ACQUIRE);
+}
+
 /* HELD(gen) -> RELEASING(gen) (ObjectPool: identity-based release).  The
- * caller read gen from pool_slot_load and checked that the slot holds the
+ * caller read gen from pool_slots_load and checked that the slot holds the
  * object it releases; the CAS then fails if the slot was released (and
  * perhaps handed out again, with a new generation) since.  So a stale
  * release never wins, not even for a moment, a slot that another owner
  * holds.  ObjectPool slots are never exported: the word is exact.
  * POOL_OK: the caller owns the slot; POOL_ESTALE / POOL_ENOTHELD: not its. */
-static inline int pool_slot_release_begin(uint64_t *state, uint32_t i, uint32_t gen)
+static inline int pool_slots_release_begin(pool_slots_t *s, uint32_t i, uint32_t gen)
 {
     uint64_t expected = POOL_SLOT_WORD(gen, 0, POOL_SLOT_HELD);
     /* acquire: the winner takes ownership and must see the holder's writes;
      * relaxed on failure: we only report it */
-    if (pool_cas64(&state[i], &expected, POOL_SLOT_WORD(gen, 0, POOL_SLOT_RELEASING),
+    if (pool_cas64(&s->state[i], &expected, POOL_SLOT_WORD(gen, 0, POOL_SLOT_RELEASING),
                    POOL_ACQUIRE, POOL_RELAXED))
         return POOL_OK;
     return POOL_SLOT_GEN(expected) != gen ? POOL_ESTALE : POOL_ENOTHELD;
 }
 
-/* The owner of a HELD or RELEASING slot makes it FREE (bumping the
- * generation) just before pushing it. */
-static inline void pool_slot_set_free(uint64_t *state, uint32_t i)
+/* Handle release (PooledBuffer): HELD(gen) -> FREE (POOL_FREED: push it), or
+ * RETIRING if exported (POOL_DEFERRED: the last export_end frees it). */
+static inline int pool_slots_release_handle(pool_slots_t *s, uint32_t i, uint32_t gen)
 {
-    /* relaxed: only the owner writes now; the push that follows publishes */
-    uint64_t w = pool_load64(&state[i], POOL_RELAXED);
-    pool_store64(&state[i], POOL_SLOT_WORD(POOL_SLOT_GEN(w) + 1u, 0, POOL_SLOT_FREE),
-                 POOL_RELAXED);
-}
-
-/* Handle release (PooledBuffer): HELD(gen) -> FREE, or RETIRING if exported. */
-static inline int pool_slot_release_handle(uint64_t *state, uint32_t i, uint32_t gen)
-{
-    uint64_t w = pool_load64(&state[i], POOL_RELAXED);  /* relaxed: the CAS decides */
+    uint64_t w = pool_load64(&s->state[i], POOL_RELAXED);  /* relaxed: the CAS decides */
     for (;;) {
         uint64_t desired;
         int result;
@@ -148,15 +204,15 @@ static inline int pool_slot_release_handle(uint64_t *state, uint32_t i, uint32_t
         }
         /* acq_rel: the winner may own the slot (acquire) and its RETIRING
          * mark must be seen by the last export_end (release) */
-        if (pool_cas64(&state[i], &w, desired, POOL_ACQ_REL, POOL_RELAXED))
+        if (pool_cas64(&s->state[i], &w, desired, POOL_ACQ_REL, POOL_RELAXED))
             return result;
     }
 }
 
 /* A buffer export starts: HELD(gen) only; exports + 1. */
-static inline int pool_slot_export_begin(uint64_t *state, uint32_t i, uint32_t gen)
+static inline int pool_slots_export_begin(pool_slots_t *s, uint32_t i, uint32_t gen)
 {
-    uint64_t w = pool_load64(&state[i], POOL_RELAXED);  /* relaxed: the CAS decides */
+    uint64_t w = pool_load64(&s->state[i], POOL_RELAXED);  /* relaxed: the CAS decides */
     for (;;) {
         if (POOL_SLOT_GEN(w) != gen)
             return POOL_ESTALE;
@@ -165,16 +221,16 @@ static inline int pool_slot_export_begin(uint64_t *state, uint32_t i, uint32_t g
         if (POOL_SLOT_EXPORTS(w) == POOL_SLOT_MAX_EXPORTS)
             return POOL_EEXPORTS;
         /* acquire: the exporter reads memory the holder may have written */
-        if (pool_cas64(&state[i], &w, w + (1u << 8), POOL_ACQUIRE, POOL_RELAXED))
+        if (pool_cas64(&s->state[i], &w, w + (1u << 8), POOL_ACQUIRE, POOL_RELAXED))
             return POOL_OK;
     }
 }
 
 /* A buffer export ends: exports - 1.  POOL_FREED if this was the last export
  * of a RETIRING slot: the caller must then push the index. */
-static inline int pool_slot_export_end(uint64_t *state, uint32_t i, uint32_t gen)
+static inline int pool_slots_export_end(pool_slots_t *s, uint32_t i, uint32_t gen)
 {
-    uint64_t w = pool_load64(&state[i], POOL_RELAXED);  /* relaxed: the CAS decides */
+    uint64_t w = pool_load64(&s->state[i], POOL_RELAXED);  /* relaxed: the CAS decides */
     for (;;) {
         uint64_t desired;
         int result = POOL_OK;
@@ -188,35 +244,18 @@ static inline int pool_slot_export_end(uint64_t *state, uint32_t i, uint32_t gen
         }
         /* acq_rel: the last exporter takes ownership (acquire) and its
          * writes through the view happen before the next owner's (release) */
-        if (pool_cas64(&state[i], &w, desired, POOL_ACQ_REL, POOL_RELAXED))
+        if (pool_cas64(&s->state[i], &w, desired, POOL_ACQ_REL, POOL_RELAXED))
             return result;
     }
 }
 
 /* True if the slot is HELD by generation gen (a handle is live). */
-static inline int pool_slot_is_held(uint64_t *state, uint32_t i, uint32_t gen)
+static inline int pool_slots_is_held(pool_slots_t *s, uint32_t i, uint32_t gen)
 {
     /* acquire: pairs with the acq_rel CASes that end a hand-out, so a
      * "released" answer comes with that release's effects */
-    uint64_t w = pool_load64(&state[i], POOL_ACQUIRE);
+    uint64_t w = pool_load64(&s->state[i], POOL_ACQUIRE);
     return POOL_SLOT_GEN(w) == gen && POOL_SLOT_STATE(w) == POOL_SLOT_HELD;
 }
-
-/* ---- slot arrays: allocation (pool_slots.c) ---------------------------- */
-
-typedef struct pool_slots {
-    uint32_t capacity;
-    uint32_t *next;       /* free-list links, one per slot */
-    uint64_t *state;      /* state words, one per slot */
-} pool_slots_t;
-
-/* Allocates the arrays, all slots FREE with generation 0, and pushes every
- * index onto `fl` (index 0 on top).  Returns 0, or -1 on allocation failure
- * (nothing allocated) or capacity out of range (errno-free: caller checks). */
-int pool_slots_init(pool_slots_t *slots, uint32_t capacity, pool_freelist_t *fl);
-void pool_slots_free(pool_slots_t *slots);
-
-/* Bytes the core spends per slot (excluding pooled objects or buffers). */
-size_t pool_slots_bytes_per_slot(void);
 
 #endif /* POOL_SLOTS_H */

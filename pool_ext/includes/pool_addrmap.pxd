@@ -9,7 +9,6 @@ cdef extern from "pool_addrmap.h" nogil:
         void *entries     # NULL until pool_addrmap_init succeeds
     int pool_addrmap_init(pool_addrmap_t *map, uint32_t capacity)
     void pool_addrmap_free(pool_addrmap_t *map)
-    size_t pool_addrmap_bytes_per_slot(uint32_t capacity)
     uint32_t pool_addrmap_find(pool_addrmap_t *map, uintptr_t key)
     int pool_addrmap_insert(pool_addrmap_t *map, uintptr_t key, uint32_t index)
     int pool_addrmap_remove(pool_addrmap_t *map, uintptr_t key)

@@ -1,6 +1,5 @@
 # Mirrors src/pool_freelist.h.
 from libc.stdint cimport uint32_t, uint64_t
-from pool_ext.includes.pool_atomic cimport *
 
 cdef extern from "pool_freelist.h" nogil:
     uint32_t POOL_NIL
@@ -10,4 +9,3 @@ cdef extern from "pool_freelist.h" nogil:
     void pool_freelist_init(pool_freelist_t *fl)
     uint32_t pool_freelist_pop_mpmc(pool_freelist_t *fl, uint32_t *next)
     void pool_freelist_push_mpmc(pool_freelist_t *fl, uint32_t *next, uint32_t index)
-    bint pool_freelist_is_empty(pool_freelist_t *fl)

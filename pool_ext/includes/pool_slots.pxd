@@ -15,21 +15,22 @@ cdef extern from "pool_slots.h" nogil:
         POOL_ENOTHELD
         POOL_ESTALE
         POOL_EEXPORTS
+    uint32_t POOL_SLOT_STATE(uint64_t w)
+    uint32_t POOL_SLOT_GEN(uint64_t w)
     ctypedef struct pool_slots_t:
         uint32_t capacity
         uint32_t *next
-        uint64_t *state
-    uint32_t POOL_SLOT_STATE(uint64_t w)
-    uint32_t POOL_SLOT_GEN(uint64_t w)
-    uint32_t pool_slot_hold(uint64_t *state, uint32_t i)
-    uint64_t pool_slot_load(uint64_t *state, uint32_t i)
-    int pool_slot_release_begin(uint64_t *state, uint32_t i, uint32_t gen)
-    void pool_slot_own(uint64_t *state, uint32_t i)
-    void pool_slot_set_free(uint64_t *state, uint32_t i)
-    int pool_slot_release_handle(uint64_t *state, uint32_t i, uint32_t gen)
-    int pool_slot_export_begin(uint64_t *state, uint32_t i, uint32_t gen)
-    int pool_slot_export_end(uint64_t *state, uint32_t i, uint32_t gen)
-    bint pool_slot_is_held(uint64_t *state, uint32_t i, uint32_t gen)
-    int pool_slots_init(pool_slots_t *slots, uint32_t capacity, pool_freelist_t *fl)
-    void pool_slots_free(pool_slots_t *slots)
-    size_t pool_slots_bytes_per_slot()
+        uint64_t *state     # NULL until pool_slots_init succeeds
+    int pool_slots_init(pool_slots_t *s, uint32_t capacity, pool_freelist_t *fl)
+    void pool_slots_free(pool_slots_t *s)
+    uint32_t pool_slots_hold(pool_slots_t *s, uint32_t i)
+    uint32_t pool_slots_pop_hold(pool_slots_t *s, pool_freelist_t *fl, uint32_t *gen)
+    uint32_t pool_slots_pop_own(pool_slots_t *s, pool_freelist_t *fl)
+    void pool_slots_free_push(pool_slots_t *s, pool_freelist_t *fl, uint32_t i)
+    void pool_slots_push(pool_slots_t *s, pool_freelist_t *fl, uint32_t i)
+    uint64_t pool_slots_load(pool_slots_t *s, uint32_t i)
+    int pool_slots_release_begin(pool_slots_t *s, uint32_t i, uint32_t gen)
+    int pool_slots_release_handle(pool_slots_t *s, uint32_t i, uint32_t gen)
+    int pool_slots_export_begin(pool_slots_t *s, uint32_t i, uint32_t gen)
+    int pool_slots_export_end(pool_slots_t *s, uint32_t i, uint32_t gen)
+    bint pool_slots_is_held(pool_slots_t *s, uint32_t i, uint32_t gen)

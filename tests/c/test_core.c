@@ -152,39 +152,34 @@ static int test_slot_states(void)
     pool_freelist_t fl;
     uint32_t i, gen;
     CHECK(pool_slots_init(&s, 2, &fl) == 0, "init");
-    i = pool_freelist_pop_mpmc(&fl, s.next);
-    gen = pool_slot_hold(s.state, i);
-    CHECK(pool_slot_is_held(s.state, i, gen), "held");
+    i = pool_slots_pop_hold(&s, &fl, &gen);
+    CHECK(pool_slots_is_held(&s, i, gen), "held");
     /* exports then deferred release */
-    CHECK(pool_slot_export_begin(s.state, i, gen) == POOL_OK, "export 1");
-    CHECK(pool_slot_export_begin(s.state, i, gen) == POOL_OK, "export 2");
-    CHECK(pool_slot_release_handle(s.state, i, gen) == POOL_DEFERRED, "deferred");
-    CHECK(pool_slot_release_handle(s.state, i, gen) == POOL_ENOTHELD, "double release");
-    CHECK(pool_slot_export_begin(s.state, i, gen) == POOL_ENOTHELD, "export after release");
-    CHECK(pool_slot_export_end(s.state, i, gen) == POOL_OK, "end 1");
-    CHECK(pool_slot_export_end(s.state, i, gen) == POOL_FREED, "last export frees");
-    CHECK(!pool_slot_is_held(s.state, i, gen), "stale after free");
-    CHECK(pool_slot_release_handle(s.state, i, gen) == POOL_ESTALE, "stale release");
-    pool_freelist_push_mpmc(&fl, s.next, i);
+    CHECK(pool_slots_export_begin(&s, i, gen) == POOL_OK, "export 1");
+    CHECK(pool_slots_export_begin(&s, i, gen) == POOL_OK, "export 2");
+    CHECK(pool_slots_release_handle(&s, i, gen) == POOL_DEFERRED, "deferred");
+    CHECK(pool_slots_release_handle(&s, i, gen) == POOL_ENOTHELD, "double release");
+    CHECK(pool_slots_export_begin(&s, i, gen) == POOL_ENOTHELD, "export after release");
+    CHECK(pool_slots_export_end(&s, i, gen) == POOL_OK, "end 1");
+    CHECK(pool_slots_export_end(&s, i, gen) == POOL_FREED, "last export frees");
+    CHECK(!pool_slots_is_held(&s, i, gen), "stale after free");
+    CHECK(pool_slots_release_handle(&s, i, gen) == POOL_ESTALE, "stale release");
+    pool_slots_push(&s, &fl, i);   /* FREE already: the last export_end made it so */
     /* identity-style release: the releaser names the generation it saw */
-    i = pool_freelist_pop_mpmc(&fl, s.next);
-    gen = pool_slot_hold(s.state, i);
-    CHECK(POOL_SLOT_GEN(pool_slot_load(s.state, i)) == gen, "load");
-    CHECK(pool_slot_release_begin(s.state, i, gen) == POOL_OK, "release_begin");
-    CHECK(pool_slot_release_begin(s.state, i, gen) == POOL_ENOTHELD, "second release_begin");
-    pool_slot_set_free(s.state, i);
-    CHECK(pool_slot_release_begin(s.state, i, gen) == POOL_ESTALE, "release of a free slot");
-    pool_freelist_push_mpmc(&fl, s.next, i);
+    i = pool_slots_pop_hold(&s, &fl, &gen);
+    CHECK(POOL_SLOT_GEN(pool_slots_load(&s, i)) == gen, "load");
+    CHECK(pool_slots_release_begin(&s, i, gen) == POOL_OK, "release_begin");
+    CHECK(pool_slots_release_begin(&s, i, gen) == POOL_ENOTHELD, "second release_begin");
+    pool_slots_free_push(&s, &fl, i);
+    CHECK(pool_slots_release_begin(&s, i, gen) == POOL_ESTALE, "release of a free slot");
     /* A stale release (it saw the previous hand-out's generation) of a slot
      * that was handed out again: it must fail, and leave the slot HELD so the
      * real owner's release succeeds (it used to win the CAS, then undo it). */
-    i = pool_freelist_pop_mpmc(&fl, s.next);
-    gen = pool_slot_hold(s.state, i);
-    CHECK(pool_slot_release_begin(s.state, i, gen - 1) == POOL_ESTALE, "stale release");
-    CHECK(pool_slot_is_held(s.state, i, gen), "still held by its owner");
-    CHECK(pool_slot_release_begin(s.state, i, gen) == POOL_OK, "owner's release");
-    pool_slot_set_free(s.state, i);
-    pool_freelist_push_mpmc(&fl, s.next, i);
+    i = pool_slots_pop_hold(&s, &fl, &gen);
+    CHECK(pool_slots_release_begin(&s, i, gen - 1) == POOL_ESTALE, "stale release");
+    CHECK(pool_slots_is_held(&s, i, gen), "still held by its owner");
+    CHECK(pool_slots_release_begin(&s, i, gen) == POOL_OK, "owner's release");
+    pool_slots_free_push(&s, &fl, i);
     pool_slots_free(&s);
     passes++;
     printf("slot states: transitions, double release, stale generations\n");
@@ -199,7 +194,7 @@ static uint32_t race_gen;
 static void *race_worker(void *arg)
 {
     (void)arg;
-    if (pool_slot_release_handle(race_slots.state, 0, race_gen) == POOL_FREED)
+    if (pool_slots_release_handle(&race_slots, 0, race_gen) == POOL_FREED)
         pool_fetch_add64(&race_wins, 1, POOL_RELAXED);
     return NULL;
 }
@@ -210,13 +205,12 @@ static int test_release_race(void)
     int round;
     CHECK(pool_slots_init(&race_slots, 1, &fl) == 0, "init");
     for (round = 0; round < 200; round++) {
-        uint32_t i = pool_freelist_pop_mpmc(&fl, race_slots.next);
+        uint32_t i = pool_slots_pop_hold(&race_slots, &fl, &race_gen);
         CHECK(i == 0, "pop");
-        race_gen = pool_slot_hold(race_slots.state, i);
         race_wins = 0;
         CHECK(run_threads(race_worker) == 0, "threads");
         CHECK(race_wins == 1, "%llu winners of one release", (unsigned long long)race_wins);
-        pool_freelist_push_mpmc(&fl, race_slots.next, i);
+        pool_slots_push(&race_slots, &fl, i);
     }
     pool_slots_free(&race_slots);
     passes++;
@@ -240,7 +234,7 @@ static void *stale_worker(void *arg)
     while (!pool_load64(&stale_stop, POOL_ACQUIRE)) {
         /* acquire: any generation the owner published, now or earlier */
         uint32_t gen = (uint32_t)pool_load64(&stale_gen, POOL_ACQUIRE);
-        if (pool_slot_release_begin(stale_slots.state, 0, gen - 1) == POOL_OK)
+        if (pool_slots_release_begin(&stale_slots, 0, gen - 1) == POOL_OK)
             pool_fetch_add64(&stale_wins, 1, POOL_RELAXED);
     }
     return NULL;
@@ -255,16 +249,15 @@ static int test_stale_release_race(void)
     for (k = 0; k < THREADS - 1; k++)
         CHECK(pthread_create(&t[k], NULL, stale_worker, (void *)k) == 0, "thread");
     for (n = 0; n < ITERS; n++) {
-        uint32_t i = pool_freelist_pop_mpmc(&stale_fl, stale_slots.next);
-        uint32_t gen = pool_slot_hold(stale_slots.state, i);
+        uint32_t gen = 0;
+        uint32_t i = pool_slots_pop_hold(&stale_slots, &stale_fl, &gen);
         volatile int use;
         pool_store64(&stale_gen, gen, POOL_RELEASE);  /* release: pairs with the workers */
         for (use = 0; use < 200; use++)  /* hold it a moment, as a user would */
             ;
-        if (pool_slot_release_begin(stale_slots.state, i, gen) != POOL_OK)
+        if (pool_slots_release_begin(&stale_slots, i, gen) != POOL_OK)
             owner_failures++;
-        pool_slot_set_free(stale_slots.state, i);
-        pool_freelist_push_mpmc(&stale_fl, stale_slots.next, i);
+        pool_slots_free_push(&stale_slots, &stale_fl, i);
     }
     pool_store64(&stale_stop, 1, POOL_RELEASE);
     for (k = 0; k < THREADS - 1; k++)

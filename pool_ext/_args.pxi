@@ -1,0 +1,80 @@
+# Exceptions, and the checks every argument goes through (included by _pool.pyx).
+
+class PoolError(ValueError):
+    """Misuse of a pool: releasing what it did not hand out, or twice."""
+
+
+class PoolClosed(PoolError):
+    """The pool is closed: it hands out nothing more."""
+
+
+class PoolExhausted(TimeoutError):
+    """acquire() found no free slot before its timeout ran out."""
+
+
+for _cls in (PoolError, PoolClosed, PoolExhausted):
+    _cls.__module__ = "pool_ext"
+del _cls
+
+
+cdef inline bint _is_bool(object value):
+    """bool, or a bool-like scalar such as numpy.bool_ (not a bool subclass,
+    but a number to PyFloat_AsDouble): a flag passed where a number belongs."""
+    return isinstance(value, bool) or (type(value).__name__ in ("bool_", "bool")
+                                       and type(value).__module__ == "numpy")
+
+
+cdef double _parse_timeout(object timeout) except -2.0:
+    """None -> -1.0 (wait forever); else seconds >= 0.  inf waits forever."""
+    cdef double t
+    if timeout is None:
+        return -1.0
+    if _is_bool(timeout):
+        raise TypeError(f"timeout must be a number or None, not {type(timeout).__name__}")
+    t = PyFloat_AsDouble(timeout)   # TypeError for non-numbers
+    if isnan(t):
+        raise ValueError("timeout must not be NaN")
+    if t < 0:
+        raise ValueError("timeout must be non-negative or None")
+    if isinf(t):
+        return -1.0
+    return t
+
+
+cdef inline int _check_timeout(object timeout) except -1:
+    """acquire() validates its timeout even when it need not wait."""
+    if timeout is not None:
+        _parse_timeout(timeout)
+    return 0
+
+
+cdef object _int_arg(object value, str name, object low, object high):
+    """An integer argument as a plain int in [low, high], converted once.
+
+    operator.index accepts what Python accepts as an index (int, numpy
+    integers, any __index__), never a float or a bool.  An int subclass
+    is reduced to its plain value, so none of its methods (comparisons,
+    __index__, __int__) runs after this: a lying subclass cannot make the
+    checks below and the value used disagree."""
+    if _is_bool(value):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    try:
+        value = _operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}") from None
+    if type(value) is not int:
+        value = int.__index__(value)   # the plain int inside the subclass
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise ValueError(f"{name} must be {bound}, got {value}")
+    return value
+
+
+cdef uint32_t _parse_capacity(object capacity) except 0:
+    return <uint32_t>_int_arg(capacity, "capacity", 1, POOL_MAX_CAPACITY)
+
+
+cdef object _check_hook(object hook, str name):
+    if hook is not None and not callable(hook):
+        raise TypeError(f"{name} must be callable or None, not {type(hook).__name__}")
+    return hook

@@ -1,0 +1,114 @@
+# The declarations of pool_ext._pool's classes: their fields and cdef
+# methods.  The code is in the .pxi named after each class (see _pool.pyx).
+cimport cython
+from cpython.object cimport PyObject
+from libc.stdint cimport uint32_t, uint64_t
+
+# First: it includes pool_mode.h, which picks the core's atomics variant
+# before any core header is read (plain operations on GIL builds).
+from pool_ext.includes.pool_atomic cimport *
+from pool_ext.includes.pool_addrmap cimport pool_addrmap_t
+from pool_ext.includes.pool_freelist cimport pool_freelist_t
+from pool_ext.includes.pool_mem cimport pool_arena_t
+from pool_ext.includes.pool_slots cimport pool_slots_t
+from pool_ext.includes.pool_waitq cimport pool_waitq_t
+
+
+cdef class _PoolBase:
+    cdef uint32_t _capacity
+    cdef pool_waitq_t _waitq       # waiters, `closed`, fork handling
+    # statistics: atomic adds (plain under the GIL), read with no ordering
+    cdef uint64_t _acquires
+    cdef uint64_t _releases
+    cdef uint64_t _creations
+    cdef uint64_t _destructions
+    cdef uint64_t _waits
+    cdef uint64_t _timeouts
+
+    # each pool's own (_poolbase.pxi calls them on the slow path)
+    cdef object _try_take(self)
+    cdef int _give_back(self, object item) except -1
+    cdef int _lease_exit(self, object item) except -1
+    # shared
+    cdef object _acquire(self, object timeout)
+    cdef object _acquire_wait(self, object timeout)
+    cdef int _park(self, void *lock, double deadline) except -1
+    cdef void _wake(self, uint32_t n) noexcept
+    cdef bint _close_begin(self) noexcept
+    cdef object _new_lease(self, object timeout)
+    cdef uint64_t _in_use(self) noexcept
+
+
+@cython.final
+cdef class _Lease:
+    cdef _PoolBase _pool
+    cdef object _timeout
+    cdef object _item
+    cdef int _state
+
+
+@cython.final
+cdef class ObjectPool(_PoolBase):
+    cdef object _factory
+    cdef object _reset
+    cdef object _validate
+    cdef object _destroy
+    cdef list _objects            # slot -> object or None; owns the references
+    cdef pool_slots_t _slots
+    cdef pool_freelist_t _idle    # FREE slots holding an object
+    cdef pool_freelist_t _empty   # FREE slots holding nothing
+    cdef pool_addrmap_t _map      # object address -> slot
+    cdef bint _plain_release      # no reset/validate: the short release path
+    cdef bint _factory_takes_slot # factory(slot) rather than factory()
+    cdef dict _gone               # id -> type of recently discarded objects
+
+    cdef int _release(self, object obj) except -1
+    cdef int _raise_unknown(self, object obj) except -1
+    cdef inline int _unhold_idle(self, uint32_t i) except -1
+    cdef void _unhold_empty(self, uint32_t i) noexcept
+    cdef object _fill(self, uint32_t i)
+    cdef void _put(self, uint32_t i, object obj) noexcept
+    cdef void _detach(self, uint32_t i, object obj) noexcept
+    cdef void _remember_gone(self, object obj) noexcept
+    cdef int _discard(self, uint32_t i, object obj) except -1
+    cdef int _release_hooks(self, object obj, uint32_t i) except -1
+    cdef int _call_destroy(self, object obj) except -1
+    cdef list _drain_idle(self)
+    cdef int _destroy_all(self, list objs) except -1
+
+
+@cython.final
+cdef class _BufferStore:
+    cdef pool_arena_t arena
+    cdef pool_slots_t slots
+
+
+@cython.final
+cdef class BufferPool(_PoolBase):
+    cdef _BufferStore _store       # the arena and the slot states
+    cdef pool_arena_t *_arena      # &_store.arena
+    cdef pool_slots_t *_slots      # &_store.slots
+    cdef PyObject **_handles       # slot -> released handle kept for reuse, or NULL
+    cdef pool_freelist_t _free
+    cdef bint _zero_on_release
+    cdef size_t _requested_alignment
+
+    cdef void _keep_handle(self, PooledBuffer buf) noexcept
+    cdef void _return_slot(self, uint32_t i) noexcept
+
+
+@cython.final
+cdef class PooledBuffer:
+    cdef BufferPool _pool         # while it holds a slot (GIL builds: None after)
+    cdef _BufferStore _store      # the memory and slot states; always
+    cdef unsigned char *_ptr
+    cdef Py_ssize_t _len          # also the export's shape[0]
+    cdef uint32_t _index
+    cdef uint32_t _gen
+    cdef uint32_t _released       # 1 once released (or never bound)
+
+    cdef void _retire(self) noexcept
+    cdef int _check_live(self) except -1
+    cdef int _release_if_live(self) except -1
+    cdef int _release(self) except -1
+    cdef int _end(self, int rc) noexcept

@@ -1,0 +1,164 @@
+# PooledBuffer, the handle BufferPool hands out, and _BufferStore, the memory
+# both live in (included by _pool.pyx; the design is in _bufferpool.pxi).
+
+cdef Py_ssize_t _ONE = 1   # strides of every export (bytes are contiguous)
+cdef str _DEAD_MESSAGE = "operation on a released PooledBuffer (or one no pool handed out)"
+cdef str _RELEASED_MESSAGE = "release of a PooledBuffer that was already released"
+
+
+@cython.no_gc   # holds no Python object
+cdef class _BufferStore:
+    """The memory of one BufferPool and its slot states, in an object of its
+    own: freed when neither the pool nor any handle it made is left."""
+    def __cinit__(self):
+        self.arena.base = NULL
+        self.arena.raw = NULL
+        self.slots.next = NULL
+        self.slots.state = NULL
+
+    def __dealloc__(self):
+        pool_slots_free(&self.slots)
+        pool_arena_free(&self.arena)
+
+
+@cython.no_gc   # references its pool and store, which reference no handle it holds
+@cython.freelist(32)
+cdef class PooledBuffer:
+    """One buffer handed out by a BufferPool: writable, aligned, fixed size.
+
+    It supports the buffer protocol: ``memoryview(buf)``, ``bytes(buf)``,
+    ``np.frombuffer(buf, dtype)``, ``f.readinto(buf)``,
+    ``sock.recv_into(buf)``; ``len(buf)`` is the pool's buffer_size.  Release
+    it with ``buf.release()``, ``pool.release(buf)`` or ``with`` (a handle
+    from ``pool.acquire()`` is its own context manager).
+
+    After release, every use raises ValueError.  Released while a memoryview
+    or array still exports it, the memory returns to the pool only when the
+    last export ends.  Dropped unreleased, it warns ResourceWarning and
+    returns its memory.
+
+    Thread-safety: a handle may be passed between threads; release races are
+    decided by one compare-and-swap in C, exactly one wins.
+    """
+    def __cinit__(self):
+        self._released = 1        # a handle not made by a pool is dead
+
+    def __dealloc__(self):
+        if pool_load32(&self._released, POOL_ACQUIRE) != 0 or self._pool is None:
+            return
+        # Dropped without release: give the slot back, then say so.  No
+        # export can be alive (exports reference us), so it is FREED now.
+        if pool_slots_release_handle(&self._store.slots, self._index,
+                                     self._gen) == POOL_FREED:
+            self._pool._return_slot(self._index)
+        _warnings.warn(
+            f"PooledBuffer (slot {self._index} of {self._pool!r}) was never "
+            f"released; its slot was returned when it was garbage collected",
+            ResourceWarning, stacklevel=1)
+
+    cdef void _retire(self) noexcept:
+        """Our slot is FREE (we won the transition): return it to the pool."""
+        cdef BufferPool pool = self._pool   # keeps the pool alive meanwhile
+        if POOL_CACHE_HANDLES:
+            pool._keep_handle(self)         # before the push: nobody can see
+        pool._return_slot(self._index)      # the slot until it is on the list
+
+    cdef int _check_live(self) except -1:
+        if pool_load32(&self._released, POOL_ACQUIRE) != 0 or \
+                not pool_slots_is_held(&self._store.slots, self._index, self._gen):
+            raise ValueError(_DEAD_MESSAGE)
+        return 0
+
+    cdef int _release_if_live(self) except -1:
+        """For __exit__: release unless some route already did (no error)."""
+        if pool_load32(&self._released, POOL_ACQUIRE) == 0:
+            self._end(pool_slots_release_handle(&self._store.slots, self._index,
+                                                self._gen))
+        return 0
+
+    cdef int _release(self) except -1:
+        if pool_load32(&self._released, POOL_ACQUIRE) != 0 or self._store is None:
+            raise PoolError(_RELEASED_MESSAGE)
+        if self._end(pool_slots_release_handle(&self._store.slots, self._index,
+                                               self._gen)) < 0:
+            raise PoolError(_RELEASED_MESSAGE)
+        return 0
+
+    cdef int _end(self, int rc) noexcept:
+        """After our release transition (rc): mark the handle released and, if
+        the slot is FREE, give it back.  rc < 0: another thread released it
+        first; nothing to do."""
+        if rc >= 0:
+            # release: a thread that sees the flag also sees the slot's new state
+            pool_store32(&self._released, 1, POOL_RELEASE)
+            if rc == POOL_FREED:
+                self._retire()
+        return rc
+
+    @cython.always_allow_keywords(False)   # METH_NOARGS / METH_O
+    def release(self):
+        """Returns the buffer to its pool.  PoolError if already released.
+        If a memoryview or array still exports it, the memory goes back when
+        the last export ends."""
+        self._release()
+
+    @property
+    def released(self):
+        """True once released (through any route)."""
+        return pool_load32(&self._released, POOL_ACQUIRE) != 0
+
+    @property
+    def pool(self):
+        """The BufferPool this buffer came from; None once released (even if
+        a live view defers the memory's return)."""
+        if pool_load32(&self._released, POOL_ACQUIRE) != 0:
+            return None
+        return self._pool
+
+    def __len__(self):
+        self._check_live()
+        return self._len
+
+    @cython.always_allow_keywords(False)
+    def __enter__(self):
+        self._check_live()
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self._release_if_live()
+        return False
+
+    def __getbuffer__(self, Py_buffer *view, int flags):
+        cdef int rc
+        if pool_load32(&self._released, POOL_ACQUIRE) != 0:
+            raise ValueError(_DEAD_MESSAGE)
+        rc = pool_slots_export_begin(&self._store.slots, self._index, self._gen)
+        if rc == POOL_EEXPORTS:
+            raise BufferError("too many simultaneous exports of one PooledBuffer")
+        if rc != POOL_OK:
+            raise ValueError(_DEAD_MESSAGE)
+        view.buf = self._ptr
+        view.obj = self
+        view.len = self._len
+        view.readonly = 0
+        view.itemsize = 1
+        view.format = NULL
+        if flags & PyBUF_FORMAT:
+            view.format = b"B"
+        view.ndim = 1
+        view.shape = &self._len if (flags & PyBUF_ND) else NULL
+        view.strides = &_ONE if (flags & PyBUF_STRIDES) == PyBUF_STRIDES else NULL
+        view.suboffsets = NULL
+        view.internal = NULL
+
+    def __releasebuffer__(self, Py_buffer *view):
+        if pool_slots_export_end(&self._store.slots, self._index,
+                                 self._gen) == POOL_FREED:
+            self._retire()
+
+    def __repr__(self):
+        if pool_load32(&self._released, POOL_ACQUIRE) != 0:
+            return "<PooledBuffer released>"
+        return f"<PooledBuffer slot={self._index} size={self._len} at {<uintptr_t>self._ptr:#x}>"
+
+
