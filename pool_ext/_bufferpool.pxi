@@ -30,9 +30,10 @@ cdef size_t _MAX_ALIGNMENT = 1 << 30   # a 1 GiB huge page; more is surely a mis
 
 @cython.no_gc   # references no handle it handed out; cached ones hold no reference to it
 cdef class BufferPool(_PoolBase):
-    """A bounded, thread-safe pool of equal-sized, aligned, writable buffers.
+    """BufferPool(buffer_size, capacity, *, zero_on_release=False, alignment=64)
+--
 
-    BufferPool(buffer_size, capacity, *, zero_on_release=False, alignment=64)
+    A bounded, thread-safe pool of equal-sized, aligned, writable buffers.
 
     All buffers are carved from one aligned allocation made here.  acquire()
     hands out a PooledBuffer: use it through the buffer protocol

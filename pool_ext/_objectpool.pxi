@@ -20,10 +20,10 @@ cdef Py_ssize_t _GONE_MEMORY = 256
 
 
 cdef class ObjectPool(_PoolBase):
-    """A bounded, thread-safe pool of reusable objects.
+    """ObjectPool(factory, capacity, *, reset=None, validate=None, destroy=None, prefill=0)
+--
 
-    ObjectPool(factory, capacity, *, reset=None, validate=None, destroy=None,
-    prefill=0)
+    A bounded, thread-safe pool of reusable objects.
 
     acquire() hands out an idle object, else creates one with ``factory()``
     while fewer than `capacity` exist, else waits for a release.  A factory
@@ -289,6 +289,11 @@ cdef class ObjectPool(_PoolBase):
         return 0
 
     # -- public API --------------------------------------------------------
+    @classmethod
+    def __class_getitem__(cls, item):
+        """ObjectPool[Conn] in an annotation: a pool of Conn objects."""
+        return _types.GenericAlias(cls, item)
+
     def acquire(self, timeout=None):
         """Hands out an object; waits up to `timeout` seconds if none is free.
 

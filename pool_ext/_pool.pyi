@@ -1,5 +1,4 @@
 """Type stubs for the compiled module pool_ext._pool (re-exported by pool_ext)."""
-import sys
 from types import TracebackType
 from typing import Any, Callable, Generic, Literal, Optional, Type, TypeVar, Union, final
 
@@ -73,9 +72,12 @@ class PooledBuffer:
     @property
     def pool(self) -> Optional[BufferPool]: ...
     def __len__(self) -> int: ...
-    if sys.version_info >= (3, 12):
-        def __buffer__(self, flags: int, /) -> memoryview: ...
-        def __release_buffer__(self, buffer: memoryview, /) -> None: ...
+    # The buffer protocol, on every version: type checkers read __buffer__
+    # as "is a buffer" (collections.abc.Buffer), also for targets before
+    # 3.12, where it is not a Python-level method at runtime (stubtest
+    # allowlist: tests/typing).
+    def __buffer__(self, flags: int, /) -> memoryview: ...
+    def __release_buffer__(self, buffer: memoryview, /) -> None: ...
     def __enter__(self) -> PooledBuffer: ...
     def __exit__(
         self,
@@ -84,6 +86,9 @@ class PooledBuffer:
         tb: Optional[TracebackType],
     ) -> Literal[False]: ...
 
+# ObjectPool's methods again, typed for buffers.  At runtime each pool class
+# defines its own (a method of the object's own type is cheaper to call), so
+# they cannot move to _PoolBase here: stubtest checks the stub against it.
 @final
 class BufferPool(_PoolBase):
     def __init__(

@@ -82,7 +82,9 @@ static inline uint64_t pool_fetch_add64(uint64_t *p, uint64_t v, int mo)
 static inline void pool_fence(int mo) { (void)mo; }
 
 #elif defined(_MSC_VER) && !defined(__clang__)
-/* ---- MSVC: Interlocked intrinsics (full barriers) on x64 and ARM64. ---- */
+/* ---- MSVC: Interlocked intrinsics (full barriers) on x64 and ARM64. ----
+ * One function per width and operation, alike on purpose: each names the
+ * intrinsic of its own width. */
 #include <intrin.h>
 
 static inline uint64_t pool_load64(const uint64_t *p, int mo)
