@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = ROOT / "tests" / "c" / "run_sanitizers.sh"
+SCRIPT = Path(__file__).resolve().parent / "run_sanitizers.sh"
+ROOT = SCRIPT.parent.parent.parent              # the source checkout
 
 
 @pytest.mark.slow

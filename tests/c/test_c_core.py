@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-C_TESTS = ROOT / "tests" / "c"
+C_TESTS = Path(__file__).resolve().parent      # tests/c
+ROOT = C_TESTS.parent.parent                    # the source checkout
 
 
 @pytest.fixture(scope="module")
