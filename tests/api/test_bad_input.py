@@ -6,21 +6,16 @@ The same table is in README.md, section "Safety".
 import decimal
 import fractions
 import math
-import subprocess
 import sys
-import textwrap
 import threading
 import time
 
 import pytest
 
 import pool_ext
+from helpers import Thing, run_script, wait_for_waiters
 from pool_ext import (MAX_CAPACITY, BufferPool, ObjectPool, PoolClosed, PoolError,
                       PooledBuffer, PoolExhausted)
-
-
-class Thing:
-    pass
 
 
 def snapshot(pool):
@@ -58,8 +53,7 @@ def test_bufferpool_bad_capacity(capacity, exc):
         BufferPool(64, capacity)
 
 
-def test_numpy_integer_capacity_is_a_type_error():
-    np = pytest.importorskip("numpy")
+def test_numpy_integer_capacity_is_a_type_error(np):
     with pytest.raises(TypeError, match="capacity must be an int"):
         ObjectPool(Thing, np.int64(3))
     assert ObjectPool(Thing, int(np.int64(3))).capacity == 3
@@ -151,7 +145,7 @@ def test_not_subclassable_not_picklable():
 
 # ---- allocation failure must be MemoryError, not a crash ---------------------
 
-ALLOC_SCRIPT = textwrap.dedent("""
+ALLOC_SCRIPT = """
     import resource, sys
     from pool_ext import BufferPool, ObjectPool, MAX_CAPACITY
     GiB = 1 << 30
@@ -183,16 +177,13 @@ ALLOC_SCRIPT = textwrap.dedent("""
     b = BufferPool(4096, 4)
     b.acquire().release()
     print("OK")
-""")
+"""
 
 
 def test_allocation_failure_is_memory_error(tmp_path):
     if not sys.platform.startswith("linux"):
         pytest.skip("uses RLIMIT_AS and /proc")
-    # cwd: not the source tree, so the installed pool_ext is imported
-    proc = subprocess.run([sys.executable, "-c", ALLOC_SCRIPT], capture_output=True,
-                          text=True, timeout=120, cwd=str(tmp_path))
-    print(proc.stdout, proc.stderr)
+    proc = run_script(tmp_path, ALLOC_SCRIPT, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count("MemoryError") == 6
     assert proc.stdout.rstrip().endswith("OK")
@@ -269,8 +260,7 @@ def test_small_timeouts_raise_pool_exhausted(timeout):
         assert pool.in_use == 0 and pool.stats()["waiting"] == 0
 
 
-def test_numpy_float_timeout():
-    np = pytest.importorskip("numpy")
+def test_numpy_float_timeout(np):
     pool = ObjectPool(Thing, 1)
     held = pool.acquire()
     with pytest.raises(PoolExhausted):
@@ -287,9 +277,7 @@ def test_huge_and_infinite_timeouts_wait_until_released(timeout):
         got = []
         t = threading.Thread(target=lambda: got.append(pool.acquire(timeout=timeout)))
         t.start()
-        deadline = time.monotonic() + 10
-        while pool.stats()["waiting"] == 0 and time.monotonic() < deadline:
-            time.sleep(0.001)
+        assert wait_for_waiters(pool)
         time.sleep(0.05)
         assert not got and t.is_alive()       # it waits, it did not time out
         _release(pool, held)

@@ -2,16 +2,13 @@
 import gc
 import io
 import socket
-import warnings
 
 import pytest
 
 from pool_ext import BufferPool, PoolClosed, PoolError, PooledBuffer, PoolExhausted
 
-np = pytest.importorskip("numpy")
 
-
-def test_buffer_protocol_and_alignment():
+def test_buffer_protocol_and_alignment(np):
     bufs = BufferPool(1000, 3, alignment=256)
     held = [bufs.acquire() for _ in range(3)]
     addrs = []
@@ -31,7 +28,7 @@ def test_buffer_protocol_and_alignment():
     assert bufs.in_use == 0 and bufs.available == 3 and bufs.size == 3
 
 
-def test_readinto_recv_into_bytes():
+def test_readinto_recv_into_bytes(np):
     bufs = BufferPool(16, 1)
     with bufs.acquire() as buf:
         assert io.BytesIO(b"0123456789abcdefXYZ").readinto(buf) == 16
@@ -47,7 +44,7 @@ def test_readinto_recv_into_bytes():
     assert buf.released and bufs.in_use == 0
 
 
-def test_use_after_release_raises_value_error():
+def test_use_after_release_raises_value_error(np):
     bufs = BufferPool(8, 1)
     buf = bufs.acquire()
     buf.release()
@@ -66,7 +63,7 @@ def test_use_after_release_raises_value_error():
     again.release()
 
 
-def test_deferred_release_while_exported():
+def test_deferred_release_while_exported(np):
     bufs = BufferPool(64, 1)
     buf = bufs.acquire()
     mv = memoryview(buf)

@@ -1,20 +1,13 @@
 """ObjectPool: the API contract, hooks, misuse, waiting, closing."""
 import gc
 import os
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 
 import pytest
 
+from helpers import Thing, run_script, wait_for_waiters
 from pool_ext import ObjectPool, PoolClosed, PoolError, PoolExhausted
-
-
-class Thing:
-    def __init__(self):
-        self.dirty = False
 
 
 def test_acquire_creates_lazily_then_reuses():
@@ -150,9 +143,7 @@ def test_waiter_is_woken_by_release():
 
     t = threading.Thread(target=waiter)
     t.start()
-    deadline = time.monotonic() + 5
-    while pool.stats()["waiting"] == 0 and time.monotonic() < deadline:
-        time.sleep(0.001)
+    wait_for_waiters(pool, 1, timeout=5)
     assert pool.stats()["waiting"] == 1
     pool.release(held)
     t.join(5)
@@ -168,8 +159,7 @@ def test_one_release_wakes_one_waiter_each():
                for _ in range(2)]
     for t in threads:
         t.start()
-    while pool.stats()["waiting"] < 2:
-        time.sleep(0.001)
+    assert wait_for_waiters(pool, 2)
     pool.release(a)
     pool.release(b)
     for t in threads:
@@ -263,8 +253,7 @@ def test_close_wakes_waiters_with_pool_closed():
 
     t = threading.Thread(target=waiter)
     t.start()
-    while pool.stats()["waiting"] == 0:
-        time.sleep(0.001)
+    assert wait_for_waiters(pool)
     pool.close()
     t.join(5)
     assert len(errors) == 1
@@ -315,7 +304,7 @@ def test_fork_child_is_not_stuck_behind_the_parents_waiters(tmp_path):
     # A parent thread sleeps in acquire() when the process forks.  In the
     # child that thread does not exist; a release there must still wake the
     # child's own waiter, not the dead one.
-    script = textwrap.dedent("""
+    proc = run_script(tmp_path, """
         import os, sys, threading, time, warnings
         warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads
         from pool_ext import ObjectPool
@@ -345,7 +334,5 @@ def test_fork_child_is_not_stuck_behind_the_parents_waiters(tmp_path):
         _, status = os.waitpid(pid, 0)
         pool.release(held)
         sys.exit(os.waitstatus_to_exitcode(status))
-    """)
-    proc = subprocess.run([sys.executable, "-c", script], timeout=60, cwd=tmp_path,
-                          capture_output=True, text=True)
+    """, timeout=60)
     assert proc.returncode == 0, proc.stderr

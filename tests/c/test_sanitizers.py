@@ -14,12 +14,12 @@ ROOT = SCRIPT.parent.parent.parent              # the source checkout
 
 
 @pytest.mark.slow
-def test_c_core_under_sanitizers(tmp_path, cmake_exe):
+def test_c_core_under_sanitizers(tmp_path, cmake_exe, c_compiler):
     if (os.name != "posix" or not SCRIPT.is_file() or not (ROOT / "src").is_dir()
             or shutil.which("bash") is None):
         pytest.skip("needs bash and the C sources (a source checkout on a POSIX system)")
     cmake = cmake_exe
-    cc = os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc") or shutil.which("clang")
+    cc = c_compiler
     if cmake is None or cc is None:
         pytest.skip("needs cmake and a C compiler")
     env = dict(os.environ, CMAKE=cmake, CC=cc, PYTHON=sys.executable,

@@ -30,28 +30,15 @@ import random
 import signal
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 
 import pytest
 
+from helpers import run_script, script_command
 from pool_ext import BufferPool, ObjectPool, PoolClosed, PoolError, PoolExhausted
 
 HAS_FORK = hasattr(os, "fork") and sys.platform.startswith("linux")
-
-
-def run_script(tmp_path, source, timeout=60, **kw):
-    """Runs source in a fresh interpreter (cwd: not the source tree, so the
-    installed pool_ext is imported); returns the CompletedProcess."""
-    script = tmp_path / "script.py"
-    script.write_text(textwrap.dedent(source))
-    proc = subprocess.run([sys.executable, "-X", "faulthandler", str(script)],
-                          capture_output=True, text=True, timeout=timeout,
-                          cwd=str(tmp_path), **kw)
-    sys.stdout.write(proc.stdout)
-    sys.stdout.write(proc.stderr)
-    return proc
 
 
 # ---- KeyboardInterrupt ------------------------------------------------------
@@ -104,10 +91,8 @@ SIGINT_SCRIPT = """
 @pytest.mark.parametrize("kind", ["object", "buffer"])
 @pytest.mark.parametrize("timeout", ["None", "float('inf')", "30.0"])
 def test_sigint_interrupts_a_waiting_acquire_promptly(tmp_path, kind, timeout):
-    script = tmp_path / "sigint.py"
-    script.write_text(textwrap.dedent(SIGINT_SCRIPT))
-    proc = subprocess.Popen([sys.executable, "-X", "faulthandler", str(script), kind, timeout],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    command = script_command(tmp_path, SIGINT_SCRIPT, kind, timeout, name="sigint.py")
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             cwd=str(tmp_path))
     watchdog = threading.Timer(60, proc.kill)   # a hang fails, never blocks the run
     watchdog.start()

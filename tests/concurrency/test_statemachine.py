@@ -12,10 +12,9 @@ off.  Every live buffer carries its own pattern, checked after every step, so
 two owners of one slot cannot go unnoticed.
 
 POOL_HYPOTHESIS_EXAMPLES (default 200) sets max_examples per machine; each
-example runs up to POOL_HYPOTHESIS_STEPS (default 40) steps.
+example runs up to POOL_HYPOTHESIS_STEPS (default 40) steps (read in
+conftest.py, the `knobs` fixture).
 """
-import os
-
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis")
@@ -24,12 +23,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import (RuleBasedStateMachine, invariant, precondition, rule,
                                  run_state_machine_as_test)
 
+from helpers import Boom
 from pool_ext import BufferPool, ObjectPool, PoolClosed, PoolError, PoolExhausted
-
-EXAMPLES = int(os.environ.get("POOL_HYPOTHESIS_EXAMPLES", "200"))
-STEPS = int(os.environ.get("POOL_HYPOTHESIS_STEPS", "40"))
-SETTINGS = settings(max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None,
-                    suppress_health_check=list(HealthCheck))
 
 COUNTS = {}
 
@@ -47,10 +42,6 @@ class Obj:
 
     def __repr__(self):
         return f"Obj({self.serial})"
-
-
-class Boom(Exception):
-    pass
 
 
 # ---- ObjectPool ------------------------------------------------------------
@@ -437,12 +428,15 @@ class ZeroingBufferPoolMachine(BufferPoolMachine):
 @pytest.mark.parametrize("machine", [ObjectPoolMachine, BufferPoolMachine,
                                      ZeroingBufferPoolMachine],
                          ids=lambda m: m.__name__)
-def test_pool_matches_model(machine):
+def test_pool_matches_model(machine, knobs):
+    examples_wanted = knobs.hypothesis_examples
     before = dict(COUNTS)
-    run_state_machine_as_test(machine, settings=SETTINGS)
+    run_state_machine_as_test(machine, settings=settings(
+        max_examples=examples_wanted, stateful_step_count=knobs.hypothesis_steps,
+        deadline=None, suppress_health_check=list(HealthCheck)))
     examples = COUNTS.get((machine.__name__, "examples"), 0) - before.get(
         (machine.__name__, "examples"), 0)
     steps = COUNTS.get((machine.__name__, "steps"), 0) - before.get(
         (machine.__name__, "steps"), 0)
     print(f"{machine.__name__}: {examples} examples, {steps} rule steps")
-    assert examples >= min(EXAMPLES, 10) and steps > examples
+    assert examples >= min(examples_wanted, 10) and steps > examples
