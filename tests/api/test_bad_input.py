@@ -1,5 +1,8 @@
-"""Bad input: every public call given wrong types or absurd values raises a
-clear exception, never crashes, and leaves the pool usable and unchanged.
+"""Bad input and misuse: every public call given wrong types or absurd
+values, and every call made out of order (double, foreign or cross-pool
+release, use after release, a lease entered twice, calls on closed or
+uninitialised pools), raises a clear exception, never crashes, and leaves the
+pool usable and unchanged.
 
 The same table is in README.md, section "Safety".
 """
@@ -12,7 +15,6 @@ import time
 
 import pytest
 
-import pool_ext
 from helpers import Thing, run_script, wait_for_waiters
 from pool_ext import (MAX_CAPACITY, BufferPool, ObjectPool, PoolClosed, PoolError,
                       PooledBuffer, PoolExhausted)
@@ -26,6 +28,8 @@ def snapshot(pool):
 
 # ---- constructors ---------------------------------------------------------
 
+
+
 CAPACITY_CASES = [
     # (capacity, exception)
     (0, ValueError), (-1, ValueError), (-(2**70), ValueError),
@@ -35,10 +39,6 @@ CAPACITY_CASES = [
     ("3", TypeError), (None, TypeError), (True, TypeError), (b"\x03", TypeError),
     ([3], TypeError), (decimal.Decimal(3), TypeError), (fractions.Fraction(3), TypeError),
 ]
-
-
-def test_max_capacity_is_the_31_bit_index_limit():
-    assert MAX_CAPACITY == 2**31 - 1
 
 
 @pytest.mark.parametrize("capacity,exc", CAPACITY_CASES, ids=repr)
@@ -95,6 +95,38 @@ def test_bufferpool_bad_arguments(args, kwargs, exc):
         BufferPool(*args, **kwargs)
 
 
+def test_objectpool_bad_construction():
+    with pytest.raises(TypeError):
+        ObjectPool(42, 1)
+    with pytest.raises(ValueError):
+        ObjectPool(Thing, 0)
+    with pytest.raises(ValueError):
+        ObjectPool(Thing, -3)
+    with pytest.raises(TypeError):
+        ObjectPool(Thing, 1.5)
+    with pytest.raises(TypeError):
+        ObjectPool(Thing, "3")
+    with pytest.raises(ValueError):
+        ObjectPool(Thing, 2**31)
+    with pytest.raises(TypeError):
+        ObjectPool(Thing, 1, reset=3)
+    with pytest.raises(ValueError):
+        ObjectPool(Thing, 2, prefill=3)
+    with pytest.raises(TypeError):
+        ObjectPool(Thing, 2, 0)   # hooks and prefill are keyword-only
+
+
+def test_bufferpool_bad_construction():
+    for args, kwargs, exc in [
+        ((0, 1), {}, ValueError), ((8, 0), {}, ValueError), ((-1, 1), {}, ValueError),
+        ((8, 1), {"alignment": 48}, ValueError), ((8, 1), {"alignment": 0}, ValueError),
+        (("8", 1), {}, TypeError), ((8.0, 1), {}, TypeError), ((8, 1.0), {}, TypeError),
+        ((8, 2**31), {}, ValueError), ((1 << 62, 1 << 20), {}, MemoryError),
+    ]:
+        with pytest.raises(exc):
+            BufferPool(*args, **kwargs)
+
+
 def test_init_twice_is_refused():
     pool = ObjectPool(Thing, 2)
     with pytest.raises(RuntimeError, match="called twice"):
@@ -127,6 +159,28 @@ def test_uninitialised_pools_refuse_every_call():
         pool.close()
 
 
+def test_uninitialised_pool_refuses_without_crashing():
+    pool = ObjectPool.__new__(ObjectPool)
+    with pytest.raises(PoolClosed):
+        pool.acquire()
+    with pytest.raises(PoolError):
+        pool.release(object())
+    pool.close()
+
+
+def test_handles_not_made_by_a_pool_are_dead():
+    buf = PooledBuffer.__new__(PooledBuffer)
+    with pytest.raises(ValueError):
+        len(buf)
+    with pytest.raises(ValueError):
+        memoryview(buf)
+    with pytest.raises(PoolError):
+        buf.release()
+    pool = BufferPool.__new__(BufferPool)
+    with pytest.raises(PoolClosed):
+        pool.acquire()
+
+
 def test_not_subclassable_not_picklable():
     import copy
     import pickle
@@ -143,7 +197,20 @@ def test_not_subclassable_not_picklable():
     assert bufs.in_use == 0
 
 
-# ---- allocation failure must be MemoryError, not a crash ---------------------
+def test_factory_returning_the_same_object_twice():
+    singleton = Thing()
+    pool = ObjectPool(lambda: singleton, 2)
+    assert pool.acquire() is singleton
+    with pytest.raises(PoolError, match="already in this pool"):
+        pool.acquire()
+    assert pool.in_use == 1
+    pool.release(singleton)
+    assert pool.acquire() is singleton
+
+
+# ---- allocation failure must be MemoryError, not a crash ------------------
+
+
 
 ALLOC_SCRIPT = """
     import resource, sys
@@ -189,7 +256,9 @@ def test_allocation_failure_is_memory_error(tmp_path):
     assert proc.stdout.rstrip().endswith("OK")
 
 
-# ---- timeouts --------------------------------------------------------------
+# ---- timeouts -------------------------------------------------------------
+
+
 
 BAD_TIMEOUTS = [
     # (timeout, exception)
@@ -245,6 +314,15 @@ def test_bad_timeout_on_free_pool(timeout, exc):
         assert snapshot(pool) == before
 
 
+@pytest.mark.parametrize("timeout", [-1, float("nan"), "1", True, [1]])
+def test_objectpool_bad_timeouts(timeout):
+    pool = ObjectPool(Thing, 1)
+    pool.acquire()
+    with pytest.raises((TypeError, ValueError)):
+        pool.acquire(timeout=timeout)
+    assert pool.in_use == 1
+
+
 @pytest.mark.parametrize("timeout", [0, 0.0, -0.0, 1e-300, 5e-324, 0.001,
                                      decimal.Decimal("0.001"), fractions.Fraction(1, 1000)],
                          ids=repr)
@@ -287,7 +365,29 @@ def test_huge_and_infinite_timeouts_wait_until_released(timeout):
         assert pool.in_use == 0 and pool.stats()["timeouts"] == 0
 
 
-# ---- release / lease / handle misuse -----------------------------------------
+# ---- release / lease / handle misuse --------------------------------------
+
+
+
+def test_double_release_and_foreign_release_leave_pool_unchanged():
+    pool = ObjectPool(Thing, 2)
+    other = ObjectPool(Thing, 2)
+    a = pool.acquire()
+    pool.release(a)
+    before = pool.stats()
+    with pytest.raises(PoolError, match="not in use"):
+        pool.release(a)
+    with pytest.raises(PoolError, match="did not hand out"):
+        pool.release(Thing())
+    b = other.acquire()
+    with pytest.raises(PoolError, match="did not hand out"):
+        pool.release(b)
+    assert pool.stats() == before
+    assert isinstance(PoolError("x"), ValueError)
+    # the pool still works and hands out each object once
+    x, y = pool.acquire(), pool.acquire()
+    assert x is not y
+
 
 @pytest.mark.parametrize("foreign", [None, 0, "s", Thing(), object, ObjectPool],
                          ids=repr)
@@ -337,6 +437,18 @@ def test_buffer_from_another_pool():
     buf.release()
 
 
+def test_release_through_the_pool_and_misuse():
+    bufs, other = BufferPool(8, 1), BufferPool(8, 1)
+    buf = bufs.acquire()
+    with pytest.raises(PoolError):
+        other.release(buf)
+    with pytest.raises(PoolError):
+        bufs.release(bytearray(8))
+    assert bufs.in_use == 1
+    bufs.release(buf)
+    assert bufs.in_use == 0
+
+
 def test_released_handle_refuses_everything():
     bufs = BufferPool(8, 1)
     buf = bufs.acquire()
@@ -349,6 +461,25 @@ def test_released_handle_refuses_everything():
             call()
     assert buf.__exit__(None, None, None) is False      # exit of a released handle: no-op
     assert bufs.in_use == 0 and bufs.stats()["releases"] == 1
+
+
+def test_use_after_release_raises_value_error(np):
+    bufs = BufferPool(8, 1)
+    buf = bufs.acquire()
+    buf.release()
+    for use in (memoryview, bytes, len, lambda b: np.frombuffer(b, np.uint8)):
+        with pytest.raises(ValueError):
+            use(buf)
+    with pytest.raises(PoolError, match="already released"):
+        buf.release()
+    with pytest.raises(PoolError):
+        bufs.release(buf)
+    # the slot went back once: it can be handed out again, to one owner
+    again = bufs.acquire(timeout=0)
+    assert bufs.try_acquire() is None
+    with pytest.raises(ValueError):
+        memoryview(buf)                 # the old handle does not see the new owner's memory
+    again.release()
 
 
 def test_dead_handle_made_without_a_pool():
@@ -395,11 +526,3 @@ def test_calls_on_closed_pools():
             _release(pool, held)
         assert pool.in_use == 0 and pool.available == 0
         pool.close()
-
-
-def test_public_names():
-    assert set(pool_ext.__all__) >= {"ATOMICS", "MAX_CAPACITY", "BufferPool", "ObjectPool",
-                                     "PoolClosed", "PoolError", "PoolExhausted",
-                                     "PooledBuffer"}
-    assert issubclass(PoolExhausted, TimeoutError)
-    assert issubclass(PoolClosed, PoolError) and issubclass(PoolError, ValueError)

@@ -371,6 +371,45 @@ def test_fork_with_a_waiting_thread_then_child_threads_wait(tmp_path):
     assert proc.returncode == 0 and "CHILD OK" in proc.stdout
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_fork_child_is_not_stuck_behind_the_parents_waiters(tmp_path):
+    # A parent thread sleeps in acquire() when the process forks.  In the
+    # child that thread does not exist; a release there must still wake the
+    # child's own waiter, not the dead one.
+    proc = run_script(tmp_path, """
+        import os, sys, threading, time, warnings
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads
+        from pool_ext import ObjectPool
+        pool = ObjectPool(object, 1)
+        held = pool.acquire()
+        threading.Thread(target=lambda: pool.acquire(timeout=30), daemon=True).start()
+        while pool.stats()["waiting"] == 0:
+            time.sleep(0.001)
+        pid = os.fork()
+        if pid == 0:
+            got = []
+            started = threading.Event()
+            def child_waiter():
+                started.set()
+                got.append(pool.acquire(timeout=20))
+            t = threading.Thread(target=child_waiter)
+            t.start()
+            started.wait()
+            time.sleep(0.3)                  # let it fall asleep
+            if pool.stats()["waiting"] != 1:  # the parent's waiter was dropped
+                os._exit(2)
+            t0 = time.monotonic()
+            pool.release(held)
+            t.join(30)
+            woke_promptly = time.monotonic() - t0 < 5
+            os._exit(0 if got == [held] and woke_promptly else 1)
+        _, status = os.waitpid(pid, 0)
+        pool.release(held)
+        sys.exit(os.waitstatus_to_exitcode(status))
+    """, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+
+
 # ---- garbage collection with hand-outs out -------------------------------------
 
 def test_objectpool_collected_while_leases_and_objects_are_out():
