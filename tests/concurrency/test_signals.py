@@ -1,0 +1,124 @@
+"""Signals during a wait: Ctrl-C (SIGINT) ends a waiting acquire() promptly
+with KeyboardInterrupt and loses no slot; a handler that returns normally
+does not end the wait.  Each runs in a subprocess (helpers.script_command,
+helpers.run_script), so a hang fails one test, never blocks the run.
+"""
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from helpers import run_script, script_command
+
+
+SIGINT_SCRIPT = """
+    import sys, threading, time
+    from pool_ext import BufferPool, ObjectPool
+    kind, timeout = sys.argv[1], eval(sys.argv[2])
+    pool = ObjectPool(object, 2) if kind == "object" else BufferPool(64, 2)
+    held = [pool.acquire(), pool.acquire()]
+    other = []          # a second waiter, in another thread: must still be served
+    t = threading.Thread(target=lambda: other.append(pool.acquire(timeout=30)))
+    t.start()
+    while pool.stats()["waiting"] < 1:
+        time.sleep(0.001)
+
+    def announce():
+        while pool.stats()["waiting"] < 2:
+            time.sleep(0.001)
+        print("READY", flush=True)
+
+    threading.Thread(target=announce).start()
+    try:
+        pool.acquire(timeout=timeout)       # main thread waits here
+    except KeyboardInterrupt:
+        print("INTERRUPTED", flush=True)
+    else:
+        print("NOT INTERRUPTED", flush=True)
+        sys.exit(2)
+    s = pool.stats()
+    assert s["waiting"] == 1, s             # only the other thread still waits
+    assert s["in_use"] == 2, s              # the interrupted wait took nothing
+    pool.release(held.pop())                # the other waiter gets this one
+    t.join(10)
+    assert not t.is_alive() and len(other) == 1, "second waiter not served"
+    for item in held + other:
+        pool.release(item)
+    # no slot lost: every slot can be had at once, without waiting
+    items = [pool.acquire(timeout=0) for _ in range(2)]
+    assert pool.try_acquire() is None
+    for item in items:
+        pool.release(item)
+    s = pool.stats()
+    assert s["in_use"] == 0 and s["waiting"] == 0 and s["acquires"] == s["releases"], s
+    print("OK", s, flush=True)
+"""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="sends a real SIGINT")
+@pytest.mark.parametrize("kind", ["object", "buffer"])
+@pytest.mark.parametrize("timeout", ["None", "float('inf')", "30.0"])
+def test_sigint_interrupts_a_waiting_acquire_promptly(tmp_path, kind, timeout):
+    command = script_command(tmp_path, SIGINT_SCRIPT, kind, timeout, name="sigint.py")
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=str(tmp_path))
+    watchdog = threading.Timer(60, proc.kill)   # a hang fails, never blocks the run
+    watchdog.start()
+    with proc:                               # closes the pipes
+        try:
+            assert proc.stdout.readline().strip() == "READY"
+            time.sleep(0.05)                 # let the main thread settle into its wait
+            sent = time.monotonic()
+            proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+            line = proc.stdout.readline().strip()
+            elapsed = time.monotonic() - sent
+            # not communicate(): it reads the pipe's fd and would miss what
+            # readline() already buffered
+            out = proc.stdout.read()
+            err = proc.stderr.read()
+            proc.wait(timeout=30)
+        finally:
+            watchdog.cancel()
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    print(line, out, err)
+    assert line == "INTERRUPTED"
+    assert elapsed < 2.0, f"KeyboardInterrupt took {elapsed:.2f} s"
+    assert proc.returncode == 0, err
+    assert "OK" in out
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="needs signal.pthread_kill")
+def test_signal_handler_that_does_not_raise_keeps_waiting(tmp_path):
+    """A signal whose handler returns normally must not end the wait (nor
+    lose the slot released later)."""
+    proc = run_script(tmp_path, """
+        import os, signal, threading, time
+        from pool_ext import ObjectPool
+        pool = ObjectPool(object, 1)
+        held = pool.acquire()
+        seen = []
+        signal.signal(signal.SIGUSR1, lambda *a: seen.append(1))
+        main = threading.get_ident()
+
+        def poke():
+            while pool.stats()["waiting"] < 1:
+                time.sleep(0.001)
+            for _ in range(3):
+                signal.pthread_kill(main, signal.SIGUSR1)
+                time.sleep(0.05)
+            pool.release(held)
+
+        threading.Thread(target=poke).start()
+        got = pool.acquire(timeout=30)
+        assert got is held and len(seen) == 3, seen
+        pool.release(got)
+        s = pool.stats()
+        assert s["in_use"] == 0 and s["waiting"] == 0 and s["timeouts"] == 0, s
+        print("OK")
+    """)
+    assert proc.returncode == 0 and "OK" in proc.stdout
