@@ -6,6 +6,7 @@ helpers.run_script), so a hang fails one test, never blocks the run.
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 
@@ -15,7 +16,12 @@ from helpers import run_script, script_command
 
 
 SIGINT_SCRIPT = """
-    import sys, threading, time
+    import signal, sys, threading, time
+    # A parent that ignores SIGINT (`pytest &` in a script, nohup, setsid
+    # under some shells) passes SIG_IGN on, and Python installs its
+    # KeyboardInterrupt handler only where SIGINT was not ignored: without
+    # this line the SIGINT below would be lost and the wait would go on.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from pool_ext import BufferPool, ObjectPool
     kind, timeout = sys.argv[1], eval(sys.argv[2])
     pool = ObjectPool(object, 2) if kind == "object" else BufferPool(64, 2)
@@ -58,11 +64,10 @@ SIGINT_SCRIPT = """
 """
 
 
-@pytest.mark.skipif(os.name != "posix", reason="sends a real SIGINT")
-@pytest.mark.parametrize("kind", ["object", "buffer"])
-@pytest.mark.parametrize("timeout", ["None", "float('inf')", "30.0"])
-def test_sigint_interrupts_a_waiting_acquire_promptly(tmp_path, kind, timeout):
-    command = script_command(tmp_path, SIGINT_SCRIPT, kind, timeout, name="sigint.py")
+def interrupt_a_waiting_acquire(command, tmp_path):
+    """Runs SIGINT_SCRIPT (command), sends it SIGINT once its main thread
+    waits in acquire(); returns (first line after the signal, seconds it
+    took, rest of stdout, stderr, exit code)."""
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             cwd=str(tmp_path))
     watchdog = threading.Timer(60, proc.kill)   # a hang fails, never blocks the run
@@ -86,9 +91,36 @@ def test_sigint_interrupts_a_waiting_acquire_promptly(tmp_path, kind, timeout):
                 proc.kill()
                 proc.wait()
     print(line, out, err)
+    return line, elapsed, out, err, proc.returncode
+
+
+@pytest.mark.skipif(os.name != "posix", reason="sends a real SIGINT")
+@pytest.mark.parametrize("kind", ["object", "buffer"])
+@pytest.mark.parametrize("timeout", ["None", "float('inf')", "30.0"])
+def test_sigint_interrupts_a_waiting_acquire_promptly(tmp_path, kind, timeout):
+    command = script_command(tmp_path, SIGINT_SCRIPT, kind, timeout, name="sigint.py")
+    line, elapsed, out, err, returncode = interrupt_a_waiting_acquire(command, tmp_path)
     assert line == "INTERRUPTED"
     assert elapsed < 2.0, f"KeyboardInterrupt took {elapsed:.2f} s"
-    assert proc.returncode == 0, err
+    assert returncode == 0, err
+    assert "OK" in out
+
+
+# Starts the script with SIGINT ignored, as `nohup pytest` or `pytest &` in a
+# script would: exec keeps an ignored signal ignored.
+IGNORING_SIGINT = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+                   "os.execv(sys.executable, [sys.executable] + sys.argv[1:])")
+
+
+@pytest.mark.skipif(os.name != "posix", reason="sends a real SIGINT")
+def test_sigint_reaches_the_wait_even_when_the_parent_ignores_sigint(tmp_path):
+    """The Ctrl-C tests pass when pytest itself runs with SIGINT ignored."""
+    command = script_command(tmp_path, SIGINT_SCRIPT, "object", "None", name="sigint.py")
+    command = [sys.executable, "-c", IGNORING_SIGINT] + command[1:]
+    line, elapsed, out, err, returncode = interrupt_a_waiting_acquire(command, tmp_path)
+    assert line == "INTERRUPTED"
+    assert elapsed < 2.0, f"KeyboardInterrupt took {elapsed:.2f} s"
+    assert returncode == 0, err
     assert "OK" in out
 
 
