@@ -9,6 +9,8 @@ import pytest
 C_TESTS = Path(__file__).resolve().parent      # tests/c
 ROOT = C_TESTS.parent.parent                    # the source checkout
 
+pytestmark = pytest.mark.slow       # builds the C core with CMake: about 4 s
+
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, cmake_exe, c_compiler):

@@ -3,6 +3,8 @@ objects, leases, buffers and exports are still held, and pools in reference
 cycles with what they handed out."""
 import gc
 
+import pytest
+
 from pool_ext import BufferPool, ObjectPool, PoolError
 
 
@@ -25,6 +27,7 @@ def test_objectpool_collected_while_leases_and_objects_are_out():
     assert destroyed == []          # destroy() is for close(), not for GC
 
 
+@pytest.mark.slow                   # 50 rounds of gc.collect(): about 4 s
 def test_objectpool_in_a_cycle_with_objects_that_release_themselves():
     """obj -> pool -> obj: the collector runs __del__ (which releases into
     the pool) before it clears anything."""

@@ -26,6 +26,8 @@ from hypothesis.stateful import (RuleBasedStateMachine, invariant, precondition,
 from helpers import Boom
 from pool_ext import BufferPool, ObjectPool, PoolClosed, PoolError, PoolExhausted
 
+pytestmark = pytest.mark.slow       # about 5 s per machine at the default 200 examples
+
 COUNTS = {}
 
 

@@ -14,6 +14,7 @@ pytest.importorskip("mypy", reason="mypy is not installed (pip install .[test] b
 HERE = Path(__file__).resolve().parent
 
 
+@pytest.mark.slow                   # mypy analyses the whole package: about 10 s
 def test_stubs_match_the_runtime(tmp_path):
     # cwd: not the source tree, whose pool_ext/ (no compiled module) `-m`
     # would put first on sys.path; mypy's cache goes there too.
