@@ -46,9 +46,43 @@ class Obj:
         return f"Obj({self.serial})"
 
 
+# ---- both pools ------------------------------------------------------------
+
+class PoolMachine(RuleBasedStateMachine):
+    """The rules both pools share: acquire() and try_acquire() against the
+    model.  A subclass builds self.pool and says whether it is built(),
+    whether every slot is in use (full()), and checks each hand-out against
+    its model (handout())."""
+
+    @precondition(lambda self: self.built())
+    @rule(timeout=st.sampled_from([0, 0.0, 0.001]))
+    def acquire(self, timeout):
+        count(self, "steps")
+        if self.closed:
+            with pytest.raises(PoolClosed):
+                self.pool.acquire(timeout=timeout)
+        elif self.full():
+            with pytest.raises(PoolExhausted):
+                self.pool.acquire(timeout=timeout)
+        else:
+            self.handout(self.pool.acquire(timeout=timeout))
+
+    @precondition(lambda self: self.built())
+    @rule()
+    def try_acquire(self):
+        count(self, "steps")
+        if self.closed:
+            with pytest.raises(PoolClosed):
+                self.pool.try_acquire()
+        elif self.full():
+            assert self.pool.try_acquire() is None
+        else:
+            self.handout(self.pool.try_acquire())
+
+
 # ---- ObjectPool ------------------------------------------------------------
 
-class ObjectPoolMachine(RuleBasedStateMachine):
+class ObjectPoolMachine(PoolMachine):
     """Model: `idle` is a stack (the pool's idle list is LIFO), `held` the
     objects handed out, `created`/`destroyed` what the hooks saw."""
 
@@ -89,7 +123,10 @@ class ObjectPoolMachine(RuleBasedStateMachine):
         return self.capacity is not None
 
     # -- the model's answer for one hand-out ---------------------------------
-    def expect_handout(self, got):
+    def full(self):
+        return len(self.held) == self.capacity
+
+    def handout(self, got):
         if self.idle:
             expected = self.idle.pop()       # LIFO: the last one released
             assert got is expected, f"handed {got}, model expected {expected}"
@@ -118,32 +155,6 @@ class ObjectPoolMachine(RuleBasedStateMachine):
         return self._dm
 
     # -- rules -------------------------------------------------------------
-    @precondition(built)
-    @rule(timeout=st.sampled_from([0, 0.0, 0.001]))
-    def acquire(self, timeout):
-        count(self, "steps")
-        full = len(self.held) == self.capacity
-        if self.closed:
-            with pytest.raises(PoolClosed):
-                self.pool.acquire(timeout=timeout)
-        elif full:
-            with pytest.raises(PoolExhausted):
-                self.pool.acquire(timeout=timeout)
-        else:
-            self.expect_handout(self.pool.acquire(timeout=timeout))
-
-    @precondition(built)
-    @rule()
-    def try_acquire(self):
-        count(self, "steps")
-        if self.closed:
-            with pytest.raises(PoolClosed):
-                self.pool.try_acquire()
-        elif len(self.held) == self.capacity:
-            assert self.pool.try_acquire() is None
-        else:
-            self.expect_handout(self.pool.try_acquire())
-
     @precondition(lambda self: self.built() and self.held)
     @rule(data=st.data(), how=st.sampled_from(["ok", "broken", "fail_reset"]))
     def release(self, data, how):
@@ -203,7 +214,7 @@ class ObjectPoolMachine(RuleBasedStateMachine):
             return
         try:
             with self.pool.lease(timeout=0) as o:
-                self.expect_handout(o)
+                self.handout(o)
                 if raise_inside:
                     raise Boom("inside the lease")
         except Boom:
@@ -249,7 +260,7 @@ class ObjectPoolMachine(RuleBasedStateMachine):
 
 # ---- BufferPool --------------------------------------------------------------
 
-class BufferPoolMachine(RuleBasedStateMachine):
+class BufferPoolMachine(PoolMachine):
     """Model: each hand-out is a record {handle, released, views, tag}; a
     slot is in use while its handle is unreleased or any view is alive."""
     zero_on_release = False
@@ -276,6 +287,9 @@ class BufferPoolMachine(RuleBasedStateMachine):
     def in_use(self):
         return sum(1 for r in self.records if not r["released"] or r["views"])
 
+    def full(self):
+        return self.in_use() == self.capacity
+
     def live(self):
         return [r for r in self.records if not r["released"]]
 
@@ -299,31 +313,6 @@ class BufferPoolMachine(RuleBasedStateMachine):
 
     def slot_freed(self):
         self.releases += 1
-
-    @precondition(built)
-    @rule(timeout=st.sampled_from([0, 0.001]))
-    def acquire(self, timeout):
-        count(self, "steps")
-        if self.closed:
-            with pytest.raises(PoolClosed):
-                self.pool.acquire(timeout=timeout)
-        elif self.in_use() == self.capacity:
-            with pytest.raises(PoolExhausted):
-                self.pool.acquire(timeout=timeout)
-        else:
-            self.handout(self.pool.acquire(timeout=timeout))
-
-    @precondition(built)
-    @rule()
-    def try_acquire(self):
-        count(self, "steps")
-        if self.closed:
-            with pytest.raises(PoolClosed):
-                self.pool.try_acquire()
-        elif self.in_use() == self.capacity:
-            assert self.pool.try_acquire() is None
-        else:
-            self.handout(self.pool.try_acquire())
 
     @precondition(lambda self: self.built() and self.live())
     @rule(data=st.data())
