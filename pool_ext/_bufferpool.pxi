@@ -33,6 +33,8 @@ cdef class BufferPool(_PoolBase):
     """BufferPool(buffer_size, capacity, *, zero_on_release=False, alignment=64)
 --
 
+    BufferPool(buffer_size, capacity, *, zero_on_release=False, alignment=64)
+
     A bounded, thread-safe pool of equal-sized, aligned, writable buffers.
 
     All buffers are carved from one aligned allocation made here.  acquire()
@@ -178,8 +180,12 @@ cdef class BufferPool(_PoolBase):
         return None if item is _NOTHING else item
 
     @cython.always_allow_keywords(False)   # METH_NOARGS / METH_O
+    @cython.embedsignature(False)          # positional-only, said below
     def release(self, buf):
-        """Gives buf back; the same as ``buf.release()``."""
+        """release($self, buf, /)
+--
+
+        Gives buf back; the same as ``buf.release()``."""
         if not isinstance(buf, PooledBuffer):
             raise PoolError(f"release of an object this pool did not hand out: "
                             f"{type(buf).__name__} is not a PooledBuffer")

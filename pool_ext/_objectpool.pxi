@@ -23,6 +23,8 @@ cdef class ObjectPool(_PoolBase):
     """ObjectPool(factory, capacity, *, reset=None, validate=None, destroy=None, prefill=0)
 --
 
+    ObjectPool(factory, capacity, *, reset=None, validate=None, destroy=None, prefill=0)
+
     A bounded, thread-safe pool of reusable objects.
 
     acquire() hands out an idle object, else creates one with ``factory()``
@@ -317,8 +319,12 @@ cdef class ObjectPool(_PoolBase):
         return None if item is _NOTHING else item
 
     @cython.always_allow_keywords(False)   # METH_NOARGS / METH_O
+    @cython.embedsignature(False)          # positional-only, said below
     def release(self, obj):
-        """Gives obj back.  PoolError if this pool did not hand it out, or
+        """release($self, obj, /)
+--
+
+        Gives obj back.  PoolError if this pool did not hand it out, or
         if it was already released (the pool is then unchanged)."""
         self._release(obj)
 

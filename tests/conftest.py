@@ -1,17 +1,83 @@
+"""Fixtures for every test, and the one place the environment is read.
+
+Environment knobs (all optional; pytest's header line shows the values in force):
+
+    POOL_TEST_SEED            seed of the `rng` fixture (default: random, printed)
+    POOL_STRESS_THREADS       threads per stress test (8)
+    POOL_STRESS_OPS           operations per stress thread (50000)
+    POOL_STRESS_SWITCH        sys.setswitchinterval() during the stress tests (5e-4)
+    POOL_HYPOTHESIS_EXAMPLES  examples per state machine (200)
+    POOL_HYPOTHESIS_STEPS     steps per example (40)
+    POOL_LEAK_CYCLES          cycles per leak kind (1000000; see soak/test_leaks.py)
+    POOL_LEAK_FULL            1: every leak kind runs all its cycles (off)
+    CC                        C compiler for tests/c (default: gcc, cc or clang)
+
+Shared helpers (Thing, run_script, ...) are in helpers.py, not here.
+"""
+import dataclasses
 import os
 import random
 import shutil
 from pathlib import Path
+from typing import Optional
 
 import pytest
+
+
+@dataclasses.dataclass(frozen=True)
+class Knobs:
+    seed: Optional[int]
+    stress_threads: int
+    stress_ops: int
+    stress_switch: float
+    hypothesis_examples: int
+    hypothesis_steps: int
+    leak_cycles: int
+    leak_full: bool
+    cc: Optional[str]
+
+    @classmethod
+    def from_environ(cls, env=os.environ):
+        seed = env.get("POOL_TEST_SEED")
+        return cls(
+            seed=int(seed) if seed else None,
+            stress_threads=int(env.get("POOL_STRESS_THREADS", "8")),
+            stress_ops=int(env.get("POOL_STRESS_OPS", "50000")),
+            stress_switch=float(env.get("POOL_STRESS_SWITCH", "5e-4")),
+            hypothesis_examples=int(env.get("POOL_HYPOTHESIS_EXAMPLES", "200")),
+            hypothesis_steps=int(env.get("POOL_HYPOTHESIS_STEPS", "40")),
+            leak_cycles=int(env.get("POOL_LEAK_CYCLES", "1000000")),
+            leak_full=env.get("POOL_LEAK_FULL", "") not in ("", "0"),
+            cc=env.get("CC") or None,
+        )
+
+
+KNOBS = Knobs.from_environ()
+
+
+def pytest_report_header(config):
+    return "pool_ext test knobs: " + ", ".join(
+        f"{f.name}={getattr(KNOBS, f.name)!r}" for f in dataclasses.fields(KNOBS))
+
+
+@pytest.fixture(scope="session")
+def knobs():
+    """The environment knobs above, read once."""
+    return KNOBS
 
 
 @pytest.fixture
 def rng(request):
     """A seeded Random; the seed is printed so a failure can be replayed."""
-    seed = int(os.environ.get("POOL_TEST_SEED", random.randrange(2**32)))
+    seed = KNOBS.seed if KNOBS.seed is not None else random.randrange(2**32)
     print(f"{request.node.nodeid}: POOL_TEST_SEED={seed}")
     return random.Random(seed)
+
+
+@pytest.fixture
+def np():
+    """numpy, or a skip where it has no wheel (Windows ARM64, CPython 3.9/3.10)."""
+    return pytest.importorskip("numpy")
 
 
 @pytest.fixture(scope="session")
@@ -25,3 +91,9 @@ def cmake_exe():
             return None
         exe = str(Path(cmake.CMAKE_BIN_DIR) / "cmake")
     return exe
+
+
+@pytest.fixture(scope="session")
+def c_compiler():
+    """$CC, else gcc, cc or clang on PATH; None if none."""
+    return KNOBS.cc or shutil.which("gcc") or shutil.which("cc") or shutil.which("clang")

@@ -208,7 +208,7 @@ need = ["pyproject.toml", "CMakeLists.txt", "LICENSE", "README.md", "PKG-INFO",
         "pool_ext/__init__.py", "pool_ext/_pool.pyx", "pool_ext/_objectpool.pxi",
         "pool_ext/_bufferpool.pxi", "pool_ext/includes/pool_mode.h",
         "src/pool_atomic.h", "src/pool_slots.c", "tests/c/test_core.c",
-        "tests/test_freethreading.py"]
+        "tests/concurrency/test_freethreading.py"]
 missing = [n for n in need if n not in names]
 leaked = sorted(n for n in names if n.startswith((".github/", "build/", ".git/")))
 print(f"  {len(names)} files; {sys.argv[1].rsplit('/', 1)[-1]}")

@@ -10,7 +10,7 @@
 # .ci/run: it takes several minutes.
 #
 #   tools/memcheck.sh                     # the default subset
-#   tools/memcheck.sh tests/test_foo.py   # your own pytest arguments
+#   tools/memcheck.sh tests/api/test_foo.py  # your own pytest arguments
 #
 # Environment:
 #   PYTHON   the interpreter whose environment has pool_ext and pytest
@@ -30,8 +30,7 @@ pytest_script="$bindir/pytest"
 if [[ $# -eq 0 ]]; then
     # the API tests, the bad-input table, a short stateful run and a short
     # stress run: every code path of both pools, small counts
-    set -- tests/test_objectpool.py tests/test_bufferpool.py tests/test_bad_input.py \
-        tests/test_statemachine.py tests/test_stress.py \
+    set -- tests/api tests/concurrency/test_statemachine.py tests/concurrency/test_stress.py \
         -k "not allocation_failure and not huge_and_infinite and not fork" \
         -p no:cacheprovider -q
 fi

@@ -1,26 +1,24 @@
-"""Bad input: every public call given wrong types or absurd values raises a
-clear exception, never crashes, and leaves the pool usable and unchanged.
+"""Bad input and misuse: every public call given wrong types or absurd
+values, and every call made out of order (double, foreign or cross-pool
+release, use after release, a lease entered twice, calls on closed or
+uninitialised pools), raises a clear exception, never crashes, and leaves the
+pool usable and unchanged.
 
 The same table is in README.md, section "Safety".
 """
 import decimal
+import gc
 import fractions
 import math
-import subprocess
 import sys
-import textwrap
 import threading
 import time
 
 import pytest
 
-import pool_ext
+from helpers import Thing, run_script, wait_for_waiters
 from pool_ext import (MAX_CAPACITY, BufferPool, ObjectPool, PoolClosed, PoolError,
                       PooledBuffer, PoolExhausted)
-
-
-class Thing:
-    pass
 
 
 def snapshot(pool):
@@ -31,6 +29,8 @@ def snapshot(pool):
 
 # ---- constructors ---------------------------------------------------------
 
+
+
 CAPACITY_CASES = [
     # (capacity, exception)
     (0, ValueError), (-1, ValueError), (-(2**70), ValueError),
@@ -40,10 +40,6 @@ CAPACITY_CASES = [
     ("3", TypeError), (None, TypeError), (True, TypeError), (b"\x03", TypeError),
     ([3], TypeError), (decimal.Decimal(3), TypeError), (fractions.Fraction(3), TypeError),
 ]
-
-
-def test_max_capacity_is_the_31_bit_index_limit():
-    assert MAX_CAPACITY == 2**31 - 1
 
 
 @pytest.mark.parametrize("capacity,exc", CAPACITY_CASES, ids=repr)
@@ -58,9 +54,8 @@ def test_bufferpool_bad_capacity(capacity, exc):
         BufferPool(64, capacity)
 
 
-def test_numpy_integer_capacity_is_accepted():
+def test_numpy_integer_capacity_is_accepted(np):
     # integer arguments go through operator.index, as Python's own do
-    np = pytest.importorskip("numpy")
     assert ObjectPool(Thing, np.int64(3)).capacity == 3
     with pytest.raises(TypeError, match="capacity must be an int"):
         ObjectPool(Thing, np.float64(3))
@@ -102,6 +97,38 @@ def test_bufferpool_bad_arguments(args, kwargs, exc):
         BufferPool(*args, **kwargs)
 
 
+def test_objectpool_bad_construction():
+    with pytest.raises(TypeError):
+        ObjectPool(42, 1)
+    with pytest.raises(ValueError):
+        ObjectPool(Thing, 0)
+    with pytest.raises(ValueError):
+        ObjectPool(Thing, -3)
+    with pytest.raises(TypeError):
+        ObjectPool(Thing, 1.5)
+    with pytest.raises(TypeError):
+        ObjectPool(Thing, "3")
+    with pytest.raises(ValueError):
+        ObjectPool(Thing, 2**31)
+    with pytest.raises(TypeError):
+        ObjectPool(Thing, 1, reset=3)
+    with pytest.raises(ValueError):
+        ObjectPool(Thing, 2, prefill=3)
+    with pytest.raises(TypeError):
+        ObjectPool(Thing, 2, 0)   # hooks and prefill are keyword-only
+
+
+def test_bufferpool_bad_construction():
+    for args, kwargs, exc in [
+        ((0, 1), {}, ValueError), ((8, 0), {}, ValueError), ((-1, 1), {}, ValueError),
+        ((8, 1), {"alignment": 48}, ValueError), ((8, 1), {"alignment": 0}, ValueError),
+        (("8", 1), {}, TypeError), ((8.0, 1), {}, TypeError), ((8, 1.0), {}, TypeError),
+        ((8, 2**31), {}, ValueError), ((1 << 62, 1 << 20), {}, MemoryError),
+    ]:
+        with pytest.raises(exc):
+            BufferPool(*args, **kwargs)
+
+
 def test_init_twice_is_refused():
     pool = ObjectPool(Thing, 2)
     with pytest.raises(RuntimeError, match="called twice"):
@@ -134,6 +161,28 @@ def test_uninitialised_pools_refuse_every_call():
         pool.close()
 
 
+def test_uninitialised_pool_refuses_without_crashing():
+    pool = ObjectPool.__new__(ObjectPool)
+    with pytest.raises(PoolClosed):
+        pool.acquire()
+    with pytest.raises(PoolError):
+        pool.release(object())
+    pool.close()
+
+
+def test_handles_not_made_by_a_pool_are_dead():
+    buf = PooledBuffer.__new__(PooledBuffer)
+    with pytest.raises(ValueError):
+        len(buf)
+    with pytest.raises(ValueError):
+        memoryview(buf)
+    with pytest.raises(PoolError):
+        buf.release()
+    pool = BufferPool.__new__(BufferPool)
+    with pytest.raises(PoolClosed):
+        pool.acquire()
+
+
 def test_not_subclassable_not_picklable():
     import copy
     import pickle
@@ -150,9 +199,22 @@ def test_not_subclassable_not_picklable():
     assert bufs.in_use == 0
 
 
-# ---- allocation failure must be MemoryError, not a crash ---------------------
+def test_factory_returning_the_same_object_twice():
+    singleton = Thing()
+    pool = ObjectPool(lambda: singleton, 2)
+    assert pool.acquire() is singleton
+    with pytest.raises(PoolError, match="already in this pool"):
+        pool.acquire()
+    assert pool.in_use == 1
+    pool.release(singleton)
+    assert pool.acquire() is singleton
 
-ALLOC_SCRIPT = textwrap.dedent("""
+
+# ---- allocation failure must be MemoryError, not a crash ------------------
+
+
+
+ALLOC_SCRIPT = """
     import resource, sys
     from pool_ext import BufferPool, ObjectPool, MAX_CAPACITY
     GiB = 1 << 30
@@ -184,22 +246,21 @@ ALLOC_SCRIPT = textwrap.dedent("""
     b = BufferPool(4096, 4)
     b.acquire().release()
     print("OK")
-""")
+"""
 
 
 def test_allocation_failure_is_memory_error(tmp_path):
     if not sys.platform.startswith("linux"):
         pytest.skip("uses RLIMIT_AS and /proc")
-    # cwd: not the source tree, so the installed pool_ext is imported
-    proc = subprocess.run([sys.executable, "-c", ALLOC_SCRIPT], capture_output=True,
-                          text=True, timeout=120, cwd=str(tmp_path))
-    print(proc.stdout, proc.stderr)
+    proc = run_script(tmp_path, ALLOC_SCRIPT, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count("MemoryError") == 6
     assert proc.stdout.rstrip().endswith("OK")
 
 
-# ---- timeouts --------------------------------------------------------------
+# ---- timeouts -------------------------------------------------------------
+
+
 
 BAD_TIMEOUTS = [
     # (timeout, exception)
@@ -255,6 +316,15 @@ def test_bad_timeout_on_free_pool(timeout, exc):
         assert snapshot(pool) == before
 
 
+@pytest.mark.parametrize("timeout", [-1, float("nan"), "1", True, [1]])
+def test_objectpool_bad_timeouts(timeout):
+    pool = ObjectPool(Thing, 1)
+    pool.acquire()
+    with pytest.raises((TypeError, ValueError)):
+        pool.acquire(timeout=timeout)
+    assert pool.in_use == 1
+
+
 @pytest.mark.parametrize("timeout", [0, 0.0, -0.0, 1e-300, 5e-324, 0.001,
                                      decimal.Decimal("0.001"), fractions.Fraction(1, 1000)],
                          ids=repr)
@@ -270,8 +340,7 @@ def test_small_timeouts_raise_pool_exhausted(timeout):
         assert pool.in_use == 0 and pool.stats()["waiting"] == 0
 
 
-def test_numpy_float_timeout():
-    np = pytest.importorskip("numpy")
+def test_numpy_float_timeout(np):
     pool = ObjectPool(Thing, 1)
     held = pool.acquire()
     with pytest.raises(PoolExhausted):
@@ -288,9 +357,7 @@ def test_huge_and_infinite_timeouts_wait_until_released(timeout):
         got = []
         t = threading.Thread(target=lambda: got.append(pool.acquire(timeout=timeout)))
         t.start()
-        deadline = time.monotonic() + 10
-        while pool.stats()["waiting"] == 0 and time.monotonic() < deadline:
-            time.sleep(0.001)
+        assert wait_for_waiters(pool)
         time.sleep(0.05)
         assert not got and t.is_alive()       # it waits, it did not time out
         _release(pool, held)
@@ -300,7 +367,29 @@ def test_huge_and_infinite_timeouts_wait_until_released(timeout):
         assert pool.in_use == 0 and pool.stats()["timeouts"] == 0
 
 
-# ---- release / lease / handle misuse -----------------------------------------
+# ---- release / lease / handle misuse --------------------------------------
+
+
+
+def test_double_release_and_foreign_release_leave_pool_unchanged():
+    pool = ObjectPool(Thing, 2)
+    other = ObjectPool(Thing, 2)
+    a = pool.acquire()
+    pool.release(a)
+    before = pool.stats()
+    with pytest.raises(PoolError, match="not in use"):
+        pool.release(a)
+    with pytest.raises(PoolError, match="did not hand out"):
+        pool.release(Thing())
+    b = other.acquire()
+    with pytest.raises(PoolError, match="did not hand out"):
+        pool.release(b)
+    assert pool.stats() == before
+    assert isinstance(PoolError("x"), ValueError)
+    # the pool still works and hands out each object once
+    x, y = pool.acquire(), pool.acquire()
+    assert x is not y
+
 
 @pytest.mark.parametrize("foreign", [None, 0, "s", Thing(), object, ObjectPool],
                          ids=repr)
@@ -350,6 +439,18 @@ def test_buffer_from_another_pool():
     buf.release()
 
 
+def test_release_through_the_pool_and_misuse():
+    bufs, other = BufferPool(8, 1), BufferPool(8, 1)
+    buf = bufs.acquire()
+    with pytest.raises(PoolError):
+        other.release(buf)
+    with pytest.raises(PoolError):
+        bufs.release(bytearray(8))
+    assert bufs.in_use == 1
+    bufs.release(buf)
+    assert bufs.in_use == 0
+
+
 def test_released_handle_refuses_everything():
     bufs = BufferPool(8, 1)
     buf = bufs.acquire()
@@ -362,6 +463,25 @@ def test_released_handle_refuses_everything():
             call()
     assert buf.__exit__(None, None, None) is False      # exit of a released handle: no-op
     assert bufs.in_use == 0 and bufs.stats()["releases"] == 1
+
+
+def test_use_after_release_raises_value_error(np):
+    bufs = BufferPool(8, 1)
+    buf = bufs.acquire()
+    buf.release()
+    for use in (memoryview, bytes, len, lambda b: np.frombuffer(b, np.uint8)):
+        with pytest.raises(ValueError):
+            use(buf)
+    with pytest.raises(PoolError, match="already released"):
+        buf.release()
+    with pytest.raises(PoolError):
+        bufs.release(buf)
+    # the slot went back once: it can be handed out again, to one owner
+    again = bufs.acquire(timeout=0)
+    assert bufs.try_acquire() is None
+    with pytest.raises(ValueError):
+        memoryview(buf)                 # the old handle does not see the new owner's memory
+    again.release()
 
 
 def test_dead_handle_made_without_a_pool():
@@ -410,9 +530,191 @@ def test_calls_on_closed_pools():
         pool.close()
 
 
-def test_public_names():
-    assert set(pool_ext.__all__) >= {"ATOMICS", "MAX_CAPACITY", "BufferPool", "ObjectPool",
-                                     "PoolClosed", "PoolError", "PoolExhausted",
-                                     "PooledBuffer"}
-    assert issubclass(PoolExhausted, TimeoutError)
-    assert issubclass(PoolClosed, PoolError) and issubclass(PoolError, ValueError)
+# ---- the break-it review (each of these crashed, hung or misled before) ----
+
+def test_prefill_whose_factory_acquires_from_the_pool_being_built():
+    pool = ObjectPool.__new__(ObjectPool)
+    taken = []
+
+    def factory():
+        item = pool.try_acquire()
+        if item is not None:
+            taken.append(item)
+        return Thing()
+
+    with pytest.raises(PoolError, match="prefill"):
+        pool.__init__(factory, 2, prefill=2)
+    for item in taken:
+        pool.release(item)
+    assert pool.in_use == 0
+    items = [pool.acquire(timeout=0) for _ in range(2)]
+    assert pool.try_acquire() is None
+    for item in items:
+        pool.release(item)
+
+
+class LyingInt(int):
+    """Its comparisons all say False and its __index__ says 5."""
+    def __lt__(self, other): return False
+    def __le__(self, other): return False
+    def __gt__(self, other): return False
+    def __ge__(self, other): return False
+    def __eq__(self, other): return False
+    def __ne__(self, other): return False
+    __hash__ = int.__hash__
+    def __index__(self): return 5
+    def __int__(self): return 5
+
+
+class IndexLiar:
+    """Not an int; __index__ returns a lying int subclass."""
+    def __init__(self, value): self.value = value
+    def __index__(self): return LyingInt(self.value)
+
+
+# Python itself warns (DeprecationWarning) when __index__ returns an int subclass
+@pytest.mark.filterwarnings("ignore:__index__ returned non-int:DeprecationWarning")
+@pytest.mark.parametrize("make", [LyingInt, IndexLiar])
+def test_lying_integers_are_converted_once(make):
+    with pytest.raises(ValueError):
+        ObjectPool(Thing, make(0))
+    with pytest.raises(ValueError):
+        ObjectPool(Thing, make(-3))
+    with pytest.raises(ValueError):
+        ObjectPool(Thing, 2, prefill=make(3))
+    with pytest.raises(ValueError):
+        ObjectPool(Thing, 2, prefill=make(-1))
+    with pytest.raises(ValueError):
+        BufferPool(make(0), 2)
+    with pytest.raises(ValueError):
+        BufferPool(64, make(0))
+    with pytest.raises(ValueError):
+        BufferPool(64, 2, alignment=make(3))
+    pool = ObjectPool(Thing, make(2), prefill=make(2))
+    assert pool.capacity == 2 and pool.idle == 2
+    bufs = BufferPool(make(100), make(2), alignment=make(128))
+    assert bufs.buffer_size == 100 and bufs.capacity == 2 and bufs.alignment == 128
+
+
+def test_index_protocol_integers_are_accepted(np):
+    pool = ObjectPool(Thing, np.int64(3), prefill=np.uint8(1))
+    assert pool.capacity == 3 and pool.idle == 1
+    assert BufferPool(np.int32(64), np.int64(2)).capacity == 2
+
+
+@pytest.mark.parametrize("full", [True, False])
+def test_entering_an_active_lease_raises_at_once_without_acquiring(full):
+    pool = ObjectPool(Thing, 1 if full else 3)
+    lease = pool.lease()        # timeout=None: a full pool would block for ever
+    obj = lease.__enter__()
+    before = pool.stats()
+    done = []
+
+    def enter_again():
+        try:
+            lease.__enter__()
+        except RuntimeError:
+            done.append("RuntimeError")
+        except BaseException as e:  # pragma: no cover - the failure we test for
+            done.append(repr(e))
+
+    t = threading.Thread(target=enter_again, daemon=True)
+    t.start()
+    t.join(5)
+    if not done:                 # still blocked: unblock it, then fail
+        lease.__exit__(None, None, None)
+        t.join(5)
+        pytest.fail("entering an active lease blocked")
+    assert done == ["RuntimeError"]
+    after = pool.stats()
+    assert after["acquires"] == before["acquires"]
+    assert after["creations"] == before["creations"]
+    assert after["destructions"] == before["destructions"]
+    lease.__exit__(None, None, None)
+    assert pool.in_use == 0 and pool.acquire(timeout=0) is obj
+
+
+def test_buffer_lease_entered_twice_raises_at_once():
+    bufs = BufferPool(64, 1)
+    lease = bufs.lease(timeout=0)
+    lease.__enter__()
+    with pytest.raises(RuntimeError):
+        lease.__enter__()
+    lease.__exit__(None, None, None)
+    assert bufs.in_use == 0
+
+
+def test_lease_dropped_without_exit_returns_its_object_with_a_warning():
+    pool = ObjectPool(Thing, 1)
+    lease = pool.lease()
+    obj = lease.__enter__()
+    assert pool.in_use == 1
+    with pytest.warns(ResourceWarning, match="lease"):
+        del lease
+        gc.collect()
+    assert pool.in_use == 0
+    assert pool.acquire(timeout=0) is obj
+
+
+def test_buffer_lease_dropped_without_exit_returns_its_buffer():
+    bufs = BufferPool(64, 1)
+    lease = bufs.lease()
+    buf = lease.__enter__()
+    del buf                      # the lease still holds it
+    with pytest.warns(ResourceWarning):
+        del lease
+        gc.collect()
+    assert bufs.in_use == 0
+
+
+@pytest.mark.parametrize("how", ["acquire", "try_acquire", "lease"])
+def test_factory_returning_none_raises_and_loses_no_slot(how):
+    pool = ObjectPool(lambda: None, 1)
+    with pytest.raises(PoolError, match="factory returned None"):
+        if how == "lease":
+            with pool.lease():
+                pass
+        else:
+            getattr(pool, how)()
+    s = pool.stats()
+    assert s["in_use"] == 0 and pool.size == 0 and pool.available == 1
+
+
+@pytest.mark.parametrize("make", [lambda: ObjectPool(Thing, 1), lambda: BufferPool(64, 1)])
+def test_lease_on_a_closed_pool_raises_when_called(make):
+    pool = make()
+    pool.close()
+    with pytest.raises(PoolClosed):
+        pool.lease()
+
+
+def test_numpy_bool_timeout_is_a_type_error(np):
+    for pool in (ObjectPool(Thing, 1), BufferPool(64, 1)):
+        for t in (np.True_, np.False_):
+            with pytest.raises(TypeError):
+                pool.acquire(timeout=t)
+            with pytest.raises(TypeError):
+                pool.lease(timeout=t)
+
+
+def test_private_base_class_cannot_be_made_or_subclassed():
+    base = ObjectPool.__mro__[1]
+    assert base.__name__ == "_PoolBase"
+    with pytest.raises(TypeError):
+        base()
+    with pytest.raises(TypeError):
+        base.__new__(base)
+    with pytest.raises(TypeError):
+        type("Sub", (base,), {})
+
+
+def test_second_release_after_validate_discarded_says_not_in_use():
+    pool = ObjectPool(Thing, 2, validate=lambda o: False)
+    obj = pool.acquire()
+    pool.release(obj)            # validate -> discarded
+    with pytest.raises(PoolError, match="not in use"):
+        pool.release(obj)
+    stranger = Thing()
+    with pytest.raises(PoolError, match="did not hand out"):
+        pool.release(stranger)
+    assert pool.in_use == 0

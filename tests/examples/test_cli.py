@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import ROOT
+
 QUICK = ["bench", "--quick", "--no-progress", "--rounds", "3"]
 
 

@@ -8,49 +8,22 @@ takes about 95 s here (error paths build an exception per cycle, ~7 us under
 tracemalloc), over this file's budget, so by default the error paths run a
 quarter of that and the wait-path and whole-pool kinds 1-2 % (see SCALE):
 about 30 s.  POOL_LEAK_FULL=1 runs every kind for the full POOL_LEAK_CYCLES
-(but the really sleeping waits, capped at 20,000).
+(but the really sleeping waits, capped at 20,000).  Both are read in
+conftest.py (the `knobs` fixture).
 """
 import gc
-import os
-try:
-    import resource
-except ImportError:   # Windows: no RSS figure, tracemalloc bounds only
-    resource = None
 import sys
 import tracemalloc
 
 import pytest
 
+from helpers import Boom, Thing, rss
 from pool_ext import BufferPool, ObjectPool, PoolClosed, PoolError, PoolExhausted
 
 pytestmark = pytest.mark.slow
 
-CYCLES = int(os.environ.get("POOL_LEAK_CYCLES", "1000000"))
-FULL = os.environ.get("POOL_LEAK_FULL", "") not in ("", "0")
 TRACED_BOUND = 64 * 1024            # bytes of Python allocations still alive
 RSS_BOUND = 2 * 1024 * 1024         # bytes of resident memory
-
-
-def rss():
-    if resource is None:
-        return 0
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * resource.getpagesize()
-    except OSError:   # not Linux: peak RSS is the best we have (KiB on Linux/BSD)
-        r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return r if sys.platform == "darwin" else r * 1024
-
-
-class Thing:
-    __slots__ = ("n",)
-
-    def __init__(self):
-        self.n = 0
-
-
-class Boom(Exception):
-    pass
 
 
 # ---- one function per kind: runs n cycles -----------------------------------
@@ -303,7 +276,8 @@ def pools(n):
         del p, b, h, o
 
 
-# kind -> fraction of CYCLES by default (1: all of them); POOL_LEAK_FULL=1: all 1
+# kind -> fraction of POOL_LEAK_CYCLES by default (1: all of them);
+# POOL_LEAK_FULL=1: all 1
 ERR = 0.25
 SCALE = {
     objects: 1, objects_with_hooks: 1, object_leases: 1, object_lease_exceptions: 1,
@@ -317,8 +291,8 @@ SCALE = {
 
 
 @pytest.mark.parametrize("kind", list(SCALE), ids=lambda f: f.__name__)
-def test_no_leak(kind):
-    n = max(1000, int(CYCLES * (1 if FULL else SCALE[kind])))
+def test_no_leak(kind, knobs):
+    n = max(1000, int(knobs.leak_cycles * (1 if knobs.leak_full else SCALE[kind])))
     if kind is object_sleeping_waits:
         n = min(n, 20000)          # each cycle sleeps: 1M would take an hour
     warm = max(1000, n // 10)

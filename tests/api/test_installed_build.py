@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import ROOT
+
 CHECKOUT_PACKAGE = ROOT / "pool_ext"
 
 

@@ -12,10 +12,9 @@ off.  Every live buffer carries its own pattern, checked after every step, so
 two owners of one slot cannot go unnoticed.
 
 POOL_HYPOTHESIS_EXAMPLES (default 200) sets max_examples per machine; each
-example runs up to POOL_HYPOTHESIS_STEPS (default 40) steps.
+example runs up to POOL_HYPOTHESIS_STEPS (default 40) steps (read in
+conftest.py, the `knobs` fixture).
 """
-import os
-
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis")
@@ -24,12 +23,10 @@ from hypothesis import strategies as st
 from hypothesis.stateful import (RuleBasedStateMachine, invariant, precondition, rule,
                                  run_state_machine_as_test)
 
+from helpers import Boom
 from pool_ext import BufferPool, ObjectPool, PoolClosed, PoolError, PoolExhausted
 
-EXAMPLES = int(os.environ.get("POOL_HYPOTHESIS_EXAMPLES", "200"))
-STEPS = int(os.environ.get("POOL_HYPOTHESIS_STEPS", "40"))
-SETTINGS = settings(max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None,
-                    suppress_health_check=list(HealthCheck))
+pytestmark = pytest.mark.slow       # about 5 s per machine at the default 200 examples
 
 COUNTS = {}
 
@@ -49,13 +46,43 @@ class Obj:
         return f"Obj({self.serial})"
 
 
-class Boom(Exception):
-    pass
+# ---- both pools ------------------------------------------------------------
+
+class PoolMachine(RuleBasedStateMachine):
+    """The rules both pools share: acquire() and try_acquire() against the
+    model.  A subclass builds self.pool and says whether it is built(),
+    whether every slot is in use (full()), and checks each hand-out against
+    its model (handout())."""
+
+    @precondition(lambda self: self.built())
+    @rule(timeout=st.sampled_from([0, 0.0, 0.001]))
+    def acquire(self, timeout):
+        count(self, "steps")
+        if self.closed:
+            with pytest.raises(PoolClosed):
+                self.pool.acquire(timeout=timeout)
+        elif self.full():
+            with pytest.raises(PoolExhausted):
+                self.pool.acquire(timeout=timeout)
+        else:
+            self.handout(self.pool.acquire(timeout=timeout))
+
+    @precondition(lambda self: self.built())
+    @rule()
+    def try_acquire(self):
+        count(self, "steps")
+        if self.closed:
+            with pytest.raises(PoolClosed):
+                self.pool.try_acquire()
+        elif self.full():
+            assert self.pool.try_acquire() is None
+        else:
+            self.handout(self.pool.try_acquire())
 
 
 # ---- ObjectPool ------------------------------------------------------------
 
-class ObjectPoolMachine(RuleBasedStateMachine):
+class ObjectPoolMachine(PoolMachine):
     """Model: `idle` is a stack (the pool's idle list is LIFO), `held` the
     objects handed out, `created`/`destroyed` what the hooks saw."""
 
@@ -96,7 +123,10 @@ class ObjectPoolMachine(RuleBasedStateMachine):
         return self.capacity is not None
 
     # -- the model's answer for one hand-out ---------------------------------
-    def expect_handout(self, got):
+    def full(self):
+        return len(self.held) == self.capacity
+
+    def handout(self, got):
         if self.idle:
             expected = self.idle.pop()       # LIFO: the last one released
             assert got is expected, f"handed {got}, model expected {expected}"
@@ -125,32 +155,6 @@ class ObjectPoolMachine(RuleBasedStateMachine):
         return self._dm
 
     # -- rules -------------------------------------------------------------
-    @precondition(built)
-    @rule(timeout=st.sampled_from([0, 0.0, 0.001]))
-    def acquire(self, timeout):
-        count(self, "steps")
-        full = len(self.held) == self.capacity
-        if self.closed:
-            with pytest.raises(PoolClosed):
-                self.pool.acquire(timeout=timeout)
-        elif full:
-            with pytest.raises(PoolExhausted):
-                self.pool.acquire(timeout=timeout)
-        else:
-            self.expect_handout(self.pool.acquire(timeout=timeout))
-
-    @precondition(built)
-    @rule()
-    def try_acquire(self):
-        count(self, "steps")
-        if self.closed:
-            with pytest.raises(PoolClosed):
-                self.pool.try_acquire()
-        elif len(self.held) == self.capacity:
-            assert self.pool.try_acquire() is None
-        else:
-            self.expect_handout(self.pool.try_acquire())
-
     @precondition(lambda self: self.built() and self.held)
     @rule(data=st.data(), how=st.sampled_from(["ok", "broken", "fail_reset"]))
     def release(self, data, how):
@@ -207,7 +211,7 @@ class ObjectPoolMachine(RuleBasedStateMachine):
             return
         try:
             with self.pool.lease(timeout=0) as o:
-                self.expect_handout(o)
+                self.handout(o)
                 if raise_inside:
                     raise Boom("inside the lease")
         except Boom:
@@ -253,7 +257,7 @@ class ObjectPoolMachine(RuleBasedStateMachine):
 
 # ---- BufferPool --------------------------------------------------------------
 
-class BufferPoolMachine(RuleBasedStateMachine):
+class BufferPoolMachine(PoolMachine):
     """Model: each hand-out is a record {handle, released, views, tag}; a
     slot is in use while its handle is unreleased or any view is alive."""
     zero_on_release = False
@@ -280,6 +284,9 @@ class BufferPoolMachine(RuleBasedStateMachine):
     def in_use(self):
         return sum(1 for r in self.records if not r["released"] or r["views"])
 
+    def full(self):
+        return self.in_use() == self.capacity
+
     def live(self):
         return [r for r in self.records if not r["released"]]
 
@@ -303,31 +310,6 @@ class BufferPoolMachine(RuleBasedStateMachine):
 
     def slot_freed(self):
         self.releases += 1
-
-    @precondition(built)
-    @rule(timeout=st.sampled_from([0, 0.001]))
-    def acquire(self, timeout):
-        count(self, "steps")
-        if self.closed:
-            with pytest.raises(PoolClosed):
-                self.pool.acquire(timeout=timeout)
-        elif self.in_use() == self.capacity:
-            with pytest.raises(PoolExhausted):
-                self.pool.acquire(timeout=timeout)
-        else:
-            self.handout(self.pool.acquire(timeout=timeout))
-
-    @precondition(built)
-    @rule()
-    def try_acquire(self):
-        count(self, "steps")
-        if self.closed:
-            with pytest.raises(PoolClosed):
-                self.pool.try_acquire()
-        elif self.in_use() == self.capacity:
-            assert self.pool.try_acquire() is None
-        else:
-            self.handout(self.pool.try_acquire())
 
     @precondition(lambda self: self.built() and self.live())
     @rule(data=st.data())
@@ -434,12 +416,15 @@ class ZeroingBufferPoolMachine(BufferPoolMachine):
 @pytest.mark.parametrize("machine", [ObjectPoolMachine, BufferPoolMachine,
                                      ZeroingBufferPoolMachine],
                          ids=lambda m: m.__name__)
-def test_pool_matches_model(machine):
+def test_pool_matches_model(machine, knobs):
+    examples_wanted = knobs.hypothesis_examples
     before = dict(COUNTS)
-    run_state_machine_as_test(machine, settings=SETTINGS)
+    run_state_machine_as_test(machine, settings=settings(
+        max_examples=examples_wanted, stateful_step_count=knobs.hypothesis_steps,
+        deadline=None, suppress_health_check=list(HealthCheck)))
     examples = COUNTS.get((machine.__name__, "examples"), 0) - before.get(
         (machine.__name__, "examples"), 0)
     steps = COUNTS.get((machine.__name__, "steps"), 0) - before.get(
         (machine.__name__, "steps"), 0)
     print(f"{machine.__name__}: {examples} examples, {steps} rule steps")
-    assert examples >= min(EXAMPLES, 10) and steps > examples
+    assert examples >= min(examples_wanted, 10) and steps > examples

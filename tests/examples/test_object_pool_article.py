@@ -53,13 +53,3 @@ def test_connection_class_itself_as_factory(capsys):
         pool.release(conn)
     assert pool.try_acquire() in connections
     assert "Connection 4 opened" in capsys.readouterr().out
-
-
-def test_factory_argument_detection():
-    calls = []
-    ObjectPool(lambda: calls.append("none") or object(), 1).acquire()
-    ObjectPool(lambda slot: calls.append(slot) or object(), 1).acquire()
-    ObjectPool(lambda slot, extra=1: calls.append(("d", slot)) or object(), 1).acquire()
-    ObjectPool(list, 1).acquire()          # builtins: called with no argument
-    ObjectPool(dict, 1).acquire()
-    assert calls == ["none", 0, ("d", 0)]

@@ -1,20 +1,16 @@
-"""ObjectPool: the API contract, hooks, misuse, waiting, closing."""
+"""ObjectPool and its leases: acquiring, hooks, waiting, closing.
+
+Bad arguments and misuse (double or foreign release, ...) are in
+test_bad_input.py; fork() in ../concurrency/test_fork.py.
+"""
 import gc
-import os
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 
 import pytest
 
+from helpers import Thing, wait_for_waiters
 from pool_ext import ObjectPool, PoolClosed, PoolError, PoolExhausted
-
-
-class Thing:
-    def __init__(self):
-        self.dirty = False
 
 
 def test_acquire_creates_lazily_then_reuses():
@@ -40,6 +36,16 @@ def test_prefill():
     pool = ObjectPool(Thing, 4, prefill=3)
     assert pool.size == 3 and pool.in_use == 0 and pool.idle == 3
     assert pool.stats()["creations"] == 3 and pool.stats()["acquires"] == 0
+
+
+def test_factory_argument_detection():
+    calls = []
+    ObjectPool(lambda: calls.append("none") or object(), 1).acquire()
+    ObjectPool(lambda slot: calls.append(slot) or object(), 1).acquire()
+    ObjectPool(lambda slot, extra=1: calls.append(("d", slot)) or object(), 1).acquire()
+    ObjectPool(list, 1).acquire()          # builtins: called with no argument
+    ObjectPool(dict, 1).acquire()
+    assert calls == ["none", 0, ("d", 0)]
 
 
 def test_lease_releases_on_exit_and_on_exception():
@@ -68,65 +74,6 @@ def test_lease_reuse_and_nesting():
     assert pool.in_use == 0
 
 
-def test_double_release_and_foreign_release_leave_pool_unchanged():
-    pool = ObjectPool(Thing, 2)
-    other = ObjectPool(Thing, 2)
-    a = pool.acquire()
-    pool.release(a)
-    before = pool.stats()
-    with pytest.raises(PoolError, match="not in use"):
-        pool.release(a)
-    with pytest.raises(PoolError, match="did not hand out"):
-        pool.release(Thing())
-    b = other.acquire()
-    with pytest.raises(PoolError, match="did not hand out"):
-        pool.release(b)
-    assert pool.stats() == before
-    assert isinstance(PoolError("x"), ValueError)
-    # the pool still works and hands out each object once
-    x, y = pool.acquire(), pool.acquire()
-    assert x is not y
-
-
-def test_bad_construction():
-    with pytest.raises(TypeError):
-        ObjectPool(42, 1)
-    with pytest.raises(ValueError):
-        ObjectPool(Thing, 0)
-    with pytest.raises(ValueError):
-        ObjectPool(Thing, -3)
-    with pytest.raises(TypeError):
-        ObjectPool(Thing, 1.5)
-    with pytest.raises(TypeError):
-        ObjectPool(Thing, "3")
-    with pytest.raises(ValueError):
-        ObjectPool(Thing, 2**31)
-    with pytest.raises(TypeError):
-        ObjectPool(Thing, 1, reset=3)
-    with pytest.raises(ValueError):
-        ObjectPool(Thing, 2, prefill=3)
-    with pytest.raises(TypeError):
-        ObjectPool(Thing, 2, 0)   # hooks and prefill are keyword-only
-
-
-def test_uninitialised_pool_refuses_without_crashing():
-    pool = ObjectPool.__new__(ObjectPool)
-    with pytest.raises(PoolClosed):
-        pool.acquire()
-    with pytest.raises(PoolError):
-        pool.release(object())
-    pool.close()
-
-
-@pytest.mark.parametrize("timeout", [-1, float("nan"), "1", True, [1]])
-def test_bad_timeouts(timeout):
-    pool = ObjectPool(Thing, 1)
-    pool.acquire()
-    with pytest.raises((TypeError, ValueError)):
-        pool.acquire(timeout=timeout)
-    assert pool.in_use == 1
-
-
 def test_timeout_raises_pool_exhausted():
     pool = ObjectPool(Thing, 1)
     pool.acquire()
@@ -150,9 +97,7 @@ def test_waiter_is_woken_by_release():
 
     t = threading.Thread(target=waiter)
     t.start()
-    deadline = time.monotonic() + 5
-    while pool.stats()["waiting"] == 0 and time.monotonic() < deadline:
-        time.sleep(0.001)
+    wait_for_waiters(pool, 1, timeout=5)
     assert pool.stats()["waiting"] == 1
     pool.release(held)
     t.join(5)
@@ -168,8 +113,7 @@ def test_one_release_wakes_one_waiter_each():
                for _ in range(2)]
     for t in threads:
         t.start()
-    while pool.stats()["waiting"] < 2:
-        time.sleep(0.001)
+    assert wait_for_waiters(pool, 2)
     pool.release(a)
     pool.release(b)
     for t in threads:
@@ -222,17 +166,6 @@ def test_hook_exceptions_reach_the_caller_and_lose_no_slot():
     pool.acquire(timeout=0)
 
 
-def test_factory_returning_the_same_object_twice():
-    singleton = Thing()
-    pool = ObjectPool(lambda: singleton, 2)
-    assert pool.acquire() is singleton
-    with pytest.raises(PoolError, match="already in this pool"):
-        pool.acquire()
-    assert pool.in_use == 1
-    pool.release(singleton)
-    assert pool.acquire() is singleton
-
-
 def test_close():
     destroyed = []
     pool = ObjectPool(Thing, 3, destroy=destroyed.append)
@@ -263,8 +196,7 @@ def test_close_wakes_waiters_with_pool_closed():
 
     t = threading.Thread(target=waiter)
     t.start()
-    while pool.stats()["waiting"] == 0:
-        time.sleep(0.001)
+    assert wait_for_waiters(pool)
     pool.close()
     t.join(5)
     assert len(errors) == 1
@@ -306,44 +238,3 @@ def test_reference_cycle_through_factory_is_collected():
 
 def test_repr():
     assert "ObjectPool open capacity=1" in repr(ObjectPool(Thing, 1))
-
-
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
-def test_fork_child_is_not_stuck_behind_the_parents_waiters(tmp_path):
-    # A parent thread sleeps in acquire() when the process forks.  In the
-    # child that thread does not exist; a release there must still wake the
-    # child's own waiter, not the dead one.
-    script = textwrap.dedent("""
-        import os, sys, threading, time, warnings
-        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads
-        from pool_ext import ObjectPool
-        pool = ObjectPool(object, 1)
-        held = pool.acquire()
-        threading.Thread(target=lambda: pool.acquire(timeout=30), daemon=True).start()
-        while pool.stats()["waiting"] == 0:
-            time.sleep(0.001)
-        pid = os.fork()
-        if pid == 0:
-            got = []
-            started = threading.Event()
-            def child_waiter():
-                started.set()
-                got.append(pool.acquire(timeout=20))
-            t = threading.Thread(target=child_waiter)
-            t.start()
-            started.wait()
-            time.sleep(0.3)                  # let it fall asleep
-            if pool.stats()["waiting"] != 1:  # the parent's waiter was dropped
-                os._exit(2)
-            t0 = time.monotonic()
-            pool.release(held)
-            t.join(30)
-            woke_promptly = time.monotonic() - t0 < 5
-            os._exit(0 if got == [held] and woke_promptly else 1)
-        _, status = os.waitpid(pid, 0)
-        pool.release(held)
-        sys.exit(os.waitstatus_to_exitcode(status))
-    """)
-    proc = subprocess.run([sys.executable, "-c", script], timeout=60, cwd=tmp_path,
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr

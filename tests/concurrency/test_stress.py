@@ -6,11 +6,12 @@ per pool (capacities 1, 2 and 7).  Adjust with environment variables:
 
     POOL_STRESS_THREADS=8  POOL_STRESS_OPS=50000  POOL_TEST_SEED=<seed>
 
+(read once in conftest.py, the `knobs` fixture).
+
 Every thread draws its operations from a Random seeded from the test's
 `rng` fixture (its seed is printed), so a failure names its seed; thread
 interleaving itself is of course not replayable.
 """
-import os
 import random
 import sys
 import threading
@@ -22,10 +23,7 @@ from pool_ext import BufferPool, ObjectPool, PoolExhausted
 
 pytestmark = pytest.mark.slow
 
-THREADS = int(os.environ.get("POOL_STRESS_THREADS", "8"))
-OPS = int(os.environ.get("POOL_STRESS_OPS", "50000"))
 CAPACITIES = [1, 2, 7]
-SWITCH = float(os.environ.get("POOL_STRESS_SWITCH", "5e-4"))
 # timeouts drawn for acquire()/lease(); None only when the thread holds nothing,
 # so threads holding several hand-outs can never deadlock each other
 TIMEOUTS = [None, 0, 0, 0.0001, 0.0005]
@@ -64,10 +62,10 @@ class LeaseBody(Exception):
 
 
 @pytest.fixture
-def fast_switching():
+def fast_switching(knobs):
     """Switch threads often, so hand-outs interleave as much as possible."""
     old = sys.getswitchinterval()
-    sys.setswitchinterval(SWITCH)
+    sys.setswitchinterval(knobs.stress_switch)
     yield
     sys.setswitchinterval(old)
 
@@ -121,7 +119,8 @@ def test_checker_catches_a_double_handout():
 
 @pytest.mark.parametrize("hooks", [False, True], ids=["plain", "hooks"])
 @pytest.mark.parametrize("capacity", CAPACITIES)
-def test_objectpool_stress(rng, fast_switching, capacity, hooks):
+def test_objectpool_stress(rng, fast_switching, knobs, capacity, hooks):
+    threads, ops = knobs.stress_threads, knobs.stress_ops
     checker = Checker()
     live = [0]                 # objects alive in the pool's custody
     live_lock = threading.Lock()
@@ -185,7 +184,7 @@ def test_objectpool_stress(rng, fast_switching, capacity, hooks):
 
     def worker(n, r):
         held = []
-        for i in range(OPS):
+        for i in range(ops):
             token = (n, i)
             op = r.random()
             try:
@@ -229,16 +228,16 @@ def test_objectpool_stress(rng, fast_switching, capacity, hooks):
             giveback(o, tok)
             pool.release(o)
 
-    seeds = [rng.random() for _ in range(THREADS)]
+    seeds = [rng.random() for _ in range(threads)]
     elapsed = run_threads(worker, seeds)
     s = pool.stats()
-    print(f"ObjectPool capacity={capacity} hooks={hooks}: {THREADS} threads x {OPS} ops "
+    print(f"ObjectPool capacity={capacity} hooks={hooks}: {threads} threads x {ops} ops "
           f"in {elapsed:.1f} s; {s}; max alive {max_live[0]}; factory failures "
           f"{fail_factory[0]}")
     assert not checker.owner, f"hand-outs never given back: {checker.owner}"
     assert s["in_use"] == 0 and s["waiting"] == 0, s
     assert s["acquires"] == s["releases"], s
-    assert s["acquires"] > THREADS * OPS * 0.2, s       # the stress really ran
+    assert s["acquires"] > threads * ops * 0.2, s       # the stress really ran
     assert max_live[0] <= capacity
     assert s["size"] == s["creations"] - s["destructions"] == live[0] <= capacity, s
     items = drain_all(pool, capacity)
@@ -259,10 +258,11 @@ def slot_of(buf):
 
 
 @pytest.mark.parametrize("capacity", CAPACITIES)
-def test_bufferpool_stress(rng, fast_switching, capacity):
+def test_bufferpool_stress(rng, fast_switching, knobs, capacity):
+    threads, ops = knobs.stress_threads, knobs.stress_ops
     checker = Checker()
     bufs = BufferPool(BUF_SIZE, capacity)
-    patterns = [bytes([n + 1]) * BUF_SIZE for n in range(THREADS)]
+    patterns = [bytes([n + 1]) * BUF_SIZE for n in range(threads)]
 
     def give_back(held, n, r, everything=False):
         mine = patterns[n]
@@ -279,7 +279,7 @@ def test_bufferpool_stress(rng, fast_switching, capacity):
     def worker(n, r):
         mine = patterns[n]
         held = []        # (handle or None, view, slot, token)
-        for i in range(OPS):
+        for i in range(ops):
             give_back(held, n, r)
             token = (n, i)
             op = r.random()
@@ -326,15 +326,15 @@ def test_bufferpool_stress(rng, fast_switching, capacity):
                 held.append((buf, view, slot, token))
         give_back(held, n, r, everything=True)
 
-    seeds = [rng.random() for _ in range(THREADS)]
+    seeds = [rng.random() for _ in range(threads)]
     elapsed = run_threads(worker, seeds)
     s = bufs.stats()
-    print(f"BufferPool capacity={capacity}: {THREADS} threads x {OPS} ops in "
+    print(f"BufferPool capacity={capacity}: {threads} threads x {ops} ops in "
           f"{elapsed:.1f} s; {s}")
     assert not checker.owner, f"hand-outs never given back: {checker.owner}"
     assert s["in_use"] == 0 and s["waiting"] == 0, s
     assert s["acquires"] == s["releases"], s
-    assert s["acquires"] > THREADS * OPS * 0.2, s
+    assert s["acquires"] > threads * ops * 0.2, s
     items = drain_all(bufs, capacity)
     assert len({slot_of(b) for b in items}) == capacity
     for b in items:

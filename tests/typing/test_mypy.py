@@ -1,0 +1,119 @@
+"""mypy --strict on code written against the stubs, as a user's code would be:
+
+- every ```python block of README.md, read from README.md when the tests are
+  collected (never copied here), under the oldest Python the package
+  supports (3.9) and under this interpreter's version;
+- a PooledBuffer used where the standard library wants a buffer
+  (memoryview(buf), f.readinto(buf)), under every Python version the
+  package supports that has no __buffer__ protocol in the language
+  (3.9-3.11), and 3.12.
+
+A version this mypy cannot target (mypy 2 dropped 3.9) is skipped, saying so.
+"""
+import re
+import subprocess
+import sys
+
+import pytest
+
+from helpers import ROOT
+
+pytest.importorskip("mypy", reason="mypy is not installed (pip install .[test] brings it)")
+
+README = ROOT / "README.md"
+THIS_PYTHON = "%d.%d" % sys.version_info[:2]
+
+
+def readme_python_blocks():
+    """[(line of the opening fence, source)] of README.md's ```python blocks."""
+    if not README.is_file():
+        return []
+    blocks, current, start, indent = [], None, 0, ""
+    for number, line in enumerate(README.read_text(encoding="utf-8").splitlines(), 1):
+        if current is None:
+            m = re.match(r"^(\s*)```python\s*$", line)
+            if m:
+                current, start, indent = [], number, m.group(1)
+        elif line.strip().startswith("```"):
+            blocks.append((start, "\n".join(current) + "\n"))
+            current = None
+        else:
+            current.append(line[len(indent):] if line.startswith(indent) else line)
+    return blocks
+
+
+BLOCKS = [pytest.param(line, source, id=f"README.md:{line}")
+          for line, source in readme_python_blocks()] or [pytest.param(
+    0, "", id="README.md", marks=pytest.mark.skip(
+        reason="no README.md with ```python blocks here (the wheel tests copy tests/ only)"))]
+
+
+@pytest.fixture(scope="session")
+def mypy_cache(tmp_path_factory):
+    """One mypy cache directory per --python-version, shared by the session:
+    the standard library and numpy stubs are analysed once per version."""
+    caches = {}
+
+    def cache_for(python_version):
+        if python_version not in caches:
+            caches[python_version] = tmp_path_factory.mktemp(f"mypy-cache-{python_version}")
+        return caches[python_version]
+
+    return cache_for
+
+
+def mypy_strict(tmp_path, mypy_cache, python_version, name, source):
+    """Writes source to tmp_path/name and runs mypy --strict on it for
+    python_version; returns (exit code, output).  Skips the test if this
+    mypy cannot target python_version."""
+    path = tmp_path / name
+    path.write_text(source, encoding="utf-8")
+    # cwd: tmp_path, so that mypy finds the installed pool_ext (its stubs and
+    # py.typed), never the source tree's pool_ext/.
+    proc = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--python-version", python_version,
+         "--cache-dir", str(mypy_cache(python_version)), "--no-color-output",
+         "--show-error-codes", name],
+        cwd=str(tmp_path), capture_output=True, text=True, timeout=600)
+    if proc.returncode == 2 and "not supported" in proc.stderr:
+        reason = proc.stderr.strip().splitlines()[-1]
+        pytest.skip(f"this mypy cannot target Python {python_version} ({reason})")
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("python_version", sorted({"3.9", THIS_PYTHON}))
+@pytest.mark.parametrize("line,source", BLOCKS)
+def test_readme_example_type_checks(tmp_path, mypy_cache, line, source, python_version):
+    code, output = mypy_strict(tmp_path, mypy_cache, python_version,
+                               f"readme_line_{line}.py", source)
+    assert code == 0, f"README.md line {line}, mypy --strict --python-version " \
+                      f"{python_version}:\n{output}"
+
+
+BUFFER_USER = '''\
+import io
+
+from pool_ext import BufferPool, PooledBuffer
+
+
+def fill(buf: PooledBuffer, path: str) -> int:
+    with open(path, "rb") as f:
+        n = f.readinto(buf)
+    view = memoryview(buf)
+    view.release()
+    return n + io.BytesIO(b"more").readinto(buf)
+
+
+bufs = BufferPool(4096, capacity=2)
+with bufs.acquire() as buf:
+    fill(buf, __file__)
+'''
+
+
+@pytest.mark.parametrize("python_version", ["3.9", "3.10", "3.11", "3.12"])
+def test_pooledbuffer_is_a_buffer_to_mypy(tmp_path, mypy_cache, python_version):
+    """memoryview(buf) and f.readinto(buf) type-check on every Python version,
+    not only where the stub's __buffer__ is declared (3.12+)."""
+    code, output = mypy_strict(tmp_path, mypy_cache, python_version, "buffer_user.py",
+                               BUFFER_USER)
+    assert code == 0, f"mypy --strict --python-version {python_version}:\n{output}"
