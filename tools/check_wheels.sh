@@ -14,6 +14,10 @@
 #                from it alone (a full build) and passes an import + smoke test.
 #   4. workflows .github/workflows/*.yml against the GitHub workflow schema
 #                (check-jsonschema), with timeouts on every job, and zizmor.
+#   5. floors    [build-system] requires, each pinned to its floor (>=X becomes
+#                ==X), must really build: a fresh venv with exactly those,
+#                pip install --no-build-isolation, and a smoke test.  CMake's
+#                find_package(Cython VERSION ...) must name the same floor.
 #
 # Its tools go into a temporary venv of their own; nothing is written inside
 # the source tree.  Exits non-zero on the first failure.
@@ -39,7 +43,7 @@ TOOLS=(
 )
 
 STEPS=("$@")
-[ ${#STEPS[@]} -gt 0 ] || STEPS=(matrix wheel sdist workflows)
+[ ${#STEPS[@]} -gt 0 ] || STEPS=(matrix wheel sdist workflows floors)
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/check_wheels.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -265,13 +269,60 @@ check_workflows() {
   )
 }
 
+check_floors() {
+  say "5. floors: [build-system] requires at their lowest versions build a working package"
+  local pins
+  pins=$("$T/python" - "$ROOT" <<'EOF'
+import re, sys
+from pathlib import Path
+try:
+    import tomllib
+except ImportError:
+    import tomli as tomllib
+root = Path(sys.argv[1])
+reqs = tomllib.loads((root / "pyproject.toml").read_text())["build-system"]["requires"]
+pins = []
+for r in reqs:
+    m = re.fullmatch(r"([A-Za-z0-9_.-]+)\s*>=\s*([0-9][0-9.]*)", r.split(";")[0].strip())
+    if not m:
+        sys.exit(f"build requirement without a plain '>=' floor: {r!r}")
+    pins.append(f"{m.group(1)}=={m.group(2)}")
+    if m.group(1).lower() == "cython":
+        cm = (root / "CMakeLists.txt").read_text()
+        found = re.search(r"find_package\(Cython[^)]*VERSION\s+([0-9.]+)", cm)
+        if not found or found.group(1) != m.group(2):
+            sys.exit(f"CMakeLists.txt's find_package(Cython VERSION ...) is "
+                     f"{found and found.group(1)}, pyproject's floor {m.group(2)}")
+print(" ".join(pins))
+EOF
+) || fail "reading the build floors"
+  echo "  floors: $pins"
+  "$PYTHON" -m venv "$work/floors"
+  # shellcheck disable=SC2086  # one requirement per word
+  pip_quiet "$work/floors/bin/python" $pins
+  "$work/floors/bin/python" -m pip install --no-build-isolation --no-deps \
+    -Cbuild-dir="$work/floors-build" "$ROOT" > "$work/floors.log" 2>&1 \
+    || { cat "$work/floors.log"; fail "building with the floors ($pins)"; }
+  (cd "$work" && "$work/floors/bin/python" -c '
+import pool_ext
+pool = pool_ext.ObjectPool(list, 2)
+with pool.lease() as obj:
+    obj.append(1)
+bufs = pool_ext.BufferPool(64, 2)
+with bufs.acquire() as buf:
+    memoryview(buf)[:2] = b"ok"
+print("  built with the floors:", pool_ext.ATOMICS)
+') || fail "the package built with the floors does not work"
+}
+
 for step in "${STEPS[@]}"; do
   case $step in
     matrix) check_matrix ;;
     wheel) check_wheel ;;
     sdist) check_sdist ;;
     workflows) check_workflows ;;
-    *) fail "unknown step '$step' (matrix, wheel, sdist, workflows)" ;;
+    floors) check_floors ;;
+    *) fail "unknown step '$step' (matrix, wheel, sdist, workflows, floors)" ;;
   esac
 done
 say "all passed (${STEPS[*]}) in $((SECONDS - started)) s"
