@@ -1,22 +1,36 @@
 # ObjectPool: a bounded pool of arbitrary Python objects (included by _pool.pyx).
 #
-# Slots and lists.  Slot i holds self._objects[i] (None while it holds
-# nothing).  Every FREE slot is on exactly one of two lock-free free-lists
-# sharing one next[] array: `_idle` (it holds an object ready to hand out) or
-# `_empty` (no object: acquire calls the factory).  acquire prefers _idle, so
-# the factory runs only when no idle object exists.
+# Slots and lists.  Slot i holds _items[i] (NULL while it holds nothing), a
+# C array of owned references that the garbage collector sees through the
+# type's tp_traverse (installed at the end of this file).  Every FREE slot
+# is on exactly one of two lock-free free-lists sharing one next[] array:
+# `_idle` (it holds an object ready to hand out) or `_empty` (no object:
+# acquire calls the factory).  acquire prefers _idle, so the factory runs
+# only when no idle object exists.
 #
 # release(obj) finds obj's slot through the C address map (O(1), no dict),
 # then wins the slot's HELD -> RELEASING transition: a second release of the
 # same hand-out loses it and raises PoolError, the pool unchanged.  Hooks
 # (reset, validate, destroy) run while the slot is RELEASING, owned by the
 # releaser alone; whatever they raise, the slot goes back to a list.
+#
+# The hot path (acquire with no argument, try_acquire, release without
+# hooks) is a few inline functions over the C core, with everything that
+# raises or calls Python moved to separate, out-of-line methods (_cold_*),
+# so the compiler keeps the hot ones small.  acquire() itself is a C entry
+# point (_entries.pxi): with no argument it skips argument parsing.
 
 
 # How many discarded objects a pool remembers, to tell a second release of
 # one ("not in use") from a foreign object ("did not hand out").  Arbitrary:
 # enough for the release that follows a discard; a dict of this many ints.
 cdef Py_ssize_t _GONE_MEMORY = 256
+
+
+cdef inline PyObject *_item(ObjectPool pool, uint32_t i) noexcept:
+    # relaxed: a releaser reads another owner's slot to compare identities
+    # (free-threaded); the owner publishes its writes through the free-list
+    return <PyObject *>pool_loadptr(<uintptr_t *>&pool._items[i], POOL_RELAXED)
 
 
 cdef class ObjectPool(_PoolBase):
@@ -49,12 +63,14 @@ cdef class ObjectPool(_PoolBase):
     object must not be released twice by different owners: the pool catches
     a second release only while the object is not handed out again.
     """
+
     def __cinit__(self):
-        # Everything __dealloc__ frees starts NULL, so a failed __init__ is
+        # Everything __dealloc__ frees starts empty, so a failed __init__ is
         # safe (and the pool stays closed: see _PoolBase.__cinit__).
         self._slots.next = NULL
         self._slots.state = NULL
-        self._map.entries = NULL
+        self._items = NULL
+        pool_addrmap_init_empty(&self._map)
 
     def __init__(self, factory, capacity, *, reset=None, validate=None,
                  destroy=None, prefill=0):
@@ -72,8 +88,10 @@ cdef class ObjectPool(_PoolBase):
         self._plain_release = reset is None and validate is None
         self._factory_takes_slot = _needs_one_argument(factory)
         self._capacity = n
-        self._objects = [None] * n
         self._gone = {}
+        self._items = <PyObject **>calloc(n, sizeof(PyObject *))
+        if self._items == NULL:
+            raise MemoryError(f"cannot allocate {n} pool slots")
         pool_freelist_init(&self._idle)
         if pool_slots_init(&self._slots, n, &self._empty) != 0:
             raise MemoryError(f"cannot allocate {n} pool slots")
@@ -91,19 +109,95 @@ cdef class ObjectPool(_PoolBase):
             self._unhold_idle(i)
 
     def __dealloc__(self):
-        # The list drops our references; destroy() is for close(), not GC.
+        # Our references go; destroy() is for close(), not garbage collection.
+        _objectpool_drop_items(self)
+        free(self._items)
         pool_slots_free(&self._slots)
         pool_addrmap_free(&self._map)
 
     # -- the hot path ------------------------------------------------------
-    cdef object _try_take(self):
-        cdef uint32_t i, gen
-        if _is_closed(self):
-            raise PoolClosed("acquire() on a closed pool")
-        i = pool_slots_pop_hold(&self._slots, &self._idle, &gen)
+    cdef inline uint32_t _pop_idle(self) noexcept:
+        """An idle object's slot, held for the caller, or POOL_NIL."""
+        cdef uint32_t gen
+        cdef uint32_t i = pool_slots_pop_hold(&self._slots, &self._idle, &gen)
         if i != POOL_NIL:
             _count(&self._acquires)
-            return <object>PyList_GET_ITEM(self._objects, i)
+        return i
+
+    cdef inline int _release(self, object obj) except -1:
+        cdef uint32_t i = pool_addrmap_find(&self._map, <uintptr_t><PyObject *>obj)
+        cdef uint64_t w
+        if i == POOL_NIL:
+            return self._cold_unknown(obj)
+        # Win the slot only for the hand-out that holds obj: check that the
+        # slot still holds obj under the generation we read, then CAS that
+        # generation.  Free-threaded, a stale release may have looked obj up
+        # just before its slot was emptied and refilled; it then fails here
+        # without ever touching the new holder's slot.  (The HELD word is
+        # published by pool_slots_hold after the slot's contents changed.)
+        # Under the GIL the map and the slot cannot disagree, so the
+        # identity check compiles away (POOL_RACY_LOOKUP is 0).
+        w = pool_slots_load(&self._slots, i)
+        if (POOL_SLOT_STATE(w) != POOL_SLOT_HELD
+                or (POOL_RACY_LOOKUP and _item(self, i) != <PyObject *>obj)):
+            return self._cold_not_in_use(obj)
+        if self._plain_release:
+            # No hook runs: HELD -> FREE in one transition, then the push.
+            if pool_slots_release_handle(&self._slots, i, POOL_SLOT_GEN(w)) != POOL_FREED:
+                return self._cold_not_in_use(obj)
+            _count(&self._releases)
+            pool_slots_push(&self._slots, &self._idle, i)
+            return self._after_idle_push()
+        if pool_slots_release_begin(&self._slots, i, POOL_SLOT_GEN(w)) != POOL_OK:
+            return self._cold_not_in_use(obj)
+        # From here on the slot goes back to a list whatever happens.
+        return self._release_hooks(obj, i)
+
+    cdef inline int _after_idle_push(self) except -1:
+        """A slot holding its object was pushed on the idle list."""
+        _notify(self)
+        if _is_closed(self):
+            # Closed: the object must not stay idle.  close() drains once; a
+            # release that pushed after it (or a free-threaded race with its
+            # drain) drains again; destroy() errors reach this caller.
+            return self._cold_drain()
+        return 0
+
+    cdef inline int _unhold_idle(self, uint32_t i) except -1:
+        """Slot i (owned), holding its object, goes back on the idle list."""
+        pool_slots_free_push(&self._slots, &self._idle, i)
+        return self._after_idle_push()
+
+    # -- out of line: what raises, calls Python or waits ---------------------
+    cdef object _cold_closed(self):
+        raise PoolClosed("acquire() on a closed pool")
+
+    cdef int _cold_unknown(self, object obj) except -1:
+        """obj is not in the pool: never handed out, or discarded already."""
+        if self._slots.state == NULL:
+            raise PoolClosed("release() on a pool that was never initialised")
+        if self._gone.get(id(obj)) is type(obj):
+            raise PoolError(f"release of an object that is not in use (already "
+                            f"released, and discarded): {type(obj).__name__} at "
+                            f"{id(obj):#x}")
+        raise PoolError(f"release of an object this pool did not hand out: "
+                        f"{type(obj).__name__} at {id(obj):#x}")
+
+    cdef int _cold_not_in_use(self, object obj) except -1:
+        raise PoolError(f"release of an object that is not in use (already "
+                        f"released?): {type(obj).__name__} at {id(obj):#x}")
+
+    cdef int _cold_drain(self) except -1:
+        return self._destroy_all(self._drain_idle())
+
+    cdef object _try_take(self):
+        """A hand-out, or _NOTHING if no slot is free (the slow paths)."""
+        cdef uint32_t i, gen
+        if _is_closed(self):
+            return self._cold_closed()
+        i = self._pop_idle()
+        if i != POOL_NIL:
+            return <object>self._items[i]
         i = pool_slots_pop_hold(&self._slots, &self._empty, &gen)
         if i == POOL_NIL:
             return _NOTHING
@@ -111,41 +205,12 @@ cdef class ObjectPool(_PoolBase):
         _count(&self._acquires)
         return obj
 
-    cdef int _release(self, object obj) except -1:
-        cdef uint32_t i
-        cdef uint64_t w
-        if self._map.entries == NULL:
-            raise PoolClosed("release() on a pool that was never initialised")
-        i = pool_addrmap_find(&self._map, <uintptr_t><PyObject *>obj)
-        if i == POOL_NIL:
-            self._raise_unknown(obj)
-        # Win the slot only for the hand-out that holds obj: check that the
-        # slot still holds obj under the generation we read, then CAS that
-        # generation.  Free-threaded, a stale release may have looked obj up
-        # just before its slot was emptied and refilled; it then fails here
-        # without ever touching the new holder's slot.  (The HELD word is
-        # published by pool_slots_hold after the slot's contents changed.)
-        w = pool_slots_load(&self._slots, i)
-        if (POOL_SLOT_STATE(w) != POOL_SLOT_HELD
-                or PyList_GET_ITEM(self._objects, i) != <PyObject *>obj
-                or pool_slots_release_begin(&self._slots, i, POOL_SLOT_GEN(w)) != POOL_OK):
-            raise PoolError(f"release of an object that is not in use (already "
-                            f"released?): {type(obj).__name__} at {id(obj):#x}")
-        # From here on the slot goes back to a list whatever happens.
-        if self._plain_release and not _is_closed(self):
-            _count(&self._releases)
-            self._unhold_idle(i)
-            return 0
-        return self._release_hooks(obj, i)
-
-    cdef int _raise_unknown(self, object obj) except -1:
-        """obj is not in the pool: never handed out, or discarded already."""
-        if self._gone.get(id(obj)) is type(obj):
-            raise PoolError(f"release of an object that is not in use (already "
-                            f"released, and discarded): {type(obj).__name__} at "
-                            f"{id(obj):#x}")
-        raise PoolError(f"release of an object this pool did not hand out: "
-                        f"{type(obj).__name__} at {id(obj):#x}")
+    cdef object _cold_acquire(self, object timeout):
+        """acquire() when no object was idle: the factory, or a wait."""
+        item = self._try_take()
+        if item is _NOTHING:
+            return self._acquire_wait(timeout)
+        return item
 
     cdef int _lease_exit(self, object obj) except -1:
         return self._release(obj)
@@ -159,16 +224,6 @@ cdef class ObjectPool(_PoolBase):
         return self._unhold_idle(i)
 
     # -- slot bookkeeping (the caller owns slot i) -----------------------------
-    cdef inline int _unhold_idle(self, uint32_t i) except -1:
-        """Slot i, holding its object, goes back on the idle list."""
-        pool_slots_free_push(&self._slots, &self._idle, i)
-        _notify(self)
-        if _is_closed(self):
-            # close() may have drained _idle before our push (free-threaded
-            # race): drain again; destroy() errors reach this caller
-            self._destroy_all(self._drain_idle())
-        return 0
-
     cdef void _unhold_empty(self, uint32_t i) noexcept:
         """Slot i, now holding nothing, goes back on the empty list."""
         pool_slots_free_push(&self._slots, &self._empty, i)
@@ -200,10 +255,14 @@ cdef class ObjectPool(_PoolBase):
 
     cdef void _put(self, uint32_t i, object obj) noexcept:
         # Only slot i's owner writes item i; the free-list publishes it.
-        old = <object>PyList_GET_ITEM(self._objects, i)
-        Py_INCREF(obj)
-        PyList_SET_ITEM(self._objects, i, obj)
-        Py_DECREF(old)   # `old` still holds a reference until we return
+        cdef PyObject *old = self._items[i]
+        cdef PyObject *new = NULL
+        if obj is not None:
+            new = <PyObject *>obj
+            Py_INCREF(obj)
+        # relaxed: see _item(); ordered for the next owner by the free-list
+        pool_storeptr(<uintptr_t *>&self._items[i], <uintptr_t>new, POOL_RELAXED)
+        Py_XDECREF(old)
 
     cdef void _detach(self, uint32_t i, object obj) noexcept:
         """Takes obj out of slot i (owned); the caller returns the slot."""
@@ -252,10 +311,8 @@ cdef class ObjectPool(_PoolBase):
             raise
         _count(&self._releases)
         if keep and not _is_closed(self):
-            self._unhold_idle(i)
-            return 0
-        self._discard(i, obj)
-        return 0
+            return self._unhold_idle(i)
+        return self._discard(i, obj)
 
     cdef int _call_destroy(self, object obj) except -1:
         if self._destroy is not None:
@@ -270,7 +327,7 @@ cdef class ObjectPool(_PoolBase):
             i = pool_slots_pop_own(&self._slots, &self._idle)   # not a hand-out
             if i == POOL_NIL:
                 return drained
-            obj = <object>PyList_GET_ITEM(self._objects, i)
+            obj = <object>self._items[i]
             # The pool is closed, so nothing refills the slot: return it
             # now and destroy the objects after (the caller does).
             self._detach(i, obj)
@@ -290,35 +347,25 @@ cdef class ObjectPool(_PoolBase):
             raise first_error
         return 0
 
-    # -- public API --------------------------------------------------------
+    # -- public API (acquire() is a C entry point: _entries.pxi) -------------
     @classmethod
     def __class_getitem__(cls, item):
         """ObjectPool[Conn] in an annotation: a pool of Conn objects."""
         return _types.GenericAlias(cls, item)
 
-    def acquire(self, timeout=None):
-        """Hands out an object; waits up to `timeout` seconds if none is free.
-
-        timeout=None (or inf) waits forever, 0 never waits.  Raises
-        PoolExhausted (a TimeoutError) when the time runs out, PoolClosed once
-        closed, and whatever the factory raises.
-        """
-        _check_timeout(timeout)
-        # (not self._acquire(): a direct call on this final class, inlined;
-        # the shared, virtual one costs 16 instructions more per pair on 3.11,
-        # measured with benchmarks/callgrind.py)
-        item = self._try_take()
-        if item is _NOTHING:
-            return self._acquire_wait(timeout)
-        return item
-
-    @cython.always_allow_keywords(False)   # METH_NOARGS / METH_O
+    @cython.always_allow_keywords(False)   # METH_NOARGS
     def try_acquire(self):
         """Hands out an object, or returns None at once if none is free."""
+        cdef uint32_t i
+        if _is_closed(self):
+            return self._cold_closed()
+        i = self._pop_idle()
+        if i != POOL_NIL:
+            return <object>self._items[i]
         item = self._try_take()
         return None if item is _NOTHING else item
 
-    @cython.always_allow_keywords(False)   # METH_NOARGS / METH_O
+    @cython.always_allow_keywords(False)   # METH_O
     @cython.embedsignature(False)          # positional-only, said below
     def release(self, obj):
         """release($self, obj, /)
@@ -371,8 +418,9 @@ cdef class ObjectPool(_PoolBase):
 
 cdef bint _needs_one_argument(object factory) except -1:
     """True if factory has exactly one required positional parameter, so
-    factory() would fail and factory(slot) is meant (a class like the seed
-    article's Connection(id)).  Unknown signatures (some builtins) -> False."""
+    factory() would fail and factory(slot) is meant (a class like the
+    Object Pool pattern article's Connection(id)).  Unknown signatures (some
+    builtins) -> False."""
     import inspect
     try:
         sig = inspect.signature(factory)
@@ -382,3 +430,56 @@ cdef bint _needs_one_argument(object factory) except -1:
                 if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY,
                                                        p.POSITIONAL_OR_KEYWORD)]
     return len(required) == 1
+
+
+# -- the garbage collector and the C array of objects -------------------------
+# Cython's tp_traverse and tp_clear see the hooks and the factory; these add
+# the pooled objects.  Clearing (only ever done to a pool in a reference
+# cycle that is garbage) closes the pool first, so that anything still
+# running in the cycle's deallocations meets a closed, empty pool, never a
+# dangling pointer.
+
+cdef traverseproc _objectpool_cython_traverse = NULL
+cdef inquiry _objectpool_cython_clear = NULL
+
+
+# (They take the pool typed, which the C calling convention makes the same
+# as tp_traverse's and tp_clear's PyObject *, so that Cython does not touch
+# its reference count.)
+cdef int _objectpool_traverse(ObjectPool pool, visitproc visit, void *arg) noexcept:
+    cdef uint32_t i
+    cdef int rc = _objectpool_cython_traverse(<PyObject *>pool, visit, arg)
+    if rc != 0 or pool._items == NULL:
+        return rc
+    for i in range(pool._capacity):
+        if pool._items[i] != NULL:
+            rc = visit(pool._items[i], arg)
+            if rc != 0:
+                return rc
+    return 0
+
+
+cdef int _objectpool_clear(ObjectPool pool) noexcept:
+    pool._close_begin()
+    _objectpool_drop_items(pool)
+    return _objectpool_cython_clear(<PyObject *>pool)
+
+
+cdef void _objectpool_drop_items(ObjectPool pool) noexcept:
+    """Lets go of every pooled object; each slot's entry is NULL before its
+    object's references go (whose deallocation may run Python code)."""
+    cdef PyObject *obj
+    cdef uint32_t i
+    if pool._items == NULL:
+        return
+    for i in range(pool._capacity):
+        obj = pool._items[i]
+        if obj != NULL:
+            pool._items[i] = NULL
+            Py_XDECREF(obj)
+
+
+_objectpool_cython_traverse = (<PyTypeObject *>ObjectPool).tp_traverse
+_objectpool_cython_clear = (<PyTypeObject *>ObjectPool).tp_clear
+(<PyTypeObject *>ObjectPool).tp_traverse = <traverseproc><void *>_objectpool_traverse
+(<PyTypeObject *>ObjectPool).tp_clear = <inquiry><void *>_objectpool_clear

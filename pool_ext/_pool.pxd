@@ -53,7 +53,7 @@ cdef class ObjectPool(_PoolBase):
     cdef object _reset
     cdef object _validate
     cdef object _destroy
-    cdef list _objects            # slot -> object or None; owns the references
+    cdef PyObject **_items         # slot -> owned object, NULL while empty
     cdef pool_slots_t _slots
     cdef pool_freelist_t _idle    # FREE slots holding an object
     cdef pool_freelist_t _empty   # FREE slots holding nothing
@@ -62,9 +62,17 @@ cdef class ObjectPool(_PoolBase):
     cdef bint _factory_takes_slot # factory(slot) rather than factory()
     cdef dict _gone               # id -> type of recently discarded objects
 
-    cdef int _release(self, object obj) except -1
-    cdef int _raise_unknown(self, object obj) except -1
+    # the hot path
+    cdef inline uint32_t _pop_idle(self) noexcept
+    cdef inline int _release(self, object obj) except -1
     cdef inline int _unhold_idle(self, uint32_t i) except -1
+    cdef inline int _after_idle_push(self) except -1
+    # out of line
+    cdef object _cold_closed(self)
+    cdef int _cold_unknown(self, object obj) except -1
+    cdef int _cold_not_in_use(self, object obj) except -1
+    cdef int _cold_drain(self) except -1
+    cdef object _cold_acquire(self, object timeout)
     cdef void _unhold_empty(self, uint32_t i) noexcept
     cdef object _fill(self, uint32_t i)
     cdef void _put(self, uint32_t i, object obj) noexcept

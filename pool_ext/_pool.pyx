@@ -11,6 +11,7 @@ One extension module, one file per job (the uvloop layout):
   _objectpool.pxi     ObjectPool
   _bufferpool.pxi     BufferPool
   _pooledbuffer.pxi   PooledBuffer and the memory it lives in
+  _entries.pxi        hot methods written against CPython's calling convention
   includes/*.pxd      one per C header of the core (src/)
 
 Thread-safety model.  The C core (src/) holds every piece of shared mutable
@@ -63,10 +64,27 @@ cdef extern from "pythread.h":
 
 cdef extern from "Python.h":
     int PyErr_CheckSignals() except -1
+    ctypedef int (*visitproc)(PyObject *, void *) noexcept
+    ctypedef int (*traverseproc)(PyObject *, visitproc, void *) noexcept
+    ctypedef int (*inquiry)(PyObject *) noexcept
     ctypedef struct PyTypeObject:
         unsigned long tp_flags
+        traverseproc tp_traverse
+        inquiry tp_clear
+        PyObject *tp_dict
     unsigned long Py_TPFLAGS_BASETYPE
     void PyType_Modified(PyTypeObject *t)
+    # A method written in C (its PyMethodDef filled at import): _entries.pxi
+    ctypedef struct PyMethodDef:
+        const char *ml_name
+        void *ml_meth
+        int ml_flags
+        const char *ml_doc
+    int METH_FASTCALL, METH_KEYWORDS
+    object PyDescr_NewMethod(PyTypeObject *t, PyMethodDef *m)
+    int PyDict_SetItemString(PyObject *d, const char *key, object value) except -1
+    Py_ssize_t PyTuple_GET_SIZE(PyObject *t)
+    PyObject *PyTuple_GET_ITEM(PyObject *t, Py_ssize_t i)
 
 #: Which variant of the C core's atomics this build uses (docs: how it works).
 ATOMICS = (<bytes>POOL_ATOMIC_VARIANT).decode()
@@ -82,6 +100,7 @@ include "_lease.pxi"
 include "_objectpool.pxi"
 include "_bufferpool.pxi"
 include "_pooledbuffer.pxi"
+include "_entries.pxi"
 
 # _PoolBase is an implementation detail of the two final pool classes: no
 # Python class may derive from it (it has no pool behaviour of its own).

@@ -6,28 +6,44 @@
 #include <stdlib.h>
 #include "pool_addrmap.h"
 
+/* Two empty entries: the empty map's mask is 1 and its shift 63, so the
+ * hash lands on entry 0 or 1, and both say "not here". */
+static pool_addrmap_entry_t pool_addrmap_empty_[2];
+
+void pool_addrmap_init_empty(pool_addrmap_t *map)
+{
+    map->seq = 0;
+    map->mask = 1;
+    map->shift = 63;
+    map->entries = pool_addrmap_empty_;
+}
+
 int pool_addrmap_init(pool_addrmap_t *map, uint32_t capacity)
 {
     uint64_t size = 4;
     unsigned bits = 2;
+    pool_addrmap_entry_t *entries;
+    pool_addrmap_init_empty(map);
     while (size < 2 * (uint64_t)capacity) {
         size <<= 1;
         bits++;
     }
-    map->seq = 0;
-    map->mask = size - 1;
-    map->shift = 64u - bits;
-    map->entries = NULL;
     if (size > SIZE_MAX / sizeof(pool_addrmap_entry_t))
         return -1;
-    map->entries = (pool_addrmap_entry_t *)calloc((size_t)size, sizeof(pool_addrmap_entry_t));
-    return map->entries == NULL ? -1 : 0;
+    entries = (pool_addrmap_entry_t *)calloc((size_t)size, sizeof(pool_addrmap_entry_t));
+    if (entries == NULL)
+        return -1;
+    map->mask = size - 1;
+    map->shift = 64u - bits;
+    map->entries = entries;
+    return 0;
 }
 
 void pool_addrmap_free(pool_addrmap_t *map)
 {
-    free(map->entries);
-    map->entries = NULL;
+    if (map->entries != pool_addrmap_empty_)
+        free(map->entries);
+    pool_addrmap_init_empty(map);
 }
 
 static void pool_addrmap_lock_(pool_addrmap_t *map)
@@ -65,6 +81,8 @@ int pool_addrmap_insert(pool_addrmap_t *map, uintptr_t key, uint32_t index)
 {
     uint64_t pos;
     int rc = 0;
+    if (map->entries == pool_addrmap_empty_)
+        return POOL_MAP_EEMPTY;   /* the shared empty table stays empty */
     pool_addrmap_lock_(map);
     /* The table is never full: size >= 2 * capacity >= 2 * live keys. */
     for (pos = pool_addrmap_home_(map, key);; pos = (pos + 1) & map->mask) {

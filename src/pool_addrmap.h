@@ -12,6 +12,10 @@
  *   Linear probing from a Fibonacci hash of the address; deletion shifts the
  *   following cluster back (no tombstones, so the table never degrades).
  *
+ * An empty map (before init, after free, or when init fails) points at a
+ * static two-entry table of empty entries, so a lookup never needs a NULL
+ * check: it finds nothing.
+ *
  * Concurrency: a seqlock without fences.  Writers (insert/remove: only when
  * an object is created or destroyed, never on the acquire/release hot path)
  * serialise on `seq`: an odd value is the writer's lock.  They store entry
@@ -23,7 +27,9 @@
  * these acquire loads are plain moves.  Readers can be delayed by a writer
  * in its critical section (tens of nanoseconds, no callbacks inside), never
  * by another reader; a reader that finds the writer preempted there yields
- * the CPU after a bounded spin (pool_backoff.h).
+ * the CPU after a bounded spin (pool_backoff.h).  The POOL_ATOMIC_PLAIN
+ * build (every caller holds the GIL, and no writer lets go of it inside its
+ * update) reads no sequence at all: no reader can see a writer mid-update.
  */
 #ifndef POOL_ADDRMAP_H
 #define POOL_ADDRMAP_H
@@ -47,8 +53,11 @@ typedef struct pool_addrmap {
     pool_addrmap_entry_t *entries;
 } pool_addrmap_t;
 
-enum { POOL_MAP_EDUPLICATE = -4, POOL_MAP_ENOTFOUND = -5 };
+enum { POOL_MAP_EDUPLICATE = -4, POOL_MAP_ENOTFOUND = -5, POOL_MAP_EEMPTY = -6 };
 
+/* The empty map: no allocation, finds nothing; what init starts from and
+ * free returns to, so both are safe on a map in any of those states. */
+void pool_addrmap_init_empty(pool_addrmap_t *map);
 int pool_addrmap_init(pool_addrmap_t *map, uint32_t capacity);  /* 0 or -1 (no memory) */
 void pool_addrmap_free(pool_addrmap_t *map);
 
@@ -62,7 +71,25 @@ static inline uint64_t pool_addrmap_home_(const pool_addrmap_t *map, uintptr_t k
     return ((uint64_t)(key >> 4) * UINT64_C(0x9E3779B97F4A7C15)) >> map->shift;
 }
 
-/* Returns key's index, or POOL_NIL.  Callable from any thread at any time. */
+#if defined(POOL_ATOMIC_PLAIN)
+/* Returns key's index, or POOL_NIL (key != 0).  The GIL build: no writer can
+ * be inside an update, and the table always has an empty entry (size >=
+ * 2 x capacity), so the probe ends. */
+static inline uint32_t pool_addrmap_find(pool_addrmap_t *map, uintptr_t key)
+{
+    uint64_t pos = pool_addrmap_home_(map, key);
+    for (;;) {
+        const pool_addrmap_entry_t *e = &map->entries[pos];
+        if (e->key == key)
+            return e->index;
+        if (e->key == 0)
+            return POOL_NIL;
+        pos = (pos + 1) & map->mask;
+    }
+}
+
+#else
+/* Returns key's index, or POOL_NIL (key != 0).  Any thread, at any time. */
 static inline uint32_t pool_addrmap_find(pool_addrmap_t *map, uintptr_t key)
 {
     unsigned spins = 0;
@@ -94,9 +121,11 @@ static inline uint32_t pool_addrmap_find(pool_addrmap_t *map, uintptr_t key)
             return found;
     }
 }
+#endif /* POOL_ATOMIC_PLAIN */
 
-/* Writers: insert key -> index (POOL_OK or POOL_MAP_EDUPLICATE) and remove
- * key (POOL_OK or POOL_MAP_ENOTFOUND).  Any thread; they lock `seq`. */
+/* Writers: insert key -> index (POOL_OK, POOL_MAP_EDUPLICATE, or
+ * POOL_MAP_EEMPTY on a map that was never given a table) and remove key
+ * (POOL_OK or POOL_MAP_ENOTFOUND).  Any thread; they lock `seq`. */
 int pool_addrmap_insert(pool_addrmap_t *map, uintptr_t key, uint32_t index);
 int pool_addrmap_remove(pool_addrmap_t *map, uintptr_t key);
 

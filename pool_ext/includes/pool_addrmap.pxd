@@ -6,7 +6,8 @@ cdef extern from "pool_addrmap.h" nogil:
         POOL_MAP_EDUPLICATE
         POOL_MAP_ENOTFOUND
     ctypedef struct pool_addrmap_t:
-        void *entries     # NULL until pool_addrmap_init succeeds
+        pass
+    void pool_addrmap_init_empty(pool_addrmap_t *map)
     int pool_addrmap_init(pool_addrmap_t *map, uint32_t capacity)
     void pool_addrmap_free(pool_addrmap_t *map)
     uint32_t pool_addrmap_find(pool_addrmap_t *map, uintptr_t key)

@@ -4,6 +4,7 @@ from libc.stdint cimport uint32_t, uint64_t, uintptr_t
 
 cdef extern from "pool_mode.h":
     bint POOL_CACHE_HANDLES
+    bint POOL_RACY_LOOKUP
     Py_ssize_t pool_refcnt(PyObject *o)
 
 cdef extern from "pool_atomic.h" nogil:
@@ -12,6 +13,8 @@ cdef extern from "pool_atomic.h" nogil:
     uint64_t pool_load64(const uint64_t *p, int mo)
     void pool_store64(uint64_t *p, uint64_t v, int mo)
     uint32_t pool_load32(const uint32_t *p, int mo)
+    uintptr_t pool_loadptr(const uintptr_t *p, int mo)
+    void pool_storeptr(uintptr_t *p, uintptr_t v, int mo)
     void pool_store32(uint32_t *p, uint32_t v, int mo)
     bint pool_cas64(uint64_t *p, uint64_t *expected, uint64_t desired,
                     int success_mo, int failure_mo)

@@ -14,6 +14,15 @@
 #define POOL_ATOMIC_PLAIN 1
 #endif
 
+/* Free-threaded, a release may look an object up in the address map while
+ * another thread empties and refills its slot, so ObjectPool re-checks that
+ * the slot holds the object.  Under the GIL nothing runs between the two. */
+#if defined(POOL_ATOMIC_PLAIN)
+#define POOL_RACY_LOOKUP 0
+#else
+#define POOL_RACY_LOOKUP 1
+#endif
+
 /* BufferPool reuses a released PooledBuffer handle when the pool holds the
  * only reference to it.  That test (a refcount of 1) is exact only while the
  * GIL serialises every thread, so only the plain-operations build does it. */

@@ -1,0 +1,70 @@
+# C entry points (included by _pool.pyx, after the classes).
+#
+# A Cython `def` method with an optional argument gets Cython's generic
+# argument parsing, which the common call, with no argument, does not need.
+# These methods are written against CPython's METH_FASTCALL | METH_KEYWORDS
+# convention instead, and installed in their class's dict at import: with no
+# argument they go straight to the hot path; anything else goes to one
+# out-of-line parser that raises what Python itself would.  Measured with
+# benchmarks/callgrind.py (see docs/performance.md).
+
+
+cdef object _timeout_arg(PyObject **args, Py_ssize_t nargs, PyObject *kwnames,
+                         str name):
+    """The only argument of acquire() / lease(), `timeout`, from a
+    vectorcall: positional or by keyword, at most once."""
+    cdef Py_ssize_t nkw = 0 if kwnames == NULL else PyTuple_GET_SIZE(kwnames)
+    if nargs + nkw > 1:
+        raise TypeError(f"{name}() takes at most 1 argument ({nargs + nkw} given)")
+    if nkw == 1:
+        key = <object>PyTuple_GET_ITEM(kwnames, 0)
+        if key != "timeout":
+            raise TypeError(f"{name}() got an unexpected keyword argument {key!r}")
+    if nargs + nkw == 1:
+        return <object>args[0]    # a keyword's value follows the positional ones
+    return None
+
+
+cdef object _objectpool_acquire(ObjectPool self, PyObject **args, Py_ssize_t nargs,
+                                PyObject *kwnames):
+    cdef uint32_t i
+    if nargs == 0 and kwnames == NULL:
+        if _is_closed(self):
+            return self._cold_closed()
+        i = self._pop_idle()
+        if i != POOL_NIL:
+            return <object>self._items[i]
+        return self._cold_acquire(None)
+    return _objectpool_acquire_args(self, args, nargs, kwnames)
+
+
+cdef object _objectpool_acquire_args(ObjectPool self, PyObject **args, Py_ssize_t nargs,
+                                     PyObject *kwnames):
+    timeout = _timeout_arg(args, nargs, kwnames, "acquire")
+    _check_timeout(timeout)   # validated even when an object is free
+    return self._cold_acquire(timeout)
+
+
+cdef PyMethodDef _objectpool_acquire_def
+
+
+cdef int _install_fastcall(type cls, PyMethodDef *d, const char *name, void *fn,
+                           const char *doc) except -1:
+    """Puts a C method (METH_FASTCALL | METH_KEYWORDS) in cls's dict."""
+    d.ml_name = name
+    d.ml_meth = fn
+    d.ml_flags = METH_FASTCALL | METH_KEYWORDS
+    d.ml_doc = doc
+    PyDict_SetItemString((<PyTypeObject *>cls).tp_dict, name,
+                         PyDescr_NewMethod(<PyTypeObject *>cls, d))
+    PyType_Modified(<PyTypeObject *>cls)
+    return 0
+
+
+_install_fastcall(ObjectPool, &_objectpool_acquire_def, b"acquire",
+                  <void *>_objectpool_acquire,
+                  b"acquire($self, /, timeout=None)\n--\n\n"
+                  b"Hands out an object; waits up to `timeout` seconds if none is free.\n\n"
+                  b"timeout=None (or inf) waits forever, 0 never waits.  Raises\n"
+                  b"PoolExhausted (a TimeoutError) when the time runs out, PoolClosed once\n"
+                  b"closed, and whatever the factory raises.")
