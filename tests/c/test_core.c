@@ -307,8 +307,14 @@ static int test_addrmap_model(void)
             CHECK(pool_addrmap_find(&map, keys[k]) == (uint32_t)k, "final find %d", k);
     CHECK(pool_addrmap_remove(&map, 8) == POOL_MAP_ENOTFOUND, "remove missing");
     pool_addrmap_free(&map);
+    /* the empty map: lookups find nothing, writers change nothing, free twice */
+    CHECK(pool_addrmap_find(&map, 16) == POOL_NIL, "find in the empty map");
+    CHECK(pool_addrmap_insert(&map, 16, 1) == POOL_MAP_EEMPTY, "insert into the empty map");
+    CHECK(pool_addrmap_remove(&map, 16) == POOL_MAP_ENOTFOUND, "remove from the empty map");
+    CHECK(pool_addrmap_find(&map, 16) == POOL_NIL, "still empty");
+    pool_addrmap_free(&map);
     passes++;
-    printf("address map: 200000 random inserts/removes match the model\n");
+    printf("address map: 200000 random inserts/removes match the model; the empty map\n");
     return 0;
 }
 
