@@ -45,7 +45,16 @@ cdef object _objectpool_acquire_args(ObjectPool self, PyObject **args, Py_ssize_
     return self._cold_acquire(timeout)
 
 
+cdef object _objectpool_lease(ObjectPool self, PyObject **args, Py_ssize_t nargs,
+                              PyObject *kwnames):
+    cdef object timeout = None
+    if nargs != 0 or kwnames != NULL:
+        timeout = _timeout_arg(args, nargs, kwnames, "lease")
+    return self._new_lease(timeout)
+
+
 cdef PyMethodDef _objectpool_acquire_def
+cdef PyMethodDef _objectpool_lease_def
 
 
 cdef int _install_fastcall(type cls, PyMethodDef *d, const char *name, void *fn,
@@ -68,3 +77,12 @@ _install_fastcall(ObjectPool, &_objectpool_acquire_def, b"acquire",
                   b"timeout=None (or inf) waits forever, 0 never waits.  Raises\n"
                   b"PoolExhausted (a TimeoutError) when the time runs out, PoolClosed once\n"
                   b"closed, and whatever the factory raises.")
+_install_fastcall(ObjectPool, &_objectpool_lease_def, b"lease",
+                  <void *>_objectpool_lease,
+                  b"lease($self, /, timeout=None)\n--\n\n"
+                  b"A context manager: acquires on entry, releases on exit (also on\n"
+                  b"an exception).  ``with pool.lease(timeout=2.0) as obj: ...``\n\n"
+                  b"The same timeout rules as acquire(); PoolClosed at once if the pool\n"
+                  b"is closed.  A lease is entered once at a time (RuntimeError if it is\n"
+                  b"already active); entered and dropped without exit, it gives its\n"
+                  b"object back with a ResourceWarning.")

@@ -347,7 +347,7 @@ cdef class ObjectPool(_PoolBase):
             raise first_error
         return 0
 
-    # -- public API (acquire() is a C entry point: _entries.pxi) -------------
+    # -- public API (acquire() and lease() are C entry points: _entries.pxi) --
     @classmethod
     def __class_getitem__(cls, item):
         """ObjectPool[Conn] in an annotation: a pool of Conn objects."""
@@ -374,16 +374,6 @@ cdef class ObjectPool(_PoolBase):
         Gives obj back.  PoolError if this pool did not hand it out, or
         if it was already released (the pool is then unchanged)."""
         self._release(obj)
-
-    def lease(self, timeout=None):
-        """A context manager: acquires on entry, releases on exit (also on
-        an exception).  ``with pool.lease(timeout=2.0) as obj: ...``
-
-        The same timeout rules as acquire(); PoolClosed at once if the pool
-        is closed.  A lease is entered once at a time (RuntimeError if it is
-        already active); entered and dropped without exit, it gives its
-        object back with a ResourceWarning."""
-        return self._new_lease(timeout)
 
     def close(self):
         """Destroys the idle objects; later acquires raise PoolClosed and

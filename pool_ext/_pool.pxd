@@ -46,6 +46,8 @@ cdef class _Lease:
     cdef object _item
     cdef int _state
 
+    cdef object _cold_enter(self)
+
 
 @cython.final
 cdef class ObjectPool(_PoolBase):

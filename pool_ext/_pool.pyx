@@ -67,8 +67,10 @@ cdef extern from "Python.h":
     ctypedef int (*visitproc)(PyObject *, void *) noexcept
     ctypedef int (*traverseproc)(PyObject *, visitproc, void *) noexcept
     ctypedef int (*inquiry)(PyObject *) noexcept
+    ctypedef void (*destructor)(PyObject *) noexcept
     ctypedef struct PyTypeObject:
         unsigned long tp_flags
+        destructor tp_dealloc
         traverseproc tp_traverse
         inquiry tp_clear
         PyObject *tp_dict
