@@ -27,11 +27,11 @@ cdef object _timeout_arg(PyObject **args, Py_ssize_t nargs, PyObject *kwnames,
 
 cdef object _objectpool_acquire(ObjectPool self, PyObject **args, Py_ssize_t nargs,
                                 PyObject *kwnames):
-    cdef uint32_t i
+    cdef uint32_t i, gen
     if nargs == 0 and kwnames == NULL:
         if _is_closed(self):
             return self._cold_closed()
-        i = self._pop_idle()
+        i = self._pop_idle(&gen)
         if i != POOL_NIL:
             return <object>self._items[i]
         return self._cold_acquire(None)
@@ -47,10 +47,14 @@ cdef object _objectpool_acquire_args(ObjectPool self, PyObject **args, Py_ssize_
 
 cdef object _objectpool_lease(ObjectPool self, PyObject **args, Py_ssize_t nargs,
                               PyObject *kwnames):
-    cdef object timeout = None
-    if nargs != 0 or kwnames != NULL:
-        timeout = _timeout_arg(args, nargs, kwnames, "lease")
-    return self._new_lease(timeout)
+    if nargs == 0 and kwnames == NULL and not _is_closed(self):
+        return _lease_new(self, None)
+    return _pool_lease_args(self, args, nargs, kwnames)
+
+
+cdef object _pool_lease_args(_PoolBase self, PyObject **args, Py_ssize_t nargs,
+                             PyObject *kwnames):
+    return self._new_lease(_timeout_arg(args, nargs, kwnames, "lease"))
 
 
 cdef PyMethodDef _objectpool_acquire_def

@@ -1,4 +1,10 @@
 # _Lease: what lease() returns, for both pools (included by _pool.pyx).
+#
+# A lease is made and dropped once per `with pool.lease() as obj:`, so its
+# fields are kept cheap: `_timeout` and `_item` are raw references (NULL for
+# "none") that this file manages by hand instead of Cython (no None to
+# reference-count on every lease), seen by the garbage collector through the
+# tp_traverse installed below.
 
 cdef enum:
     _LEASE_IDLE = 0
@@ -6,18 +12,30 @@ cdef enum:
     _LEASE_ACTIVE = 2     # entered: _item is out
 
 
-cdef inline object _lease_take_idle(_PoolBase pool):
+cdef inline _Lease _lease_new(_PoolBase pool, object timeout):
+    """A lease of pool; timeout already checked (None: NULL)."""
+    cdef _Lease lease = _Lease.__new__(_Lease)
+    lease._pool = pool
+    if timeout is not None:
+        Py_INCREF(timeout)
+        lease._timeout = <PyObject *>timeout
+    return lease
+
+
+cdef inline PyObject *_lease_take_idle(_Lease lease) noexcept:
     """The hot path of a lease's entry: an ObjectPool's idle object, taken
-    without a call through the vtable; _NOTHING when that is not at hand
-    (any other case goes through pool._acquire)."""
-    cdef ObjectPool objects
+    without a call through the vtable.  The lease keeps the hand-out's slot
+    and generation, not a reference: the pool holds the object while it is
+    out, and the exit releases it by slot, with no lookup.  Returns the pool's
+    (borrowed) reference, or NULL when no idle object is at hand (then
+    lease._cold_enter)."""
     cdef uint32_t i
-    if type(pool) is ObjectPool and not _is_closed(pool):
-        objects = <ObjectPool>pool
-        i = objects._pop_idle()
+    if type(lease._pool) is ObjectPool and not pool_waitq_is_closed(&lease._pool._waitq):
+        i = (<ObjectPool>lease._pool)._pop_idle(&lease._gen)
         if i != POOL_NIL:
-            return <object>objects._items[i]
-    return _NOTHING
+            lease._index = i
+            return (<ObjectPool>lease._pool)._items[i]
+    return NULL
 
 
 @cython.freelist(16)
@@ -33,53 +51,80 @@ cdef class _Lease:
 
     @cython.always_allow_keywords(False)
     def __enter__(self):
+        cdef PyObject *item
         cdef bint busy
-        if self._pool is None:
-            raise TypeError("leases come from pool.lease()")
         with cython.critical_section(self):
             busy = self._state != _LEASE_IDLE
             if not busy:
                 self._state = _LEASE_ENTERING
         if busy:
             raise RuntimeError("this lease is already active; call pool.lease() again")
-        item = _lease_take_idle(self._pool)
-        if item is _NOTHING:
-            item = self._cold_enter()
+        item = _lease_take_idle(self)
+        if item == NULL:
+            return self._cold_enter()
         with cython.critical_section(self):
-            self._item = item
-            self._state = _LEASE_ACTIVE
-        return item
+            self._state = _LEASE_ACTIVE   # _item stays NULL: by slot (above)
+        return <object>item
 
     cdef object _cold_enter(self):
         """Acquire the slow way (factory, waiting, errors); a failure leaves
         the lease idle, to be entered again."""
         try:
-            return self._pool._acquire(self._timeout)
+            if self._pool is None:
+                raise TypeError("leases come from pool.lease()")
+            timeout = None if self._timeout == NULL else <object>self._timeout
+            item = self._pool._acquire(timeout)
         except BaseException:
             with cython.critical_section(self):
                 self._state = _LEASE_IDLE
             raise
+        if type(self._pool) is ObjectPool:
+            # By slot, as on the hot path: the hand-out just made is HELD,
+            # and its object is in the address map.
+            self._index = pool_addrmap_find(&(<ObjectPool>self._pool)._map,
+                                            <uintptr_t><PyObject *>item)
+            self._gen = POOL_SLOT_GEN(pool_slots_load(&(<ObjectPool>self._pool)._slots,
+                                                      self._index))
+        else:
+            Py_INCREF(item)
+            self._item = <PyObject *>item
+        with cython.critical_section(self):
+            self._state = _LEASE_ACTIVE
+        return item
 
     def __exit__(self, exc_type, exc, tb):
-        item = _NOTHING
+        cdef PyObject *item = NULL
+        cdef bint active
         with cython.critical_section(self):
-            if self._state == _LEASE_ACTIVE:
-                item = self._item
-                self._item = None
+            active = self._state == _LEASE_ACTIVE
+            if active:
+                item = self._item          # the lease's reference is ours now
+                self._item = NULL
                 self._state = _LEASE_IDLE
-        if item is not _NOTHING:
-            if type(self._pool) is ObjectPool:
-                (<ObjectPool>self._pool)._release(item)   # inline, no vtable
+        if active:
+            if item == NULL:
+                (<ObjectPool>self._pool)._release_slot(self._index, self._gen)
             else:
-                self._pool._lease_exit(item)
+                self._give_back(item)
         return False
 
+    cdef int _give_back(self, PyObject *item) except -1:
+        """Returns item (whose reference the caller hands over) to the pool."""
+        obj = <object>item      # a reference of this frame's, dropped on any exit
+        Py_XDECREF(item)        # so the caller's can go now
+        if type(self._pool) is ObjectPool:
+            return (<ObjectPool>self._pool)._release(obj)   # no vtable
+        return self._pool._lease_exit(obj)
 
-# A lease dropped while active must give its item back, which runs Python
-# code.  Cython would wrap every deallocation in a save and restore of the
-# exception state to run a __dealloc__; this tp_dealloc pays that only for
-# a lease that is still active (measured: 26 instructions per lease on
-# CPython 3.11), then hands over to Cython's.
+
+# -- the type's slots ---------------------------------------------------------
+# tp_traverse: Cython's (the pool) plus the raw fields.  tp_dealloc: a lease
+# dropped while active gives its item back, which runs Python code; Cython
+# would wrap every deallocation in a save and restore of the exception
+# state to run a __dealloc__, so this one pays for that only when the lease
+# is still active, then drops the raw fields and hands over to Cython's.
+# (They take the lease typed, which the C calling convention makes the same
+# as the slots' PyObject *, so that Cython does not touch its refcount.)
 
 cdef extern from "Python.h":
     void Py_SET_REFCNT(PyObject *o, Py_ssize_t n)
@@ -88,12 +133,25 @@ cdef extern from "Python.h":
     void PyErr_WriteUnraisable(PyObject *o)
 
 cdef destructor _lease_cython_dealloc = NULL
+cdef traverseproc _lease_cython_traverse = NULL
+
+
+cdef int _lease_traverse(_Lease lease, visitproc visit, void *arg) noexcept:
+    cdef int rc = _lease_cython_traverse(<PyObject *>lease, visit, arg)
+    if rc == 0 and lease._item != NULL:
+        rc = visit(lease._item, arg)
+    if rc == 0 and lease._timeout != NULL:
+        rc = visit(lease._timeout, arg)
+    return rc
 
 
 cdef void _lease_dealloc(_Lease lease) noexcept:
-    # (typed: the same pointer as tp_dealloc's PyObject *, untouched refcount)
     if lease._state == _LEASE_ACTIVE and lease._pool is not None:
         _lease_dropped(lease)
+    Py_XDECREF(lease._item)
+    lease._item = NULL
+    Py_XDECREF(lease._timeout)
+    lease._timeout = NULL
     _lease_cython_dealloc(<PyObject *>lease)
 
 
@@ -101,11 +159,16 @@ cdef void _lease_dropped(_Lease lease) noexcept:
     cdef PyObject *t
     cdef PyObject *v
     cdef PyObject *tb
+    cdef PyObject *item = lease._item
     Py_SET_REFCNT(<PyObject *>lease, 1)   # alive while Python code runs
     PyErr_Fetch(&t, &v, &tb)
+    lease._item = NULL
     lease._state = _LEASE_IDLE
     try:
-        lease._pool._lease_exit(lease._item)
+        if item == NULL:
+            (<ObjectPool>lease._pool)._release_slot(lease._index, lease._gen)
+        else:
+            lease._give_back(item)
         _warnings.warn(f"a lease of {lease._pool!r} was entered and never exited; "
                        f"what it held was given back when it was garbage collected",
                        ResourceWarning, stacklevel=1)
@@ -117,3 +180,5 @@ cdef void _lease_dropped(_Lease lease) noexcept:
 
 _lease_cython_dealloc = (<PyTypeObject *>_Lease).tp_dealloc
 (<PyTypeObject *>_Lease).tp_dealloc = <destructor><void *>_lease_dealloc
+_lease_cython_traverse = (<PyTypeObject *>_Lease).tp_traverse
+(<PyTypeObject *>_Lease).tp_traverse = <traverseproc><void *>_lease_traverse

@@ -116,10 +116,10 @@ cdef class ObjectPool(_PoolBase):
         pool_addrmap_free(&self._map)
 
     # -- the hot path ------------------------------------------------------
-    cdef inline uint32_t _pop_idle(self) noexcept:
-        """An idle object's slot, held for the caller, or POOL_NIL."""
-        cdef uint32_t gen
-        cdef uint32_t i = pool_slots_pop_hold(&self._slots, &self._idle, &gen)
+    cdef inline uint32_t _pop_idle(self, uint32_t *gen) noexcept:
+        """An idle object's slot, held for the caller (*gen: the hand-out's
+        generation), or POOL_NIL."""
+        cdef uint32_t i = pool_slots_pop_hold(&self._slots, &self._idle, gen)
         if i != POOL_NIL:
             _count(&self._acquires)
         return i
@@ -152,6 +152,19 @@ cdef class ObjectPool(_PoolBase):
             return self._cold_not_in_use(obj)
         # From here on the slot goes back to a list whatever happens.
         return self._release_hooks(obj, i)
+
+    cdef inline int _release_slot(self, uint32_t i, uint32_t gen) except -1:
+        """Ends the hand-out (i, gen), as a lease does: by its slot, with no
+        lookup; the generation says whether it is still that hand-out."""
+        if self._plain_release:
+            if pool_slots_release_handle(&self._slots, i, gen) != POOL_FREED:
+                return self._cold_slot_not_in_use()
+            _count(&self._releases)
+            pool_slots_push(&self._slots, &self._idle, i)
+            return self._after_idle_push()
+        if pool_slots_release_begin(&self._slots, i, gen) != POOL_OK:
+            return self._cold_slot_not_in_use()
+        return self._release_hooks(<object>self._items[i], i)
 
     cdef inline int _after_idle_push(self) except -1:
         """A slot holding its object was pushed on the idle list."""
@@ -187,6 +200,10 @@ cdef class ObjectPool(_PoolBase):
         raise PoolError(f"release of an object that is not in use (already "
                         f"released?): {type(obj).__name__} at {id(obj):#x}")
 
+    cdef int _cold_slot_not_in_use(self) except -1:
+        raise PoolError("release of an object that is not in use (already released?): "
+                        "the lease's object was released before the lease ended")
+
     cdef int _cold_drain(self) except -1:
         return self._destroy_all(self._drain_idle())
 
@@ -195,7 +212,7 @@ cdef class ObjectPool(_PoolBase):
         cdef uint32_t i, gen
         if _is_closed(self):
             return self._cold_closed()
-        i = self._pop_idle()
+        i = self._pop_idle(&gen)
         if i != POOL_NIL:
             return <object>self._items[i]
         i = pool_slots_pop_hold(&self._slots, &self._empty, &gen)
@@ -356,10 +373,10 @@ cdef class ObjectPool(_PoolBase):
     @cython.always_allow_keywords(False)   # METH_NOARGS
     def try_acquire(self):
         """Hands out an object, or returns None at once if none is free."""
-        cdef uint32_t i
+        cdef uint32_t i, gen
         if _is_closed(self):
             return self._cold_closed()
-        i = self._pop_idle()
+        i = self._pop_idle(&gen)
         if i != POOL_NIL:
             return <object>self._items[i]
         item = self._try_take()

@@ -42,11 +42,14 @@ cdef class _PoolBase:
 @cython.final
 cdef class _Lease:
     cdef _PoolBase _pool
-    cdef object _timeout
-    cdef object _item
+    cdef PyObject *_timeout       # owned; NULL: None (wait forever)
+    cdef PyObject *_item          # owned; what an active lease holds, unless
+    cdef uint32_t _index          # ...it took an ObjectPool's idle object:
+    cdef uint32_t _gen            # ...then that hand-out's slot and generation
     cdef int _state
 
     cdef object _cold_enter(self)
+    cdef int _give_back(self, PyObject *item) except -1
 
 
 @cython.final
@@ -65,14 +68,16 @@ cdef class ObjectPool(_PoolBase):
     cdef dict _gone               # id -> type of recently discarded objects
 
     # the hot path
-    cdef inline uint32_t _pop_idle(self) noexcept
+    cdef inline uint32_t _pop_idle(self, uint32_t *gen) noexcept
     cdef inline int _release(self, object obj) except -1
+    cdef inline int _release_slot(self, uint32_t i, uint32_t gen) except -1
     cdef inline int _unhold_idle(self, uint32_t i) except -1
     cdef inline int _after_idle_push(self) except -1
     # out of line
     cdef object _cold_closed(self)
     cdef int _cold_unknown(self, object obj) except -1
     cdef int _cold_not_in_use(self, object obj) except -1
+    cdef int _cold_slot_not_in_use(self) except -1
     cdef int _cold_drain(self) except -1
     cdef object _cold_acquire(self, object timeout)
     cdef void _unhold_empty(self, uint32_t i) noexcept

@@ -238,3 +238,35 @@ def test_reference_cycle_through_factory_is_collected():
 
 def test_repr():
     assert "ObjectPool open capacity=1" in repr(ObjectPool(Thing, 1))
+
+
+def test_lease_exit_after_the_object_went_to_someone_else_leaves_them_alone():
+    # A lease ends its own hand-out (by slot and generation): if its object
+    # was released inside the block and handed out again, the exit must not
+    # take it from the new holder.
+    pool = ObjectPool(Thing, 1)
+    lease = pool.lease()
+    obj = lease.__enter__()
+    pool.release(obj)
+    again = pool.acquire(timeout=0)
+    assert again is obj
+    with pytest.raises(PoolError, match="not in use"):
+        lease.__exit__(None, None, None)
+    assert pool.in_use == 1                 # still the new holder's
+    with pytest.raises(PoolExhausted):
+        pool.acquire(timeout=0)
+    pool.release(again)
+    assert pool.in_use == 0
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_lease_exit_runs_the_hooks(keep):
+    calls = []
+    pool = ObjectPool(Thing, 1, reset=lambda o: calls.append(("reset", o)),
+                      validate=lambda o: calls.append(("validate", o)) or keep,
+                      destroy=lambda o: calls.append(("destroy", o)))
+    with pool.lease() as obj:
+        pass
+    assert calls[:2] == [("reset", obj), ("validate", obj)]
+    assert (("destroy", obj) in calls) is (not keep)
+    assert pool.in_use == 0 and pool.size == (1 if keep else 0)
