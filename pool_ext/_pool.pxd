@@ -11,7 +11,7 @@ from pool_ext.includes.pool_addrmap cimport pool_addrmap_t
 from pool_ext.includes.pool_freelist cimport pool_freelist_t
 from pool_ext.includes.pool_mem cimport pool_arena_t
 from pool_ext.includes.pool_slots cimport pool_slots_t
-from pool_ext.includes.pool_waitq cimport pool_waitq_t
+from pool_ext.includes.pool_waitq cimport pool_waitq_t, pool_waiter_t
 
 
 cdef class _PoolBase:
@@ -34,9 +34,27 @@ cdef class _PoolBase:
     cdef object _acquire_wait(self, object timeout)
     cdef int _park(self, void *lock, double deadline) except -1
     cdef void _wake(self, uint32_t n) noexcept
+    cdef int _leave(self, pool_waiter_t *w) noexcept
     cdef bint _close_begin(self) noexcept
     cdef object _new_lease(self, object timeout)
     cdef uint64_t _in_use(self) noexcept
+
+
+@cython.final
+cdef class _AsyncWaiter:
+    cdef pool_waiter_t rec        # a deferred record: woken from Python
+    cdef object loop
+    cdef object fut
+
+    cdef void _wake(self) noexcept
+
+
+@cython.final
+cdef class _AsyncLease:
+    cdef _PoolBase _pool
+    cdef object _timeout
+    cdef object _item
+    cdef bint _active
 
 
 @cython.final

@@ -8,6 +8,7 @@ One extension module, one file per job (the uvloop layout):
   _args.pxi           exceptions; timeouts and integer arguments
   _poolbase.pxi       _PoolBase: counters, waiting (src/pool_waitq.h), closing
   _lease.pxi          the lease both pools' lease() returns
+  _async.pxi          asyncio: waiting tasks, lease_async()
   _objectpool.pxi     ObjectPool
   _bufferpool.pxi     BufferPool
   _pooledbuffer.pxi   PooledBuffer and the memory it lives in
@@ -43,6 +44,7 @@ from pool_ext.includes.pool_addrmap cimport *
 from pool_ext.includes.pool_mem cimport *
 from pool_ext.includes.pool_waitq cimport *
 
+import asyncio as _asyncio
 import operator as _operator
 import time as _time
 import types as _types
@@ -99,6 +101,7 @@ cdef object _NOTHING = object()   # "no slot free"; a pooled object is never Non
 include "_args.pxi"
 include "_poolbase.pxi"
 include "_lease.pxi"
+include "_async.pxi"
 include "_objectpool.pxi"
 include "_bufferpool.pxi"
 include "_pooledbuffer.pxi"

@@ -101,7 +101,7 @@ cdef class _PoolBase:
         finally:
             # Unlinked; a wake-up we were given and did not use goes on to the
             # next waiter (after a timeout, Ctrl-C, or a retry that succeeded).
-            pool_waitq_leave(&self._waitq, &w, NULL)
+            self._leave(&w)
             PyThread_free_lock(lock)
         # A signal that came while we took the slot: raise it here, with the
         # slot given back, rather than in our caller, who would never see the
@@ -137,12 +137,24 @@ cdef class _PoolBase:
                 PyErr_CheckSignals()   # Ctrl-C: raises KeyboardInterrupt here
 
     cdef void _wake(self, uint32_t n) noexcept:
-        pool_waitq_wake(&self._waitq, n, NULL)
+        cdef pool_waiter_t *deferred = NULL
+        pool_waitq_wake(&self._waitq, n, &deferred)
+        _wake_deferred(deferred)
+
+    cdef int _leave(self, pool_waiter_t *w) noexcept:
+        """A waiter leaves the queue (pool_waitq_leave); returns its flags."""
+        cdef pool_waiter_t *deferred = NULL
+        cdef int left = pool_waitq_leave(&self._waitq, w, &deferred)
+        _wake_deferred(deferred)
+        return left
 
     # -- closing and leases ------------------------------------------------
     cdef bint _close_begin(self) noexcept:
         """Marks the pool closed and wakes every waiter; False if it already was."""
-        return pool_waitq_close(&self._waitq, NULL)
+        cdef pool_waiter_t *deferred = NULL
+        cdef bint closed_now = pool_waitq_close(&self._waitq, &deferred)
+        _wake_deferred(deferred)
+        return closed_now
 
     cdef object _new_lease(self, object timeout):
         """lease() of both pools, its arguments parsed."""
@@ -200,6 +212,34 @@ cdef class _PoolBase:
             "in_use": self.in_use,
             "available": self.available,
         }
+
+    # -- asyncio (_async.pxi) ----------------------------------------------
+    async def acquire_async(self, timeout=None):
+        """acquire() for asyncio: ``obj = await pool.acquire_async()``.
+
+        When an object (or buffer) is free it is taken at once, without
+        suspending the task.  Otherwise the task waits, in the same FIFO as
+        waiting threads, without blocking its event loop; a release from any
+        thread or loop wakes it.  timeout as for acquire(): PoolExhausted when
+        it runs out, PoolClosed once closed.  A cancellation (task.cancel(),
+        asyncio.timeout(), wait_for, a TaskGroup failing) never loses a slot:
+        a wake-up the task was given passes to the next waiter.
+        RuntimeError if no event loop is running."""
+        _check_timeout(timeout)
+        if _peek_running_loop() is None:
+            _no_running_loop()
+        item = self._try_take()
+        if item is _NOTHING:
+            return await _wait_async(self, timeout)
+        return item
+
+    def lease_async(self, timeout=None):
+        """lease() for asyncio: ``async with pool.lease_async() as obj: ...``
+        acquires with acquire_async() on entry and gives back on exit."""
+        _check_timeout(timeout)
+        if _is_closed(self):
+            raise PoolClosed("lease_async() on a closed pool")
+        return _AsyncLease(self, timeout)
 
     def __enter__(self):
         return self

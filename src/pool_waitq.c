@@ -128,19 +128,22 @@ void pool_waitq_enqueue(pool_waitq_t *q, pool_waiter_t *w)
 
 int pool_waitq_leave(pool_waitq_t *q, pool_waiter_t *w, pool_waiter_t **deferred)
 {
-    int signaled;
+    int result = 0;
     pool_waitq_lock_(q);
     /* Queued in an older epoch: a fork (from inside this waiter's retry,
      * say) forgot the record; its links point into the parent's queue. */
-    if (w->queued && w->epoch == q->epoch)
+    if (w->queued && w->epoch == q->epoch) {
         pool_waitq_unlink_(q, w);
+        result = POOL_LEFT_UNLINKED;
+    }
     w->queued = 0;
-    signaled = w->signaled;
-    w->signaled = 0;
-    if (signaled)
+    if (w->signaled) {
+        w->signaled = 0;
+        result = POOL_LEFT_SIGNALED;
         pool_waitq_wake_locked_(q, 1, deferred);   /* pass the wake on */
+    }
     pool_waitq_unlock_(q);
-    return signaled;
+    return result;
 }
 
 uint32_t pool_waitq_wake(pool_waitq_t *q, uint32_t n, pool_waiter_t **deferred)

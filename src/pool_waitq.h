@@ -97,7 +97,11 @@ void pool_waitq_init(pool_waitq_t *q);
 void pool_waitq_enqueue(pool_waitq_t *q, pool_waiter_t *w);
 
 /* A waiter leaves: unlinked if still queued; a wake it was given and did
- * not use goes to the next record.  Returns 1 if it had been signaled. */
+ * not use goes to the next record.  Returns POOL_LEFT_UNLINKED if this call
+ * took the record off the queue (its owner may drop what it kept for the
+ * queue), POOL_LEFT_SIGNALED if a waker had taken it off (the waker keeps it
+ * until it has woken it), or 0 if it was not queued (a fork forgot it). */
+enum { POOL_LEFT_UNLINKED = 1, POOL_LEFT_SIGNALED = 2 };
 int pool_waitq_leave(pool_waitq_t *q, pool_waiter_t *w, pool_waiter_t **deferred);
 
 /* Wakes up to n records (UINT32_MAX: all).  Returns how many. */

@@ -97,3 +97,9 @@ def cmake_exe():
 def c_compiler():
     """$CC, else gcc, cc or clang on PATH; None if none."""
     return KNOBS.cc or shutil.which("gcc") or shutil.which("cc") or shutil.which("clang")
+
+
+@pytest.fixture(params=sorted(__import__("helpers").loop_factories()))
+def loop_kind(request):
+    """Each async test runs under asyncio's loop and under uvloop."""
+    return request.param

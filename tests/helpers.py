@@ -87,3 +87,32 @@ def wait_for_waiters(pool, n=1, timeout=10.0):
             return False
         time.sleep(0.001)
     return True
+
+
+# -- asyncio ------------------------------------------------------------------
+
+def loop_factories():
+    """The event loops the async tests run under: asyncio's own, and uvloop
+    where it is installed (the test extra brings it, but for Windows)."""
+    import asyncio
+    factories = {"asyncio": asyncio.new_event_loop}
+    try:
+        import uvloop
+    except ImportError:
+        pass
+    else:
+        factories["uvloop"] = uvloop.new_event_loop
+    return factories
+
+
+def run_async(coro, loop_kind="asyncio"):
+    """Runs coro to completion on a new loop of the given kind; closes it."""
+    import asyncio
+    loop = loop_factories()[loop_kind]()
+    try:
+        asyncio.set_event_loop(loop)
+        return loop.run_until_complete(coro)
+    finally:
+        asyncio.set_event_loop(None)
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()

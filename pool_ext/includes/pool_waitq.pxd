@@ -13,7 +13,10 @@ cdef extern from "pool_waitq.h" nogil:
     void pool_waitq_init(pool_waitq_t *q)
     void pool_waitq_open(pool_waitq_t *q)
     void pool_waitq_enqueue(pool_waitq_t *q, pool_waiter_t *w)
-    bint pool_waitq_leave(pool_waitq_t *q, pool_waiter_t *w, pool_waiter_t **deferred)
+    enum:
+        POOL_LEFT_UNLINKED
+        POOL_LEFT_SIGNALED
+    int pool_waitq_leave(pool_waitq_t *q, pool_waiter_t *w, pool_waiter_t **deferred)
     uint32_t pool_waitq_wake(pool_waitq_t *q, uint32_t n, pool_waiter_t **deferred)
     bint pool_waitq_close(pool_waitq_t *q, pool_waiter_t **deferred)
     uint64_t pool_waitq_waiting(pool_waitq_t *q)

@@ -288,9 +288,13 @@ static int test_leave_passes_the_wake_on(void)
     pool_waitq_enqueue(&q, &b.rec);
     CHECK(pool_waitq_wake(&q, 1, NULL) == 1 && a.woken && !b.woken, "FIFO: a first");
     /* a leaves without using the wake (say, it timed out at that moment) */
-    CHECK(pool_waitq_leave(&q, &a.rec, NULL) == 1, "a was signaled");
+    CHECK(pool_waitq_leave(&q, &a.rec, NULL) == POOL_LEFT_SIGNALED, "a was signaled");
     CHECK(b.woken && !b.rec.queued, "the wake went to b");
-    CHECK(pool_waitq_leave(&q, &b.rec, NULL) == 1, "b signaled");
+    CHECK(pool_waitq_leave(&q, &b.rec, NULL) == POOL_LEFT_SIGNALED, "b signaled");
+    /* leaving while still queued: this call unlinks it */
+    pool_waitq_enqueue(&q, &a.rec);
+    CHECK(pool_waitq_leave(&q, &a.rec, NULL) == POOL_LEFT_UNLINKED, "a unlinked itself");
+    CHECK(pool_waitq_leave(&q, &a.rec, NULL) == 0, "a second leave finds nothing");
     CHECK(pool_waitq_waiting(&q) == 0, "empty");
     /* a deferred record is handed back to the waker, not called */
     a.rec.wake = NULL;
@@ -298,7 +302,8 @@ static int test_leave_passes_the_wake_on(void)
         pool_waiter_t *deferred = NULL;
         pool_waitq_enqueue(&q, &a.rec);
         CHECK(pool_waitq_wake(&q, 1, &deferred) == 1 && deferred == &a.rec, "deferred");
-        CHECK(pool_waitq_leave(&q, &a.rec, &deferred) == 1, "deferred signaled");
+        CHECK(pool_waitq_leave(&q, &a.rec, &deferred) == POOL_LEFT_SIGNALED,
+              "deferred signaled");
     }
     waiter_destroy(&a);
     waiter_destroy(&b);

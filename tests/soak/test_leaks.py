@@ -11,6 +11,7 @@ about 30 s.  POOL_LEAK_FULL=1 runs every kind for the full POOL_LEAK_CYCLES
 (but the really sleeping waits, capped at 20,000).  Both are read in
 conftest.py (the `knobs` fixture).
 """
+import asyncio
 import gc
 import sys
 import tracemalloc
@@ -276,6 +277,39 @@ def pools(n):
         del p, b, h, o
 
 
+def object_async(n):
+    """acquire_async / release on a loop, the fast path."""
+    pool = ObjectPool(Thing, 2)
+
+    async def main():
+        acquire, release = pool.acquire_async, pool.release
+        for _ in range(n):
+            release(await acquire())
+
+    asyncio.run(main())
+    assert pool.in_use == 0
+
+
+def object_async_cancelled_waits(n):
+    """A task waits (a future, a queue record, a timer) and is cancelled."""
+    pool = ObjectPool(Thing, 1)
+    held = pool.acquire()
+
+    async def main():
+        for _ in range(n):
+            t = asyncio.ensure_future(pool.acquire_async(timeout=10))
+            await asyncio.sleep(0)
+            t.cancel()
+            try:
+                await t
+            except asyncio.CancelledError:
+                pass
+
+    asyncio.run(main())
+    pool.release(held)
+    assert pool.in_use == 0 and pool.stats()["waiting"] == 0
+
+
 # kind -> fraction of POOL_LEAK_CYCLES by default (1: all of them);
 # POOL_LEAK_FULL=1: all 1
 ERR = 0.25
@@ -287,6 +321,7 @@ SCALE = {
     buffers: 1, buffer_leases: 1, buffer_lease_exceptions: 1, buffer_exports: 1,
     buffer_double_release: ERR, buffer_timeout_zero: ERR, buffer_waits: 0.01,
     pools: 0.02,
+    object_async: 1, object_async_cancelled_waits: 0.1,
 }
 
 

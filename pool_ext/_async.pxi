@@ -1,0 +1,152 @@
+# asyncio: tasks that wait for a free slot (included by _pool.pyx).
+#
+# A waiting task queues an _AsyncWaiter on the pool's one wait queue
+# (src/pool_waitq.h), in the same FIFO as waiting threads.  It is a
+# "deferred" record: the queue cannot wake it under its lock (that takes
+# Python), so whoever pops it (a release in any thread, close()) gets it
+# back and wakes it after the lock: set_result on the task's future when it
+# runs on that task's loop, loop.call_soon_threadsafe otherwise.  The queue
+# holds a reference to the record while it is linked; whoever unlinks it
+# (the waker, or the task leaving) drops that reference.
+#
+# A wake-up is a hint, never a hand-over: the woken task queues again and
+# retries the free-list.  So a task cancelled at any point (before or after
+# its wake-up, inside or outside asyncio.timeout / wait_for / a TaskGroup)
+# owns no slot to lose, and one that leaves with a wake-up it did not use
+# passes it to the next waiter (pool_waitq_leave).
+
+cdef object _peek_running_loop = _asyncio._get_running_loop   # None, never raises
+cdef object _TIMED_OUT = object()
+
+
+cdef int _no_running_loop() except -1:
+    raise RuntimeError("acquire_async() needs a running event loop: await it in a "
+                       "coroutine (asyncio.run, a task), not outside one")
+
+
+cdef void _wake_deferred(pool_waiter_t *w) noexcept:
+    """Wakes the deferred records a wake or leave handed back to us; each
+    carries the queue's reference to its _AsyncWaiter, dropped here."""
+    cdef pool_waiter_t *next_
+    while w != NULL:
+        next_ = w.next
+        (<_AsyncWaiter>w.ctx)._wake()
+        Py_DECREF(<object>w.ctx)
+        w = next_
+
+
+def _set_pending(fut, result):
+    if not fut.done():
+        fut.set_result(result)
+
+
+@cython.final
+cdef class _AsyncWaiter:
+    """One waiting task's record on the wait queue."""
+
+    def __cinit__(self, loop):
+        self.loop = loop
+        self.rec.wake = NULL           # deferred: woken by _wake_deferred
+        self.rec.ctx = <void *>self
+        self.rec.queued = self.rec.signaled = False
+
+    cdef void _wake(self) noexcept:
+        fut = self.fut
+        try:
+            if fut is None or fut.done():
+                return
+            if _peek_running_loop() is self.loop:
+                fut.set_result(None)
+            else:
+                self.loop.call_soon_threadsafe(_set_pending, fut, None)
+        except BaseException:
+            pass   # its loop is closed: nothing there can run to be woken
+
+
+async def _wait_async(_PoolBase pool, timeout):
+    """The slow path of acquire_async(): wait, without blocking the loop,
+    until a slot is free, the time is up, or the pool closes."""
+    cdef double t = _parse_timeout(timeout)
+    cdef _AsyncWaiter waiter
+    cdef int left
+    loop = _peek_running_loop()
+    if loop is None:
+        _no_running_loop()
+    if t == 0.0:
+        _count(&pool._timeouts)
+        raise PoolExhausted(f"no free slot among {pool._capacity}")
+    deadline = loop.time() + t if t > 0.0 else None
+    waiter = _AsyncWaiter(loop)
+    timer = None
+    _count(&pool._waits)
+    try:
+        while True:
+            waiter.fut = loop.create_future()
+            Py_INCREF(waiter)                  # the queue's reference
+            pool_waitq_enqueue(&pool._waitq, &waiter.rec)
+            item = pool._try_take()
+            if item is not _NOTHING:
+                return item
+            if deadline is not None:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    item = pool._try_take()    # a slot may have come at the wire
+                    if item is not _NOTHING:
+                        return item
+                    _count(&pool._timeouts)
+                    raise PoolExhausted(
+                        f"no free slot among {pool._capacity} within {t:g} s")
+                timer = loop.call_later(remaining, _set_pending, waiter.fut, _TIMED_OUT)
+            woke = await waiter.fut
+            if timer is not None:
+                timer.cancel()
+                timer = None
+            if woke is _TIMED_OUT:
+                left = pool._leave(&waiter.rec)
+                if left & POOL_LEFT_UNLINKED:
+                    Py_DECREF(waiter)          # it was still queued: ours
+                item = pool._try_take()
+                if item is not _NOTHING:
+                    return item
+                _count(&pool._timeouts)
+                raise PoolExhausted(f"no free slot among {pool._capacity} within {t:g} s")
+            # woken: the waker unlinked us and keeps the queue's reference
+    finally:
+        if timer is not None:
+            timer.cancel()
+        # Unlinked; a wake-up we were given and did not use (cancelled, timed
+        # out, took a slot by retrying) goes on to the next waiter.
+        left = pool._leave(&waiter.rec)
+        if left & POOL_LEFT_UNLINKED:
+            Py_DECREF(waiter)
+
+
+@cython.final
+cdef class _AsyncLease:
+    """``async with pool.lease_async() as item``: acquire_async() on entry,
+    the item given back on exit."""
+
+    def __cinit__(self, _PoolBase pool, timeout):
+        self._pool = pool
+        self._timeout = timeout
+
+    async def __aenter__(self):
+        if self._active:
+            raise RuntimeError("this lease is already active; call pool.lease_async() again")
+        self._active = True
+        try:
+            item = await self._pool.acquire_async(self._timeout)
+        except BaseException:
+            self._active = False
+            raise
+        self._item = item
+        return item
+
+    async def __aexit__(self, exc_type, exc, tb):
+        if not self._active:
+            return False
+        item = self._item
+        self._item = None
+        self._active = False
+        self._pool._lease_exit(item)
+        return False

@@ -1,0 +1,240 @@
+"""asyncio: acquire_async() and lease_async() on both pools, under asyncio's
+loop and uvloop (the loop_kind fixture)."""
+import asyncio
+import threading
+
+import pytest
+
+from helpers import Thing, run_async
+from pool_ext import BufferPool, ObjectPool, PoolClosed, PoolExhausted
+
+POOLS = {"objects": lambda n: ObjectPool(Thing, n), "buffers": lambda n: BufferPool(64, n)}
+
+
+def _release(pool, item):
+    pool.release(item)
+
+
+@pytest.fixture(params=sorted(POOLS))
+def make_pool(request):
+    return POOLS[request.param]
+
+
+def test_free_slot_is_taken_without_suspending(make_pool, loop_kind):
+    pool = make_pool(2)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        before = len(getattr(loop, "_ready", ()))
+        coro = pool.acquire_async()
+        # driven by hand: the first step finishes, nothing was scheduled
+        with pytest.raises(StopIteration) as done:
+            coro.send(None)
+        assert len(getattr(loop, "_ready", ())) == before
+        item = done.value.value
+        assert pool.in_use == 1
+        _release(pool, item)
+        item = await pool.acquire_async(timeout=0)
+        _release(pool, item)
+
+    run_async(main(), loop_kind)
+    assert pool.in_use == 0
+
+
+def test_a_waiting_task_is_woken_by_a_release_and_the_loop_keeps_running(make_pool, loop_kind):
+    pool = make_pool(1)
+
+    async def main():
+        held = await pool.acquire_async()
+        ticks = 0
+
+        async def ticker():
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        t = asyncio.create_task(ticker())
+        waiter = asyncio.create_task(pool.acquire_async())
+        await asyncio.sleep(0.02)
+        assert not waiter.done() and ticks > 10 and pool.stats()["waiting"] == 1
+        _release(pool, held)
+        got = await asyncio.wait_for(waiter, 5)
+        _release(pool, got)
+        t.cancel()
+
+    run_async(main(), loop_kind)
+    assert pool.in_use == 0 and pool.stats()["waiting"] == 0
+
+
+def test_release_from_another_thread_wakes_the_task(make_pool, loop_kind):
+    pool = make_pool(1)
+    held = pool.acquire()
+
+    async def main():
+        threading.Timer(0.05, lambda: _release(pool, held)).start()
+        item = await asyncio.wait_for(pool.acquire_async(), 5)
+        # and released from another thread
+        t = threading.Thread(target=_release, args=(pool, item))
+        t.start()
+        t.join()
+
+    run_async(main(), loop_kind)
+    assert pool.in_use == 0
+
+
+def test_tasks_on_two_loops_in_two_threads_share_one_pool(make_pool, loop_kind):
+    pool = make_pool(1)
+    errors = []
+
+    async def cycle(n):
+        for _ in range(n):
+            item = await pool.acquire_async(timeout=10)
+            await asyncio.sleep(0)
+            _release(pool, item)
+
+    async def four():
+        await asyncio.gather(*(cycle(200) for _ in range(4)))
+
+    def thread_main():
+        try:
+            run_async(four(), loop_kind)
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    ts = [threading.Thread(target=thread_main) for _ in range(2)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60)
+    assert not errors and not any(t.is_alive() for t in ts)
+    assert pool.in_use == 0 and pool.stats()["waiting"] == 0
+
+
+def test_timeouts_and_closed(make_pool, loop_kind):
+    pool = make_pool(1)
+
+    async def main():
+        held = await pool.acquire_async()
+        with pytest.raises(PoolExhausted):
+            await pool.acquire_async(timeout=0)
+        with pytest.raises(PoolExhausted):
+            await pool.acquire_async(timeout=0.02)
+        waiter = asyncio.create_task(pool.acquire_async())
+        await asyncio.sleep(0.01)
+        pool.close()
+        with pytest.raises(PoolClosed):
+            await waiter
+        with pytest.raises(PoolClosed):
+            await pool.acquire_async()
+        with pytest.raises(PoolClosed):
+            pool.lease_async()
+        _release(pool, held)
+
+    run_async(main(), loop_kind)
+    assert pool.stats()["waiting"] == 0
+
+
+@pytest.mark.parametrize("how", ["cancel", "asyncio.timeout", "wait_for"])
+def test_cancelled_waits_lose_no_slot(make_pool, loop_kind, how):
+    pool = make_pool(1)
+
+    async def main():
+        held = await pool.acquire_async()
+        for _ in range(20):
+            if how == "cancel":
+                t = asyncio.create_task(pool.acquire_async())
+                await asyncio.sleep(0.001)
+                t.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await t
+            elif how == "wait_for":
+                with pytest.raises(asyncio.TimeoutError):
+                    await asyncio.wait_for(pool.acquire_async(), 0.001)
+            else:
+                if not hasattr(asyncio, "timeout"):
+                    pytest.skip("asyncio.timeout is 3.11+")
+                with pytest.raises(TimeoutError):
+                    async with asyncio.timeout(0.001):
+                        await pool.acquire_async()
+        assert pool.stats()["waiting"] == 0
+        _release(pool, held)
+        _release(pool, await pool.acquire_async(timeout=0))
+
+    run_async(main(), loop_kind)
+    assert pool.in_use == 0
+
+
+def test_cancel_after_the_wake_passes_the_slot_to_the_next_waiter(make_pool, loop_kind):
+    """The window the issue names: a release has woken the first waiter,
+    which is cancelled before it runs; the second waiter must get the slot."""
+    pool = make_pool(1)
+
+    async def main():
+        held = await pool.acquire_async()
+        first = asyncio.create_task(pool.acquire_async())
+        second = asyncio.create_task(pool.acquire_async())
+        await asyncio.sleep(0.01)
+        assert pool.stats()["waiting"] == 2
+        _release(pool, held)        # wakes `first` (it has not run yet)...
+        first.cancel()              # ...which is cancelled before it runs
+        got = await asyncio.wait_for(second, 5)
+        assert first.cancelled()
+        _release(pool, got)
+
+    run_async(main(), loop_kind)
+    assert pool.in_use == 0 and pool.stats()["waiting"] == 0
+
+
+def test_lease_async(make_pool, loop_kind):
+    pool = make_pool(1)
+
+    async def main():
+        async with pool.lease_async() as item:
+            assert pool.in_use == 1
+        assert pool.in_use == 0
+        with pytest.raises(ZeroDivisionError):
+            async with pool.lease_async(timeout=1) as item:
+                1 / 0
+        assert pool.in_use == 0
+        lease = pool.lease_async()
+        await lease.__aenter__()
+        with pytest.raises(RuntimeError):
+            await lease.__aenter__()
+        await lease.__aexit__(None, None, None)
+        # cancelled inside the body: the item still goes back
+        async def body():
+            async with pool.lease_async():
+                await asyncio.sleep(10)
+        t = asyncio.create_task(body())
+        await asyncio.sleep(0.01)
+        t.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await t
+        assert pool.in_use == 0
+        del item
+
+    run_async(main(), loop_kind)
+
+
+def test_no_running_loop_is_a_runtime_error(make_pool):
+    pool = make_pool(1)
+    coro = pool.acquire_async()
+    with pytest.raises(RuntimeError, match="running event loop"):
+        coro.send(None)
+    assert pool.in_use == 0
+
+
+@pytest.mark.parametrize("timeout,exc", [(-1, ValueError), (float("nan"), ValueError),
+                                         (True, TypeError), ("1", TypeError)])
+def test_bad_timeouts(make_pool, loop_kind, timeout, exc):
+    pool = make_pool(1)
+
+    async def main():
+        with pytest.raises(exc):
+            await pool.acquire_async(timeout=timeout)
+        with pytest.raises(exc):
+            pool.lease_async(timeout=timeout)
+
+    run_async(main(), loop_kind)
+    assert pool.in_use == 0
