@@ -71,8 +71,8 @@ _QUIET_LOCK = threading.Lock()
 
 
 class Local:
-    """Where the valgrind runs happen: this machine, as the current user.
-    (Chroot below runs them inside the newer-pythons chroot.)"""
+    """Where the valgrind runs happen: this machine, as the current user
+    (inside the newer-pythons chroot, that is this file run there)."""
 
     def __init__(self, tag=""):
         self.tag = tag                    # prefix of the callgrind.out names
@@ -98,10 +98,6 @@ class Local:
     def sh(self, command):
         return subprocess.run(["bash", "-c", command], capture_output=True, text=True)
 
-    def host(self, path):
-        """The path on this machine of `path` as the runs see it."""
-        return path
-
 
 LOCAL = Local()
 
@@ -116,14 +112,15 @@ def count(python, key, n, keep=None, where=LOCAL):
          python, "-c", CHILD, key, str(n)],
         {"PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1"}, where.cwd())
     if proc.returncode != 0:
-        raise RuntimeError(f"{key} n={n} failed:\n{proc.stderr[-2000:]}")
+        raise RuntimeError(f"{key} n={n} failed (exit code {proc.returncode}):\n"
+                           f"{proc.stderr[-2000:]}{proc.stdout[-500:]}")
     m = _COLLECTED.search(proc.stderr)
     if not m:
         raise RuntimeError(f"no 'Collected' line for {key}:\n{proc.stderr[-2000:]}")
     if keep is None:
-        os.unlink(where.host(out))
+        os.unlink(out)
     else:
-        shutil.move(where.host(out), os.path.join(keep, name))
+        shutil.move(out, os.path.join(keep, name))
     return int(m.group(1))
 
 
@@ -167,28 +164,25 @@ class Pyenv(Local):
         self.python = f"{home}/venv-{version}/bin/python"
 
 
-class Chroot(Pyenv):
+class Chroot:
     """A CPython of the newer-pythons chroot (Debian sid).  Every command
     goes through newer-pythons.sh, which mounts what the chroot needs and
-    runs it inside, as root, with a clean environment."""
+    runs it inside, as root, with a clean environment; run from `source`, a
+    git checkout (the script mounts the checkout it is run from at /src if
+    nothing is mounted there yet)."""
     kind = "Debian"
 
-    def __init__(self, version, script, root):
-        super().__init__(version, f"/usr/bin/python{version}", CHROOT_HOME)
-        self.script, self.root, self.tmp = script, root, "/tmp"
+    def __init__(self, version, script, root, source):
+        self.version, self.base, self.home = version, f"/usr/bin/python{version}", CHROOT_HOME
+        self.python = f"{CHROOT_HOME}/venv-{version}/bin/python"
+        self.script, self.root, self.source = script, root, source
 
     def sh(self, command):
         return subprocess.run([self.script, "--only", self.version, command],
-                              capture_output=True, text=True)
-
-    def run(self, argv, env, cwd):
-        assign = " ".join(shlex.quote(f"{k}={v}") for k, v in env.items())
-        return self.sh(f"cd {shlex.quote(cwd)} && env {assign} {shlex.join(argv)}")
-
-    def cwd(self):
-        return self.home + "/cwd"    # made empty by all_pythons()
+                              capture_output=True, text=True, cwd=self.source)
 
     def host(self, path):
+        """Where `path` of the chroot is on this machine."""
         return self.root + path
 
 
@@ -228,7 +222,7 @@ def find_pythons(source, script, root):
             elif os.geteuid() != 0:
                 skipped[v] = f"{os.path.basename(script)} needs root (it mounts and chroots)"
             else:
-                found[v] = Chroot(v, script, root)
+                found[v] = Chroot(v, script, root, source)
     return [found[v] for v in sorted(found, key=_minor)], skipped
 
 
@@ -280,6 +274,40 @@ def ensure_chroot_valgrind(py):
         raise RuntimeError("could not install valgrind in the chroot: " + proc.stderr[-2000:])
 
 
+def count_in_chroot(py, args, keep):
+    """{case: per_pair} for all of args.cases under a Chroot version, in one
+    call of newer-pythons.sh (each call costs seconds: the script makes its
+    own venv again every time): this file, copied into the chroot, counts
+    them there in its single-interpreter mode."""
+    inner = f"{py.home}/callgrind.py"
+    shutil.copy(os.path.abspath(__file__), py.host(inner))
+    out = f"{py.home}/counts.json"
+    argv = [py.python, inner, "--python", py.python, "-n", str(args.n), "-j", "1",
+            "--repeat", str(args.repeat), "--json", out, *args.cases]
+    if keep:
+        shutil.rmtree(py.host(py.home + "/keep"), ignore_errors=True)
+        argv[-len(args.cases):-len(args.cases)] = ["--keep", py.home + "/keep"]
+    proc = py.sh(shlex.join(argv))
+    if proc.returncode != 0:
+        raise RuntimeError((proc.stdout + proc.stderr).strip()[-3000:])
+    if keep:
+        for name in os.listdir(py.host(py.home + "/keep")):
+            shutil.move(os.path.join(py.host(py.home + "/keep"), name), keep)
+    with open(py.host(out), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _again(job, *a):
+    """job(*a), and once more if it fails: once in a long run a valgrind
+    run in the chroot exited non-zero with nothing said (the counts are
+    exact, so a second try changes nothing else)."""
+    try:
+        return job(*a)
+    except RuntimeError as e:
+        print(f"trying again after: {str(e)[-1000:]}", file=sys.stderr)
+        return job(*a)
+
+
 def _int(x):
     return f"{x:,.0f}"
 
@@ -311,9 +339,10 @@ def table(report):
     one row per version (a dash where a count is missing), then why any
     version was not measured."""
     dirty = " plus uncommitted changes" if report["dirty"] else ""
+    runs = "one run" if report["repeat"] == 1 else f"the least of {report['repeat']} runs"
     lines = [f"Measured {report['date']}, commit `{report['commit']}`{dirty}, "
-             f"N = {report['n']:,d}, least of {report['repeat']} run(s) per count, "
-             f"{report['seconds'] / 60:.0f} min: `{report['command']}`", "",
+             f"N = {report['n']:,d}, {runs} per count, {report['seconds'] / 60:.0f} min "
+             f"({report['j']} valgrind runs at once): `{report['command']}`", "",
              "| CPython | " + " | ".join(h for h, _ in TABLE) + " |",
              "| --- |" + " ---: |" * len(TABLE)]
     notes = []
@@ -360,8 +389,8 @@ def all_pythons(args, command):
         pythons = [py for py in pythons if py.version in args.versions]
         skipped = {v: why for v, why in skipped.items() if v in args.versions}
     report = {"date": time.strftime("%Y-%m-%d"), "commit": git("rev-parse", "--short", "HEAD"),
-              "dirty": bool(git("status", "--porcelain")), "n": args.n, "repeat": args.repeat,
-              "command": command, "cases": args.cases,
+              "dirty": bool(git("status", "--porcelain")), "command": command,
+              "n": args.n, "repeat": args.repeat, "j": args.j, "cases": args.cases,
               "pythons": {v: {"error": why} for v, why in skipped.items()}}
     snapshot(args.source, os.path.join(HOST_HOME, "src"))
     ready, copied = [], set()
@@ -370,7 +399,6 @@ def all_pythons(args, command):
         if isinstance(py, Chroot):
             try:
                 ensure_chroot_valgrind(py)
-                os.makedirs(py.host(py.cwd()), exist_ok=True)
                 dest = py.host(py.home + "/src")
                 if dest not in copied:
                     shutil.rmtree(dest, ignore_errors=True)
@@ -397,17 +425,23 @@ def all_pythons(args, command):
             keep = args.keep and os.path.join(args.keep, py.version)
             if keep:
                 os.makedirs(keep, exist_ok=True)
+            if isinstance(py, Chroot):
+                counts[ex.submit(_again, count_in_chroot, py, args, keep)] = py, None
+                continue
             for k in args.cases:
-                counts[ex.submit(per_pair, py.python, k, args.n, keep, args.repeat, py)] = py, k
+                counts[ex.submit(_again, per_pair, py.python, k, args.n, keep, args.repeat,
+                                 py)] = py, k
         for f in concurrent.futures.as_completed(counts):
             py, k = counts[f]
             r = report["pythons"][py.version]
             try:
-                r["counts"][k] = f.result()
+                got = f.result() if k is None else {k: f.result()}
             except RuntimeError as e:
                 r.setdefault("error", str(e))
-            else:
-                _log(start, f"{py.version} {k}: {r['counts'][k]:.1f}")
+                continue
+            r["counts"].update(got)
+            for k, v in got.items():
+                _log(start, f"{py.version} {k}: {v:.1f}")
     for r in report["pythons"].values():   # in the order of args.cases
         r["counts"] = {k: r["counts"][k] for k in args.cases if k in r.get("counts", {})}
     report["pythons"] = dict(sorted(report["pythons"].items(), key=lambda kv: _minor(kv[0])))
