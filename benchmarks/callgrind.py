@@ -66,8 +66,17 @@ SCALE = {"lifoqueue": 10, "locklist": 4, "seed64": 10, "seed1024": 100}
 _COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
 
 
-_QUIET_DIR = []
-_QUIET_LOCK = threading.Lock()
+_DIRS = {}
+_DIRS_LOCK = threading.Lock()
+
+
+def _own_dir(kind):
+    """A directory of this process's own, made on first use, gone at exit."""
+    with _DIRS_LOCK:
+        if kind not in _DIRS:
+            _DIRS[kind] = tempfile.mkdtemp(prefix=f"callgrind-{kind}-")
+            atexit.register(shutil.rmtree, _DIRS[kind], True)
+        return _DIRS[kind]
 
 
 class Local:
@@ -75,8 +84,7 @@ class Local:
     (inside the newer-pythons chroot, that is this file run there)."""
 
     def __init__(self, tag=""):
-        self.tag = tag                    # prefix of the callgrind.out names
-        self.tmp = tempfile.gettempdir()  # where they go, as the runs see it
+        self.tag = tag   # prefix of the callgrind.out names
 
     def cwd(self):
         """The runs' working directory: an empty one that nothing writes to.
@@ -85,11 +93,12 @@ class Local:
         busy /tmp (other programs' files, the other runs' callgrind.out)
         a run's count moved by up to 2 million instructions; here it does
         not move at all."""
-        with _QUIET_LOCK:
-            if not _QUIET_DIR:
-                _QUIET_DIR.append(tempfile.mkdtemp(prefix="callgrind-cwd-"))
-                atexit.register(os.rmdir, _QUIET_DIR[0])
-        return _QUIET_DIR[0]
+        return _own_dir("cwd")
+
+    def out(self):
+        """Where the callgrind.out files go: not /tmp itself, where two
+        copies of this script running at once wrote the same names."""
+        return _own_dir("out")
 
     def run(self, argv, env, cwd):
         return subprocess.run(argv, capture_output=True, text=True,
@@ -105,7 +114,7 @@ LOCAL = Local()
 def count(python, key, n, keep=None, where=LOCAL):
     """Total instructions executed by one run of `key` with n iterations."""
     name = f"callgrind.{where.tag}{key}.{n}.out"
-    out = os.path.join(where.tmp, name)
+    out = os.path.join(where.out(), name)
     # fixed hashes; one BLAS thread (numpy's idle BLAS threads add noise)
     proc = where.run(
         ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
@@ -356,7 +365,7 @@ def table(report):
         name = r.get("python", v) + (" (Debian)" if r.get("kind") == Chroot.kind else "")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
         if r.get("error"):
-            notes.append(f"{v}: not measured: {r['error'].strip().splitlines()[-1]}")
+            notes.append(f"{v}: {r['error']}")
     return "\n".join(lines + ([""] + notes if notes else []))
 
 
@@ -369,6 +378,17 @@ def write_between_markers(path, text):
         raise SystemExit(f"{path} has no {BEGIN} ... {END} to put the table between")
     with open(path, "w", encoding="utf-8") as f:
         f.write(doc[:i + len(BEGIN)] + "\n" + text + "\n" + doc[j:])
+
+
+def _fail(r, what, e):
+    """Note in a version's report `r` what went wrong: all that was said
+    under "log", and under "error" a line for the docs (the last line that
+    names an error, or else the last line)."""
+    lines = str(e).strip().splitlines() or [""]
+    why = next((s for s in reversed(lines) if re.search(r"error|failed \(exit", s, re.I)),
+               lines[-1])
+    r.setdefault("error", f"{what}: {why.strip()[:200]}")
+    r["log"] = r.get("log", "") + str(e)
 
 
 def _log(start, msg):
@@ -405,7 +425,7 @@ def all_pythons(args, command):
                     shutil.copytree(os.path.join(HOST_HOME, "src"), dest)
                     copied.add(dest)
             except (RuntimeError, OSError) as e:
-                r["error"] = str(e)
+                _fail(r, "could not set up the chroot", e)
                 continue
         ready.append(py)
     _log(start, "building pool_ext for " + ", ".join(py.version for py in ready))
@@ -418,7 +438,7 @@ def all_pythons(args, command):
             try:
                 r["python"], r["cython"], r["valgrind"] = f.result()
             except RuntimeError as e:
-                r["error"] = f"the build failed: {e}"
+                _fail(r, "the build failed", e)
                 _log(start, f"{py.version}: {r['error']}")
                 continue
             _log(start, f"{py.version}: built ({r['python']}, Cython {r['cython']}); counting")
@@ -437,7 +457,7 @@ def all_pythons(args, command):
             try:
                 got = f.result() if k is None else {k: f.result()}
             except RuntimeError as e:
-                r.setdefault("error", str(e))
+                _fail(r, "a count failed" if k is None else f"{k}: the count failed", e)
                 continue
             r["counts"].update(got)
             for k, v in got.items():
