@@ -91,8 +91,8 @@ class Local:
         Under -c, sys.path[0] is the working directory; the import system
         lists it, and lists it again whenever its mtime changes, so in a
         busy /tmp (other programs' files, the other runs' callgrind.out)
-        a run's count moved by up to 2 million instructions; here it does
-        not move at all."""
+        a run's count moved by up to 2 million instructions; here, by a
+        few instructions at most."""
         return _own_dir("cwd")
 
     def out(self):
@@ -135,8 +135,9 @@ def count(python, key, n, keep=None, where=LOCAL):
 
 def per_pair(python, key, n, keep=None, repeat=1, where=LOCAL):
     """(instructions(2n) - instructions(n)) / n; each count is the least of
-    `repeat` runs (now and then a run counts a few hundred thousand extra
-    instructions outside the loop, which would add noise to the difference)."""
+    `repeat` runs (runs used to count up to 2 million instructions more now
+    and then, from their working directory: see Local.cwd; now they agree
+    to within a few instructions)."""
     n = max(1000, n // SCALE.get(key, 1))
     a = min(count(python, key, n, keep, where) for _ in range(repeat))
     b = min(count(python, key, 2 * n, keep, where) for _ in range(repeat))
@@ -478,7 +479,8 @@ def main(argv=None):
                    help=f"N (the runs are N and 2N; default 100,000, with --all-pythons {ALL_N:,d})")
     p.add_argument("-j", type=int, default=2, help="valgrind runs at once")
     p.add_argument("--repeat", type=int, default=1,
-                   help="runs per count, the least is kept (default 1; 3 for stable figures)")
+                   help="runs per count, the least is kept (default 1: runs agree to within "
+                        "a few instructions)")
     p.add_argument("--keep", metavar="DIR", help="keep the callgrind.out files here")
     p.add_argument("--json", nargs="?", const=True, metavar="FILE",
                    help="print the raw figures as JSON, or write them to FILE (a path with a "
