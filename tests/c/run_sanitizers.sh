@@ -2,6 +2,7 @@
 # Builds the C core's validate program (tests/c) under sanitizers and runs it:
 #   1. -DPOOL_SANITIZE=thread            -> test_core_atomic (8 threads)
 #   2. -DPOOL_SANITIZE=address,undefined -> test_core_atomic and test_core_plain
+# and test_classes (ArrayPool's size classes, 8 threads) under both.
 # Any sanitizer report, or any failed check, makes this script exit non-zero.
 #
 # Environment:
@@ -68,9 +69,9 @@ run_one() {   # run_one <sanitizers> <variant...>
     fi
     local v exe log rc
     for v in "$@"; do
-        exe="$build/test_core_$v"
+        exe="$build/test_$v"
         log="$build/run_$v.log"
-        echo "== run: test_core_$v under $san"
+        echo "== run: test_$v under $san"
         set +e
         "$exe" >"$log" 2>&1
         rc=$?
@@ -84,19 +85,19 @@ run_one() {   # run_one <sanitizers> <variant...>
         tail -n 5 "$log"
         if [[ $rc -ne 0 ]] || grep -Eq "WARNING: ThreadSanitizer|ERROR: (Address|Leak)Sanitizer|runtime error:|SUMMARY: " "$log" \
                 || ! grep -q " 0 failed" "$log"; then
-            echo "FAIL: test_core_$v under $san (exit $rc); full log:"
+            echo "FAIL: test_$v under $san (exit $rc); full log:"
             cat "$log"
             failed=1
         else
-            echo "ok: test_core_$v under $san"
+            echo "ok: test_$v under $san"
         fi
     done
 }
 
 for san in ${SANITIZERS:-thread address,undefined}; do
     case $san in
-        thread) run_one thread atomic ;;          # plain variant is single-threaded
-        *) run_one "$san" atomic plain ;;
+        thread) run_one thread core_atomic classes ;;   # plain variant is single-threaded
+        *) run_one "$san" core_atomic core_plain classes ;;
     esac
 done
 
