@@ -11,6 +11,8 @@ One extension module, one file per job (the uvloop layout):
   _objectpool.pxi     ObjectPool
   _bufferpool.pxi     BufferPool
   _pooledbuffer.pxi   PooledBuffer and the memory it lives in
+  _ndarray.pxi        numpy arrays over pooled memory (numpy imported lazily)
+  _arraypool.pxi      ArrayPool: size classes (src/pool_classes.h), arrays
   includes/*.pxd      one per C header of the core (src/)
 
 Thread-safety model.  The C core (src/) holds every piece of shared mutable
@@ -41,6 +43,8 @@ from pool_ext.includes.pool_slots cimport *
 from pool_ext.includes.pool_addrmap cimport *
 from pool_ext.includes.pool_mem cimport *
 from pool_ext.includes.pool_waitq cimport *
+from pool_ext.includes.pool_classes cimport *
+from pool_ext.includes.pool_numpy cimport *
 
 import operator as _operator
 import time as _time
@@ -82,6 +86,8 @@ include "_lease.pxi"
 include "_objectpool.pxi"
 include "_bufferpool.pxi"
 include "_pooledbuffer.pxi"
+include "_ndarray.pxi"
+include "_arraypool.pxi"
 
 # _PoolBase is an implementation detail of the two final pool classes: no
 # Python class may derive from it (it has no pool behaviour of its own).
