@@ -57,7 +57,7 @@ cdef object _MAX_BUDGET = 0x7fffffffffffffff   # max_bytes fits a signed 64-bit 
 
 @cython.no_gc   # references only its cache
 cdef class ArrayPool:
-    """ArrayPool(*, max_bytes=256 MiB, max_size=None, alignment=64, clear="never")
+    """ArrayPool(*, max_bytes=268435456, max_size=None, alignment=64, clear='never')
 --
 
     A thread-safe cache of aligned memory blocks in power-of-two size
@@ -82,7 +82,8 @@ cdef class ArrayPool:
     object: its block goes back when the array and every view of it have
     died.  Nothing to release, nothing to forget.
 
-    max_bytes: the most bytes the cache keeps (blocks out do not count).
+    max_bytes: the most bytes the cache keeps (default 256 MiB; blocks out
+    do not count).
     max_size: the largest request in bytes (None: no limit; blocks above
     the largest class are allocated and freed, never cached).
     alignment: of every block, a power of two (at least a cache line).
@@ -269,6 +270,8 @@ cdef class ArrayPool:
         one by one, not as one snapshot."""
         cdef uint32_t c
         cdef pool_class_t *k
+        if self._pc.classes == NULL:
+            raise RuntimeError("ArrayPool.__init__ was not called")
         hits = misses = 0
         classes = {}
         for c in range(self._pc.nclasses + 1):

@@ -1,6 +1,13 @@
 """Type stubs for the compiled module pool_ext._pool (re-exported by pool_ext)."""
 from types import TracebackType
-from typing import Any, Callable, Generic, Literal, Optional, Type, TypeVar, Union, final
+from typing import (
+    TYPE_CHECKING, Any, Callable, Generic, Iterable, Literal, Optional, SupportsIndex, Type,
+    TypeVar, Union, final,
+)
+
+if TYPE_CHECKING:
+    import numpy
+    from numpy.typing import DTypeLike
 
 _T = TypeVar("_T")
 _Self = TypeVar("_Self")
@@ -11,6 +18,8 @@ MAX_CAPACITY: int
 class PoolError(ValueError): ...
 class PoolClosed(PoolError): ...
 class PoolExhausted(TimeoutError): ...
+
+_Shape = Union[SupportsIndex, Iterable[SupportsIndex]]
 
 class _PoolBase:
     @property
@@ -70,7 +79,7 @@ class PooledBuffer:
     @property
     def released(self) -> bool: ...
     @property
-    def pool(self) -> Optional[BufferPool]: ...
+    def pool(self) -> Optional[Union[BufferPool, ArrayPool]]: ...
     def __len__(self) -> int: ...
     # The buffer protocol, on every version: type checkers read __buffer__
     # as "is a buffer" (collections.abc.Buffer), also for targets before
@@ -103,6 +112,22 @@ class BufferPool(_PoolBase):
     def try_acquire(self) -> Optional[PooledBuffer]: ...
     def release(self, buf: PooledBuffer, /) -> None: ...
     def lease(self, timeout: Optional[float] = None) -> _Lease[PooledBuffer]: ...
+    def empty(
+        self,
+        shape: _Shape,
+        dtype: DTypeLike = ...,
+        order: Literal["C", "F"] = "C",
+        *,
+        timeout: Optional[float] = None,
+    ) -> numpy.ndarray[Any, Any]: ...
+    def zeros(
+        self,
+        shape: _Shape,
+        dtype: DTypeLike = ...,
+        order: Literal["C", "F"] = "C",
+        *,
+        timeout: Optional[float] = None,
+    ) -> numpy.ndarray[Any, Any]: ...
     def close(self) -> None: ...
     @property
     def size(self) -> int: ...
@@ -114,3 +139,55 @@ class BufferPool(_PoolBase):
     def stride(self) -> int: ...
     @property
     def zero_on_release(self) -> bool: ...
+
+@final
+class _ArrayLease(Generic[_T]):
+    def __enter__(self) -> _T: ...
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> Literal[False]: ...
+
+@final
+class ArrayPool:
+    def __init__(
+        self,
+        *,
+        max_bytes: int = 268435456,
+        max_size: Optional[int] = None,
+        alignment: int = 64,
+        clear: Literal["never", "on_release", "poison"] = "never",
+    ) -> None: ...
+    def empty(
+        self, shape: _Shape, dtype: DTypeLike = ..., order: Literal["C", "F"] = "C"
+    ) -> numpy.ndarray[Any, Any]: ...
+    def zeros(
+        self, shape: _Shape, dtype: DTypeLike = ..., order: Literal["C", "F"] = "C"
+    ) -> numpy.ndarray[Any, Any]: ...
+    def empty_like(
+        self, a: Any, dtype: Optional[DTypeLike] = None, order: Literal["C", "F", "K", "A"] = "K"
+    ) -> numpy.ndarray[Any, Any]: ...
+    def zeros_like(
+        self, a: Any, dtype: Optional[DTypeLike] = None, order: Literal["C", "F", "K", "A"] = "K"
+    ) -> numpy.ndarray[Any, Any]: ...
+    def borrow(
+        self, shape: _Shape, dtype: DTypeLike = ..., order: Literal["C", "F"] = "C"
+    ) -> _ArrayLease[numpy.ndarray[Any, Any]]: ...
+    def acquire(self, nbytes: int) -> PooledBuffer: ...
+    def lease(self, nbytes: int) -> _ArrayLease[PooledBuffer]: ...
+    def trim(self, max_bytes: int = 0) -> int: ...
+    def stats(self) -> dict[str, Any]: ...
+    @property
+    def retained_bytes(self) -> int: ...
+    @property
+    def max_bytes(self) -> int: ...
+    @property
+    def max_size(self) -> Optional[int]: ...
+    @property
+    def alignment(self) -> int: ...
+    @property
+    def clear(self) -> str: ...
+
+arrays: ArrayPool
