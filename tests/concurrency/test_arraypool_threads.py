@@ -123,3 +123,38 @@ def test_arrays_dying_in_other_threads():
     for t in ts:
         t.join()
     assert sum(c["out"] for c in pool.stats()["classes"].values()) == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_fork_with_arrays_out():
+    """A child forked while arrays are out keeps its copy of the cache: its
+    arrays die into its own cache, new ones work; the parent is untouched."""
+    import warnings
+    pool = ArrayPool()
+    held = [pool.empty(n, np.uint8) for n in (100, 5000, 1 << 20)]
+    held[0][:] = 42
+    del held[1]                        # one block cached before the fork
+    with warnings.catch_warnings():    # 3.12+: fork() with threads warns
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:                       # the child: report through the exit code
+        code = 0
+        try:
+            assert held[0][0] == 42
+            held.clear()
+            s = pool.stats()
+            assert sum(c["out"] for c in s["classes"].values()) == 0
+            a = pool.empty(5000, np.uint8)        # the block cached before fork
+            assert pool.stats()["hits"] == 1
+            del a
+            pool.trim()
+            assert pool.stats()["blocks"] == 0
+        except BaseException:
+            code = 1
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    s = pool.stats()
+    assert sum(c["out"] for c in s["classes"].values()) == 2 and s["hits"] == 0
+    held.clear()
+    assert pool.stats()["blocks"] == 3
