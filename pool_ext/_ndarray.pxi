@@ -66,16 +66,27 @@ cdef npy_intp _dim(object d) except -1:
 
 
 cdef int _parse_shape(object shape, _ArrayShape *req) except -1:
+    """An int, or a sequence of ints (a tuple, a list, a numpy array ...)."""
     cdef Py_ssize_t i, n
-    if type(shape) is int or not isinstance(shape, (tuple, list)) and hasattr(shape, "__index__"):
+    if type(shape) is int:
         req.nd = 1
         req.dims[0] = _dim(shape)
         return 0
     if not isinstance(shape, tuple):
-        if isinstance(shape, (str, bytes)) or not hasattr(shape, "__iter__"):
+        if isinstance(shape, (str, bytes, bytearray)) or _is_bool(shape):
             raise TypeError(f"shape must be an int or a sequence of ints, "
                             f"not {type(shape).__name__}")
-        shape = tuple(shape)
+        try:
+            index = _operator.index(shape)   # numpy integers, __index__ objects
+        except TypeError:
+            if not hasattr(shape, "__iter__"):
+                raise TypeError(f"shape must be an int or a sequence of ints, "
+                                f"not {type(shape).__name__}") from None
+            shape = tuple(shape)
+        else:
+            req.nd = 1
+            req.dims[0] = _dim(index)
+            return 0
     n = len(<tuple>shape)
     if n > _MAX_NDIM:
         raise ValueError(f"an array has at most {_MAX_NDIM} dimensions, got {n}")
@@ -94,11 +105,11 @@ cdef object _parse_dtype(object dtype, size_t *itemsize):
     descr = <object><PyObject *>d              # Cython's reference ...
     Py_DECREF(descr)                           # ... replaces the converter's
     size = pool_descr_elsize(d)
+    if size <= 0:
+        raise TypeError(f"dtype {descr!r} has no size; give one, e.g. 'S8' or 'U8'")
     if pool_descr_flags(d) & _REFUSED_FLAGS:
         raise TypeError(f"dtype {descr!r} holds references (Python objects or pointers); "
                         f"pooled memory must not hold references: use numpy.empty")
-    if size <= 0:
-        raise TypeError(f"dtype {descr!r} has no size; give one, e.g. 'S8' or 'U8'")
     itemsize[0] = <size_t>size
     return descr
 

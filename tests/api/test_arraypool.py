@@ -44,7 +44,8 @@ def test_exported():
 
 # -- arrays ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("shape", [0, 1, 7, (3, 4), [2, 3, 4], (0, 5), (), np.int64(5)])
+@pytest.mark.parametrize("shape", [0, 1, 7, (3, 4), [2, 3, 4], (0, 5), (), np.int64(5),
+                                   np.array([2, 3]), range(1, 4), (np.int32(2), 3)])
 @pytest.mark.parametrize("dtype", [float, np.uint8, "f4", np.complex128, "M8[s]", "S7",
                                    [("a", "i4"), ("b", "f8")], "(2,3)i2"])
 def test_empty_matches_numpy(pool, shape, dtype):
@@ -401,6 +402,8 @@ class LyingInt(int):
     (-1, ValueError), ((3, -1), ValueError), (1 << 70, ValueError), ((1 << 40, 1 << 40), ValueError),
     ((1 << 62, 4), ValueError), (2.5, TypeError), ((2, 2.0), TypeError), (True, TypeError),
     ((3, True), TypeError), ("12", TypeError), (None, TypeError), ((1,) * 65, ValueError),
+    (np.bool_(True), TypeError), ((np.bool_(True), 2), TypeError), (np.array([2.0, 3.0]), TypeError),
+    (np.int64(-3), ValueError), (b"12", TypeError), (object(), TypeError),
 ])
 def test_bad_shapes(pool, shape, exc):
     with pytest.raises(exc):
