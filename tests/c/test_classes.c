@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "pool_classes.h"
+#include "validate.h"
 
 #define THREADS 8
 #ifndef ITERS
@@ -30,30 +31,9 @@
 #endif
 #define HOLD 4   /* blocks each thread holds at once */
 
-static int failures = 0, passes = 0;
-
 /* pool_backoff()'s test hook (POOL_BACKOFF_TEST_HOOK, set by CMakeLists.txt) */
 void test_backoff_hook(void);
 void test_backoff_hook(void) {}
-
-#define CHECK(cond, ...)                                                     \
-    do {                                                                     \
-        if (!(cond)) {                                                       \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);             \
-            fprintf(stderr, __VA_ARGS__);                                    \
-            fputc('\n', stderr);                                             \
-            failures++;                                                      \
-            return 1;                                                        \
-        }                                                                    \
-    } while (0)
-
-static uint64_t rnd(uint64_t *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
 
 static uint64_t cached_bytes(pool_classes_t *pc)
 {
