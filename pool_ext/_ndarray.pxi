@@ -37,6 +37,8 @@ cdef int _numpy_import() except -1:
     try:
         pool_numpy_ready()
     except ImportError as exc:
+        if not POOL_NUMPY_HEADERS:
+            raise                  # no numpy at build time: installing it will not help
         raise ImportError(_NO_NUMPY) from exc
     return 0
 

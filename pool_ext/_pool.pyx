@@ -76,6 +76,8 @@ cdef extern from "Python.h":
 ATOMICS = (<bytes>POOL_ATOMIC_VARIANT).decode()
 #: The largest capacity a pool accepts (slot indices are 31-bit).
 MAX_CAPACITY = POOL_MAX_CAPACITY
+# False if built without numpy's headers: ArrayPool then makes no arrays.
+_NUMPY_HEADERS = bool(POOL_NUMPY_HEADERS)
 
 cdef object _monotonic = _time.monotonic
 cdef object _NOTHING = object()   # "no slot free"; a pooled object is never None

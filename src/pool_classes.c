@@ -187,6 +187,8 @@ int pool_classes_init(pool_classes_t *pc, uint64_t max_bytes, size_t max_size,
     }
     if (top_shift > POOL_CLASSES_MAX_SHIFT)
         top_shift = POOL_CLASSES_MAX_SHIFT;
+    if (top_shift > sizeof(size_t) * 8 - 2)
+        top_shift = (uint32_t)(sizeof(size_t) * 8 - 2);   /* 32-bit: 1 GiB classes at most */
     if (top_shift < min_shift)
         top_shift = min_shift;
     pc->nclasses = top_shift - min_shift + 1;

@@ -21,13 +21,7 @@
 #ifndef POOL_NUMPY_H
 #define POOL_NUMPY_H
 
-#define NPY_NO_DEPRECATED_API NPY_1_25_API_VERSION
-#define NPY_TARGET_VERSION NPY_1_25_API_VERSION
 #include <Python.h>
-#include <numpy/arrayobject.h>
-
-/* The hot path's test: 1 if numpy's API is imported. */
-static inline int pool_numpy_ready_fast(void) { return PyArray_API != NULL; }
 
 /* borrow(): is a refcount exact?  Only while the GIL serialises threads. */
 #if defined(Py_GIL_DISABLED)
@@ -35,6 +29,57 @@ static inline int pool_numpy_ready_fast(void) { return PyArray_API != NULL; }
 #else
 #define POOL_REFCNT_EXACT 1
 #endif
+
+#if defined(POOL_NO_NUMPY)
+/* Built without numpy's headers (CMake found none: numpy has no wheels for
+ * CPython 3.9 and 3.10 on Windows ARM64).  Everything else works; every
+ * array call raises ImportError.  These stand-ins are never reached past
+ * pool_numpy_ready(). */
+#define POOL_NUMPY_HEADERS 0
+typedef Py_ssize_t npy_intp;
+typedef unsigned long long npy_uint64;
+typedef struct { PyObject_HEAD } PyArray_Descr;
+enum { NPY_ITEM_REFCOUNT = 0x01, NPY_ITEM_IS_POINTER = 0x04, NPY_NEEDS_INIT = 0x08,
+       NPY_ARRAY_C_CONTIGUOUS = 0x01, NPY_ARRAY_F_CONTIGUOUS = 0x02, NPY_ARRAY_WRITEABLE = 0x400 };
+static inline int pool_numpy_ready_fast(void) { return 0; }
+static inline int pool_numpy_ready(void)
+{
+    PyErr_SetString(PyExc_ImportError, "this pool_ext was built without numpy's headers, so it "
+                    "makes no arrays: build it from source with numpy installed");
+    return -1;
+}
+static inline npy_intp pool_descr_elsize(PyArray_Descr *d) { (void)d; return 0; }
+static inline npy_uint64 pool_descr_flags(PyArray_Descr *d) { (void)d; return 0; }
+static inline int pool_ndarray_check(PyObject *o) { (void)o; return 0; }
+static inline int pool_ndarray_is_fortran(PyObject *a) { (void)a; return 0; }
+static inline void pool_ndarray_forget(PyObject *a) { (void)a; }
+static inline PyObject *pool_ndarray_new(PyArray_Descr *descr, int nd, const npy_intp *dims,
+                                         void *data, int fortran, PyObject *base)
+{
+    (void)nd; (void)dims; (void)data; (void)fortran;
+    Py_DECREF((PyObject *)descr);
+    Py_DECREF(base);
+    return NULL;
+}
+static inline PyObject *pool_ndarray_base(PyObject *a) { (void)a; return NULL; }
+static inline PyArray_Descr *pool_ndarray_descr(PyObject *a) { (void)a; return NULL; }
+static inline int pool_ndarray_ndim(PyObject *a) { (void)a; return 0; }
+static inline npy_intp *pool_ndarray_dims(PyObject *a) { (void)a; return NULL; }
+static inline int PyArray_DescrConverter(PyObject *o, PyArray_Descr **d) { (void)o; *d = NULL; return 0; }
+static inline PyObject *PyArray_FromAny(PyObject *op, PyArray_Descr *t, int a, int b, int c,
+                                        PyObject *ctx)
+{
+    (void)op; (void)t; (void)a; (void)b; (void)c; (void)ctx;
+    return NULL;
+}
+#else
+#define POOL_NUMPY_HEADERS 1
+#define NPY_NO_DEPRECATED_API NPY_1_25_API_VERSION
+#define NPY_TARGET_VERSION NPY_1_25_API_VERSION
+#include <numpy/arrayobject.h>
+
+/* The hot path's test: 1 if numpy's API is imported. */
+static inline int pool_numpy_ready_fast(void) { return PyArray_API != NULL; }
 
 /* 1 once numpy's API is imported; else -1 with ImportError set. */
 static inline int pool_numpy_ready(void)
@@ -95,4 +140,5 @@ static inline void pool_ndarray_forget(PyObject *a)
     f->data = pool_ndarray_nothing_;
 }
 
+#endif /* POOL_NO_NUMPY */
 #endif /* POOL_NUMPY_H */

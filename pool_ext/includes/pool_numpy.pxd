@@ -18,6 +18,7 @@ cdef extern from "pool_numpy.h":
     int pool_numpy_ready() except -1
     bint pool_numpy_ready_fast() noexcept
     bint POOL_REFCNT_EXACT
+    bint POOL_NUMPY_HEADERS      # 0: built without numpy's headers (no arrays)
     npy_intp pool_descr_elsize(PyArray_Descr *d) noexcept
     uint64_t pool_descr_flags(PyArray_Descr *d) noexcept
     bint pool_descr_has_fields(PyArray_Descr *d) noexcept
