@@ -229,9 +229,8 @@ cdef class ArrayPool:
     def lease(self, nbytes):
         """A context manager: acquire(nbytes) on entry, release at exit."""
         cdef _ArrayLease lease = _ArrayLease.__new__(_ArrayLease)
-        _int_arg(nbytes, "nbytes", 0, PY_SSIZE_T_MAX)   # refuse now, not at entry
+        lease._shape = _int_arg(nbytes, "nbytes", 0, PY_SSIZE_T_MAX)   # refused now
         lease._pool = self
-        lease._shape = nbytes
         return lease
 
     def trim(self, max_bytes=0):
