@@ -12,6 +12,8 @@ same in both runs and cancel.
     python benchmarks/callgrind.py --python /tmp/perf-venv-atomic/bin/python
     python benchmarks/callgrind.py --keep DIR obj_pair # keep callgrind.out files
                                                        # for callgrind_annotate
+    python benchmarks/callgrind.py -n 2000 arr_touch@16777216 np_touch@16777216
+                                                       # ArrayPool's cases, at a size
 
 Run it with the interpreter whose pool_ext you want to count, or pass
 --python; the child runs in an empty temporary directory, so it imports the
@@ -47,7 +49,12 @@ CHILD = r"""
 import gc, sys, timeit
 from pool_ext.bench.cases import core_cases, path_cases
 key, n = sys.argv[1], int(sys.argv[2])
-cases = path_cases() if key.startswith("path_") else core_cases()
+if "@" in key:   # an ArrayPool case at a size: arr_touch@16777216
+    from pool_ext.bench.cases import array_cases
+    key, size = key.split("@")
+    cases = array_cases(int(size))
+else:
+    cases = path_cases() if key.startswith("path_") else core_cases()
 stmt, ns = {k: (s, g) for k, _, s, g in cases}[key]
 t = timeit.Timer(stmt, globals=ns)
 t.timeit(1000)          # warm-up (specialisation, freelists): the same in both runs

@@ -1,4 +1,4 @@
-"""pool_ext: lock-free object and buffer pools for Python, in C.
+"""pool_ext: lock-free object, buffer and array pools for Python, in C.
 
 >>> from pool_ext import ObjectPool
 >>> pool = ObjectPool(dict, capacity=4)
@@ -10,12 +10,14 @@ See README.md for the full guide.
 from pool_ext._pool import (
     ATOMICS,
     MAX_CAPACITY,
+    ArrayPool,
     BufferPool,
     ObjectPool,
     PoolClosed,
     PoolError,
     PoolExhausted,
     PooledBuffer,
+    arrays,
 )
 
 __version__ = "0.1.0"
@@ -23,6 +25,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ATOMICS",
     "MAX_CAPACITY",
+    "ArrayPool",
     "BufferPool",
     "ObjectPool",
     "PoolClosed",
@@ -30,4 +33,5 @@ __all__ = [
     "PoolExhausted",
     "PooledBuffer",
     "__version__",
+    "arrays",
 ]

@@ -57,7 +57,7 @@ cdef class BufferPool(_PoolBase):
     def __cinit__(self):
         self._store = _BufferStore.__new__(_BufferStore)
         self._arena = &self._store.arena
-        self._slots = &self._store.slots
+        self._slots = self._store.slots
         self._handles = NULL   # (closed until __init__ completes: _PoolBase)
 
     def __init__(self, buffer_size, capacity, *, zero_on_release=False, alignment=64):
@@ -154,7 +154,7 @@ cdef class BufferPool(_PoolBase):
             Py_XDECREF(old)
         buf._pool = None
 
-    cdef void _return_slot(self, uint32_t i) noexcept:
+    cdef inline void _return_slot(self, uint32_t i) noexcept:
         """Slot i is FREE (its owner won the transition): back on the list."""
         if self._zero_on_release:
             memset(pool_arena_slot(self._arena, i), 0, self._arena.size)
@@ -194,6 +194,33 @@ cdef class BufferPool(_PoolBase):
                 raise PoolError("release of a PooledBuffer that no pool handed out")
             raise PoolError("release of a PooledBuffer that belongs to another pool")
         (<PooledBuffer>buf)._release()
+
+    def empty(self, shape, dtype=None, order="C", *, timeout=None):
+        """A numpy.ndarray of shape and dtype over one buffer of this pool,
+        like numpy.empty; it must fit in buffer_size (ValueError if not).
+        Waits for a free buffer like acquire(timeout): PoolExhausted when
+        time runs out, PoolClosed once closed.  The array holds its buffer
+        until it and all its views have died; no release() to forget."""
+        return self._array(shape, dtype, order, timeout, False)
+
+    def zeros(self, shape, dtype=None, order="C", *, timeout=None):
+        """Like empty(), filled with zeros."""
+        return self._array(shape, dtype, order, timeout, True)
+
+    cdef object _array(self, object shape, object dtype, object order, object timeout,
+                       bint zero):
+        cdef _ArrayShape req
+        cdef _BufferArrayBase base
+        _check_timeout(timeout)
+        descr = _array_request(shape, dtype, order, &req)   # before taking a slot
+        if req.nbytes > self._arena.size:
+            raise ValueError(f"an array of {req.nbytes} bytes does not fit in this "
+                             f"pool's buffer_size ({self._arena.size})")
+        base = _BufferArrayBase.__new__(_BufferArrayBase)
+        base._buf = self._acquire(timeout)
+        if zero and not self._zero_on_release:
+            memset(base._buf._ptr, 0, req.nbytes)
+        return _array_make(&req, descr, base._buf._ptr, base)
 
     def lease(self, timeout=None):
         """A context manager: acquires on entry, releases on exit (also on
@@ -239,3 +266,17 @@ cdef class BufferPool(_PoolBase):
         state = "closed" if _is_closed(self) else "open"
         return (f"<BufferPool {state} buffer_size={self._arena.size} "
                 f"capacity={self._capacity} in_use={self._in_use()}>")
+
+
+@cython.no_gc   # references a handle, which references no base
+cdef class _BufferArrayBase:
+    """The base of a BufferPool array: it holds the buffer, privately (no
+    one can release it early), and releases it when it dies, that is when
+    the array and all its views have."""
+
+    def __dealloc__(self):
+        if self._buf is not None:
+            self._buf._release_if_live()
+
+    def __repr__(self):
+        return f"<pool_ext buffer of {self._buf._len} bytes>"

@@ -110,10 +110,14 @@ cdef class ObjectPool(_PoolBase):
     cdef int _destroy_all(self, list objs) except -1
 
 
+cdef class _Store:
+    cdef pool_slots_t *slots       # the slot states a PooledBuffer is checked against
+
+
 @cython.final
-cdef class _BufferStore:
+cdef class _BufferStore(_Store):
     cdef pool_arena_t arena
-    cdef pool_slots_t slots
+    cdef pool_slots_t table        # slots == &table
 
 
 @cython.final
@@ -127,13 +131,15 @@ cdef class BufferPool(_PoolBase):
     cdef size_t _requested_alignment
 
     cdef void _keep_handle(self, PooledBuffer buf) noexcept
-    cdef void _return_slot(self, uint32_t i) noexcept
+    cdef inline void _return_slot(self, uint32_t i) noexcept
+    cdef object _array(self, object shape, object dtype, object order, object timeout,
+                       bint zero)
 
 
 @cython.final
 cdef class PooledBuffer:
-    cdef BufferPool _pool         # while it holds a slot (GIL builds: None after)
-    cdef _BufferStore _store      # the memory and slot states; always
+    cdef object _pool             # BufferPool or ArrayPool while it holds a slot
+    cdef _Store _store            # the memory and slot states; always
     cdef unsigned char *_ptr
     cdef Py_ssize_t _len          # also the export's shape[0]
     cdef uint32_t _index
@@ -145,3 +151,51 @@ cdef class PooledBuffer:
     cdef int _release_if_live(self) except -1
     cdef int _release(self) except -1
     cdef int _end(self, int rc) noexcept
+
+
+# ArrayPool (_arraypool.pxi) and the arrays of both pools (_ndarray.pxi).
+from pool_ext.includes.pool_classes cimport pool_classes_t, pool_block_t
+
+
+@cython.final
+cdef class _ArrayCache:
+    cdef pool_classes_t pc         # the size classes; freed with the last block
+
+
+@cython.final
+cdef class _Block(_Store):
+    cdef _ArrayCache _cache        # set before the block is taken
+    cdef pool_block_t block        # block.ptr: NULL once given back
+    cdef pool_slots_t _table1      # a one-slot table, for a PooledBuffer hand-out
+    cdef uint32_t _next1
+    cdef uint64_t _state1
+
+    cdef void _give_back(self) noexcept
+
+
+@cython.final
+cdef class _BufferArrayBase:
+    cdef PooledBuffer _buf         # holds a BufferPool slot for an array
+
+
+@cython.final
+cdef class ArrayPool:
+    cdef _ArrayCache _cache
+    cdef pool_classes_t *_pc       # &_cache.pc
+    cdef object _max_size          # None or an int
+    cdef str _clear
+
+    cdef _Block _take(self, size_t nbytes)
+    cdef object _array(self, object shape, object dtype, object order, bint zero)
+    cdef object _array_like(self, object a, object dtype, object order, bint zero)
+
+
+@cython.final
+cdef class _ArrayLease:
+    cdef ArrayPool _pool
+    cdef object _shape             # nbytes (lease) or a shape (borrow)
+    cdef object _dtype
+    cdef object _order
+    cdef bint _array               # borrow(): an ndarray, else a PooledBuffer
+    cdef object _item
+    cdef int _state

@@ -12,6 +12,8 @@ One extension module, one file per job (the uvloop layout):
   _objectpool.pxi     ObjectPool
   _bufferpool.pxi     BufferPool
   _pooledbuffer.pxi   PooledBuffer and the memory it lives in
+  _ndarray.pxi        numpy arrays over pooled memory (numpy imported lazily)
+  _arraypool.pxi      ArrayPool: size classes (src/pool_classes.h), arrays
   _entries.pxi        hot methods written against CPython's calling convention
   includes/*.pxd      one per C header of the core (src/)
 
@@ -43,6 +45,8 @@ from pool_ext.includes.pool_slots cimport *
 from pool_ext.includes.pool_addrmap cimport *
 from pool_ext.includes.pool_mem cimport *
 from pool_ext.includes.pool_waitq cimport *
+from pool_ext.includes.pool_classes cimport *
+from pool_ext.includes.pool_numpy cimport *
 
 import asyncio as _asyncio
 import operator as _operator
@@ -94,6 +98,8 @@ cdef extern from "Python.h":
 ATOMICS = (<bytes>POOL_ATOMIC_VARIANT).decode()
 #: The largest capacity a pool accepts (slot indices are 31-bit).
 MAX_CAPACITY = POOL_MAX_CAPACITY
+# False if built without numpy's headers: ArrayPool then makes no arrays.
+_NUMPY_HEADERS = bool(POOL_NUMPY_HEADERS)
 
 cdef object _monotonic = _time.monotonic
 cdef object _NOTHING = object()   # "no slot free"; a pooled object is never None
@@ -105,6 +111,8 @@ include "_async.pxi"
 include "_objectpool.pxi"
 include "_bufferpool.pxi"
 include "_pooledbuffer.pxi"
+include "_ndarray.pxi"
+include "_arraypool.pxi"
 include "_entries.pxi"
 
 # _PoolBase is an implementation detail of the two final pool classes: no

@@ -1,5 +1,8 @@
-# PooledBuffer, the handle BufferPool hands out, and _BufferStore, the memory
-# both live in (included by _pool.pyx; the design is in _bufferpool.pxi).
+# PooledBuffer, the handle BufferPool and ArrayPool hand out, and _Store, the
+# memory it lives in (included by _pool.pyx; the design is in _bufferpool.pxi).
+# Giving a FREE slot back is the one step that differs: BufferPool pushes the
+# slot onto its free-list (_return_slot), ArrayPool caches the block
+# (_Block._give_back).  _retire and __dealloc__ pick by the store's type.
 
 cdef Py_ssize_t _ONE = 1   # strides of every export (bytes are contiguous)
 cdef str _DEAD_MESSAGE = "operation on a released PooledBuffer (or one no pool handed out)"
@@ -7,28 +10,37 @@ cdef str _RELEASED_MESSAGE = "release of a PooledBuffer that was already release
 
 
 @cython.no_gc   # holds no Python object
-cdef class _BufferStore:
+cdef class _Store:
+    """What a PooledBuffer's memory lives in: the slot states its handle is
+    checked against.  _BufferStore for a BufferPool (one arena, many slots),
+    _Block for an ArrayPool (one block, one slot: _arraypool.pxi)."""
+
+
+@cython.no_gc   # holds no Python object
+cdef class _BufferStore(_Store):
     """The memory of one BufferPool and its slot states, in an object of its
     own: freed when neither the pool nor any handle it made is left."""
     def __cinit__(self):
         self.arena.base = NULL
         self.arena.raw = NULL
-        self.slots.next = NULL
-        self.slots.state = NULL
+        self.table.next = NULL
+        self.table.state = NULL
+        self.slots = &self.table
 
     def __dealloc__(self):
-        pool_slots_free(&self.slots)
+        pool_slots_free(&self.table)
         pool_arena_free(&self.arena)
 
 
 @cython.no_gc   # references its pool and store, which reference no handle it holds
 @cython.freelist(32)
 cdef class PooledBuffer:
-    """One buffer handed out by a BufferPool: writable, aligned, fixed size.
+    """One buffer handed out by a BufferPool or an ArrayPool: writable, aligned.
 
     It supports the buffer protocol: ``memoryview(buf)``, ``bytes(buf)``,
     ``np.frombuffer(buf, dtype)``, ``f.readinto(buf)``,
-    ``sock.recv_into(buf)``; ``len(buf)`` is the pool's buffer_size.  Release
+    ``sock.recv_into(buf)``; ``len(buf)`` is the BufferPool's buffer_size,
+    or the nbytes asked of ArrayPool.acquire.  Release
     it with ``buf.release()``, ``pool.release(buf)`` or ``with`` (a handle
     from ``pool.acquire()`` is its own context manager).
 
@@ -48,38 +60,45 @@ cdef class PooledBuffer:
             return
         # Dropped without release: give the slot back, then say so.  No
         # export can be alive (exports reference us), so it is FREED now.
-        if pool_slots_release_handle(&self._store.slots, self._index,
+        if pool_slots_release_handle(self._store.slots, self._index,
                                      self._gen) == POOL_FREED:
-            self._pool._return_slot(self._index)
+            if type(self._store) is _BufferStore:
+                (<BufferPool>self._pool)._return_slot(self._index)
+            else:
+                (<_Block>self._store)._give_back()
         _warnings.warn(
             f"PooledBuffer (slot {self._index} of {self._pool!r}) was never "
-            f"released; its slot was returned when it was garbage collected",
+            f"released; its memory was returned when it was garbage collected",
             ResourceWarning, stacklevel=1)
 
     cdef void _retire(self) noexcept:
         """Our slot is FREE (we won the transition): return it to the pool."""
-        cdef BufferPool pool = self._pool   # keeps the pool alive meanwhile
+        cdef BufferPool pool
+        if type(self._store) is not _BufferStore:
+            (<_Block>self._store)._give_back()   # an ArrayPool block
+            return
+        pool = <BufferPool>self._pool       # keeps the pool alive meanwhile
         if POOL_CACHE_HANDLES:
             pool._keep_handle(self)         # before the push: nobody can see
         pool._return_slot(self._index)      # the slot until it is on the list
 
     cdef int _check_live(self) except -1:
         if pool_load32(&self._released, POOL_ACQUIRE) != 0 or \
-                not pool_slots_is_held(&self._store.slots, self._index, self._gen):
+                not pool_slots_is_held(self._store.slots, self._index, self._gen):
             raise ValueError(_DEAD_MESSAGE)
         return 0
 
     cdef int _release_if_live(self) except -1:
         """For __exit__: release unless some route already did (no error)."""
         if pool_load32(&self._released, POOL_ACQUIRE) == 0:
-            self._end(pool_slots_release_handle(&self._store.slots, self._index,
+            self._end(pool_slots_release_handle(self._store.slots, self._index,
                                                 self._gen))
         return 0
 
     cdef int _release(self) except -1:
         if pool_load32(&self._released, POOL_ACQUIRE) != 0 or self._store is None:
             raise PoolError(_RELEASED_MESSAGE)
-        if self._end(pool_slots_release_handle(&self._store.slots, self._index,
+        if self._end(pool_slots_release_handle(self._store.slots, self._index,
                                                self._gen)) < 0:
             raise PoolError(_RELEASED_MESSAGE)
         return 0
@@ -109,8 +128,8 @@ cdef class PooledBuffer:
 
     @property
     def pool(self):
-        """The BufferPool this buffer came from; None once released (even if
-        a live view defers the memory's return)."""
+        """The BufferPool or ArrayPool this buffer came from; None once
+        released (even if a live view defers the memory's return)."""
         if pool_load32(&self._released, POOL_ACQUIRE) != 0:
             return None
         return self._pool
@@ -132,7 +151,7 @@ cdef class PooledBuffer:
         cdef int rc
         if pool_load32(&self._released, POOL_ACQUIRE) != 0:
             raise ValueError(_DEAD_MESSAGE)
-        rc = pool_slots_export_begin(&self._store.slots, self._index, self._gen)
+        rc = pool_slots_export_begin(self._store.slots, self._index, self._gen)
         if rc == POOL_EEXPORTS:
             raise BufferError("too many simultaneous exports of one PooledBuffer")
         if rc != POOL_OK:
@@ -152,7 +171,7 @@ cdef class PooledBuffer:
         view.internal = NULL
 
     def __releasebuffer__(self, Py_buffer *view):
-        if pool_slots_export_end(&self._store.slots, self._index,
+        if pool_slots_export_end(self._store.slots, self._index,
                                  self._gen) == POOL_FREED:
             self._retire()
 

@@ -20,7 +20,7 @@ import collections
 import queue
 import threading
 
-from pool_ext import BufferPool, ObjectPool
+from pool_ext import ArrayPool, BufferPool, ObjectPool
 from pool_ext._floor import Floor
 
 #: The references each time is divided by.  An empty method call is the
@@ -207,6 +207,37 @@ def path_cases(buffer_size=1 << 20, capacity=8):
              "a = np.empty(size, u8); a[::4096] = 1", ns),
         ]
     return cases
+
+
+#: Array sizes of ``pool-ext bench``'s ArrayPool rows: 64 B to 64 MiB.
+ARRAY_SIZES = [64, 1 << 12, 1 << 16, 1 << 20, 1 << 24, 1 << 26]
+
+
+def array_cases(nbytes):
+    """Temporary arrays of nbytes bytes: ArrayPool's against numpy's, made
+    and dropped (pairs: (pooled key, numpy key)).  "touch" writes one byte
+    per 4 KiB page, as a real temporary does: new memory pays a page fault
+    per page, and numpy gets memory of 32 MiB and more (glibc's mmap
+    threshold) from the OS anew each time.  None without numpy."""
+    np = numpy_or_none()
+    if np is None:
+        return None
+    ns = dict(np=np, arrays=ArrayPool(), n=nbytes, u8=np.uint8)
+    return [
+        ("arr_empty", "ArrayPool: arrays.empty(n, uint8), dropped", "arrays.empty(n, u8)", ns),
+        ("np_empty", "numpy.empty(n, uint8), dropped", "np.empty(n, u8)", ns),
+        ("arr_touch", "ArrayPool: empty, write each 4 KiB page, drop",
+         "a = arrays.empty(n, u8); a[::4096] = 1; del a", ns),
+        ("np_touch", "numpy.empty, write each 4 KiB page, drop",
+         "a = np.empty(n, u8); a[::4096] = 1; del a", ns),
+        ("arr_zeros", "ArrayPool: arrays.zeros(n, uint8), dropped", "arrays.zeros(n, u8)", ns),
+        ("np_zeros_touch", "numpy.zeros, write each 4 KiB page, drop",
+         "a = np.zeros(n, u8); a[::4096] = 1; del a", ns),
+    ]
+
+
+#: ArrayPool's rows and the numpy row each is divided by.
+ARRAY_PAIRS = {"arr_empty": "np_empty", "arr_touch": "np_touch", "arr_zeros": "np_zeros_touch"}
 
 
 #: What the ratio columns of a case's figures mean.

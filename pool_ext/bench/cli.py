@@ -50,15 +50,17 @@ class Progress:
 
 
 def run(rounds=15, batch=0.02, capacities=None, sizes=None, with_threads=True,
-        with_memory=True, progress=True):
+        with_memory=True, progress=True, array_sizes=None):
     """Runs the whole benchmark; returns the figures as a JSON-ready dict."""
     if capacities is None:
         capacities = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000]
     if sizes is None:
         sizes = [1 << 12, 1 << 14, 1 << 16, 1 << 18, 1 << 20, 1 << 22, 1 << 24]
+    if array_sizes is None:
+        array_sizes = C.ARRAY_SIZES
     path_size = 1 << 20
     cases = C.core_cases() + C.path_cases(path_size)
-    total = (len(cases) * (rounds + 1) + 2 * 3 * len(capacities) + len(sizes)
+    total = (len(cases) * (rounds + 1) + 2 * 3 * len(capacities) + len(sizes) + len(array_sizes)
              + (len(timing.THREAD_POOLS) if with_threads else 0) + (1 if with_memory else 0))
     bar = Progress(total, enabled=progress)
     t0 = time.perf_counter()
@@ -69,6 +71,7 @@ def run(rounds=15, batch=0.02, capacities=None, sizes=None, with_threads=True,
                        for key, label, stmt, _ in cases}
     result["scaling"] = timing.scaling(capacities, progress=bar)
     result["sizes"] = timing.size_curve(sizes, progress=bar)
+    result["arrays"] = timing.array_curve(array_sizes, rounds=max(3, rounds // 3), progress=bar)
     if with_threads:
         result["threads"] = timing.threads(progress=bar)
     if with_memory:
@@ -82,7 +85,7 @@ def run(rounds=15, batch=0.02, capacities=None, sizes=None, with_threads=True,
 
 def build_parser(prog="pool-ext"):
     parser = argparse.ArgumentParser(
-        prog=prog, description="pool_ext: lock-free object and buffer pools for Python.")
+        prog=prog, description="pool_ext: lock-free object, buffer and array pools for Python.")
     parser.add_argument("--version", action="version", version=f"pool_ext {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     b = sub.add_parser(
@@ -91,7 +94,8 @@ def build_parser(prog="pool-ext"):
                     "containers and with pools written in Python, interleaved round "
                     "after round, and prints each median time, ± half the interquartile "
                     "range, with its ratio to an empty method call (the fastest any "
-                    "extension can be) and how many times faster ObjectPool is.")
+                    "extension can be) and how many times faster ObjectPool is; then "
+                    "ArrayPool's temporary arrays against numpy's, by size.")
     b.add_argument("--rounds", type=int, default=15,
                    help="interleaved timing rounds; medians are reported (default 15)")
     b.add_argument("--batch", type=float, default=0.02,
@@ -115,6 +119,7 @@ def bench(args, parser):
     if args.quick:
         result = run(rounds=3, batch=0.005, capacities=[1, 100, 10_000, 1_000_000],
                      sizes=[1 << 12, 1 << 20, 1 << 24], with_threads=False,
+                     array_sizes=[64, 1 << 16, 1 << 24],
                      with_memory=False, progress=not args.no_progress)
     else:
         result = run(rounds=args.rounds, batch=args.batch, progress=not args.no_progress)

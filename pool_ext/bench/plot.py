@@ -1,8 +1,9 @@
-"""``pool-ext bench --plot``: two panels, each with a caption under it.
+"""``pool-ext bench --plot``: three panels, each with a caption under it.
 
 Left, time per acquire + release against the number of slots (ObjectPool
-against the article's linear-scan pool); right, time for the scratch-buffer
-path against buffer size.  Every series has its own colour and marker; the
+against the article's linear-scan pool); middle, time for the scratch-buffer
+path against buffer size; right, ArrayPool's temporary arrays against
+numpy.empty's by size.  Every series has its own colour and marker; the
 shading is the middle half of the rounds.  Needs matplotlib.
 """
 import textwrap
@@ -22,6 +23,14 @@ SIZES_CAPTION = (
     "back, against the buffer's size: from a BufferPool, or newly allocated (bytearray, "
     "numpy.empty, numpy.zeros).  Dashed: also writing one byte per 4 KiB page, which "
     "new memory pays a page fault for.  Shaded: the middle half of the rounds.")
+
+
+ARRAYS_CAPTION = (
+    "Time to make a temporary array of n bytes and drop it, against n: from an ArrayPool "
+    "(a cached block) or new (numpy.empty, numpy.zeros).  Dashed: also writing one byte "
+    "per 4 KiB page, as a real temporary does; new memory pays a page fault per page, and "
+    "numpy maps memory of 32 MiB and more from the OS anew each time.  Shaded: the middle "
+    "half of the rounds.")
 
 
 def _series(ax, x_key, series, label, style=lambda s: "-"):
@@ -50,7 +59,11 @@ def plot(result, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.2))
+    arrays = result.get("arrays")
+    if arrays:
+        fig, (left, right, third) = plt.subplots(1, 3, figsize=(19, 5.2))
+    else:
+        fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.2))
     n = _series(left, "capacity", result["scaling"],
                 lambda s: f"{s['pool']}, {s['in_use']:.0%} in use")
     empty = result["cases"][C.EMPTY_CALL]
@@ -70,6 +83,14 @@ def plot(result, path):
               title="Scratch memory: pooled or new")
     right.legend(fontsize=7)
     _caption(right, SIZES_CAPTION)
+
+    if arrays:
+        _series(third, "nbytes", arrays, lambda s: s["label"],
+                style=lambda s: "--" if "touch" in s["key"] else "-")
+        third.set(xscale="log", yscale="log", xlabel="array size (bytes)",
+                  ylabel="ns per make + drop", title="Temporary arrays: ArrayPool or numpy")
+        third.legend(fontsize=7)
+        _caption(third, ARRAYS_CAPTION)
 
     m = result["machine"]
     fig.suptitle(f"pool_ext {m['pool_ext']}, {m['implementation']} {m['python']}, "

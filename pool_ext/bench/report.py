@@ -99,6 +99,24 @@ def _curves(title, series, x_key, x_text, label):
     return lines
 
 
+def _arrays(series):
+    """ArrayPool's rows against numpy's: time, and the ratio to numpy."""
+    xs = sorted({p["nbytes"] for s in series for p in s["points"]})
+    lines = ["", "Temporary arrays, pooled (ArrayPool) or new (numpy), against their size; "
+                 "ArrayPool's rows also give their time / numpy's (median of per-round "
+                 "ratios, +- half the IQR).",
+             "".join(f"{C.size_text(x):>16s}" for x in xs)]
+    for s in series:
+        pts = {p["nbytes"]: p for p in s["points"]}
+        lines.append("".join(f"{_duration(pts[x]['ns'], pts[x]['ns_iqr']):>16s}"
+                             if x in pts else f"{'-':>16s}" for x in xs) + "  " + s["label"])
+        if "ratio" in s["points"][0]:
+            lines.append("".join(
+                f"{pts[x]['ratio']:.2f}±{_half(pts[x]['ratio_iqr']):.2f}x".rjust(16)
+                if x in pts else f"{'-':>16s}" for x in xs) + "    (time / numpy's)")
+    return lines
+
+
 def _threads(result):
     gil = "" if not result["machine"].get("gil_enabled", True) else \
         "; with the GIL one thread runs at a time"
@@ -134,6 +152,8 @@ def format_table(result):
         lines += _curves("Time to get a scratch buffer, view it and give it back, "
                          "against its size: pooled or new.",
                          result["sizes"], "buffer_size", C.size_text, lambda s: s["label"])
+    if result.get("arrays"):
+        lines += _arrays(result["arrays"])
     if result.get("threads"):
         lines += _threads(result)
     if result.get("memory"):

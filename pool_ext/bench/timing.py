@@ -151,6 +151,35 @@ def size_curve(sizes, batch=0.01, rounds=3, progress=None):
     return list(series.values())
 
 
+def array_curve(sizes=C.ARRAY_SIZES, batch=0.01, rounds=5, progress=None):
+    """ArrayPool against numpy, temporary arrays by size: ns of each case
+    (C.array_cases), and each pooled case's ratio to its numpy row, median
+    of per-round ratios with their quartiles.  Pooled and numpy cases run
+    interleaved, round after round.  None without numpy."""
+    series = {}
+    for size in sizes:
+        cases = C.array_cases(size)
+        if cases is None:
+            return None
+        times = {key: [] for key, _, _, _ in cases}
+        timers = {key: (timeit.Timer(stmt, globals=ns), label) for key, label, stmt, ns in cases}
+        loops = {key: _calibrate(t, batch) for key, (t, _) in timers.items()}
+        for _ in range(rounds):
+            for key, (t, _) in timers.items():
+                times[key].append(t.timeit(loops[key]) / loops[key] * 1e9)
+        for key, (t, label) in timers.items():
+            q1, med, q3 = quartiles(times[key])
+            point = {"nbytes": size, "ns": med, "ns_iqr": [q1, q3]}
+            base = C.ARRAY_PAIRS.get(key)
+            if base is not None:
+                ratios = [a / b for a, b in zip(times[key], times[base])]
+                r1, rmed, r3 = quartiles(ratios)
+                point.update(ratio=rmed, ratio_iqr=[r1, r3], vs=base)
+            series.setdefault(key, {"key": key, "label": label, "points": []})["points"].append(point)
+        _step(progress, f"arrays of {C.size_text(size)}")
+    return list(series.values())
+
+
 THREAD_POOLS = {
     "pool_ext ObjectPool": lambda: ObjectPool(object, 8, prefill=8),
     "list + threading.Lock": lambda: C.LockListPool(object, 8),

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the C core's validate program (tests/c) under sanitizers and runs it:
-#   1. -DPOOL_SANITIZE=thread            -> test_core_atomic, test_waitq (threads)
-#   2. -DPOOL_SANITIZE=address,undefined -> test_core_atomic, test_core_plain, test_waitq
+#   1. -DPOOL_SANITIZE=thread            -> test_core_atomic, test_waitq, test_classes (threads)
+#   2. -DPOOL_SANITIZE=address,undefined -> test_core_atomic, test_core_plain, test_waitq,
+#                                           test_classes
 # Any sanitizer report, or any failed check, makes this script exit non-zero.
 #
 # Environment:
@@ -99,8 +100,8 @@ run_one() {   # run_one <sanitizers> <program...>
 
 for san in ${SANITIZERS:-thread address,undefined}; do
     case $san in
-        thread) run_one thread test_core_atomic test_waitq ;;  # plain: single-threaded
-        *) run_one "$san" test_core_atomic test_core_plain test_waitq ;;
+        thread) run_one thread test_core_atomic test_waitq test_classes ;;  # plain: one thread
+        *) run_one "$san" test_core_atomic test_core_plain test_waitq test_classes ;;
     esac
 done
 

@@ -25,6 +25,7 @@
 #include "pool_mem.h"
 #include "pool_slots.h"
 #include "pool_spinlock.h"
+#include "validate.h"
 
 #ifdef POOL_ATOMIC_PLAIN
 #define THREADS 1
@@ -43,32 +44,10 @@ static void pool_sleep_ms_(int ms)
 #define ITERS 200000
 #endif
 
-static int failures = 0, passes = 0;
-
 /* pool_backoff()'s yields (POOL_BACKOFF_TEST_HOOK, set by CMakeLists.txt) */
 static uint64_t backoff_yields;
 void test_backoff_hook(void);
 void test_backoff_hook(void) { pool_fetch_add64(&backoff_yields, 1, POOL_RELAXED); }
-
-#define CHECK(cond, ...)                                                     \
-    do {                                                                     \
-        if (!(cond)) {                                                       \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);             \
-            fprintf(stderr, __VA_ARGS__);                                    \
-            fputc('\n', stderr);                                             \
-            failures++;                                                      \
-            return 1;                                                        \
-        }                                                                    \
-    } while (0)
-
-/* xorshift: a per-thread PRNG, seeded from the thread number */
-static uint64_t rnd(uint64_t *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
 
 /* ---- 1. free-list ------------------------------------------------------ */
 

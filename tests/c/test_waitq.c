@@ -24,6 +24,7 @@
 #include "pool_freelist.h"
 #include "pool_slots.h"
 #include "pool_waitq.h"
+#include "validate.h"
 
 #define THREADS 8
 #define CAP 2
@@ -31,19 +32,6 @@
 #define ITERS 200000
 #endif
 #define SLEEP_LIMIT_S 10
-
-static int failures = 0, passes = 0;
-
-#define CHECK(cond, ...)                                                     \
-    do {                                                                     \
-        if (!(cond)) {                                                       \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);             \
-            fprintf(stderr, __VA_ARGS__);                                    \
-            fputc('\n', stderr);                                             \
-            failures++;                                                      \
-            return 1;                                                        \
-        }                                                                    \
-    } while (0)
 
 /* pool_backoff()'s test hook (POOL_BACKOFF_TEST_HOOK, set by CMakeLists.txt) */
 void test_backoff_hook(void);

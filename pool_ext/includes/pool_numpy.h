@@ -1,0 +1,144 @@
+/*
+ * pool_numpy.h - numpy's C API for pool_ext._pool, imported lazily.
+ *
+ * numpy is needed to build pool_ext (its headers), not to run it: `import
+ * pool_ext` never imports numpy.  This header is included by the one
+ * translation unit _pool.c, whose PyArray_API table (numpy's function
+ * pointers, a static here) stays NULL until the first ArrayPool or
+ * BufferPool array call runs PyArray_ImportNumPyAPI() (pool_numpy_ready).
+ * Cython would call import_array at module init for a `cimport numpy`; the
+ * declarations in pool_numpy.pxd are ours, so it does not.
+ *
+ * ABI: built against numpy 2.x headers with NPY_TARGET_VERSION 1.25, the
+ * oldest numpy the wheel supports; numpy's npy_2_compat.h then reads a
+ * descriptor's size and flags the way the numpy found at run time lays them
+ * out (1.x or 2.x).
+ *
+ * Free-threaded builds: two threads may run the first import at once; both
+ * store the same table pointer (numpy's own import_array has the same
+ * benign race).
+ */
+#ifndef POOL_NUMPY_H
+#define POOL_NUMPY_H
+
+#include <Python.h>
+
+/* borrow(): is a refcount exact?  Only while the GIL serialises threads. */
+#if defined(Py_GIL_DISABLED)
+#define POOL_REFCNT_EXACT 0
+#else
+#define POOL_REFCNT_EXACT 1
+#endif
+
+#if defined(POOL_NO_NUMPY)
+/* Built without numpy's headers (CMake found none: numpy has no wheels for
+ * CPython 3.9 and 3.10 on Windows ARM64).  Everything else works; every
+ * array call raises ImportError.  These stand-ins are never reached past
+ * pool_numpy_ready(). */
+#define POOL_NUMPY_HEADERS 0
+typedef Py_ssize_t npy_intp;
+typedef unsigned long long npy_uint64;
+typedef struct { PyObject_HEAD } PyArray_Descr;
+enum { NPY_ITEM_REFCOUNT = 0x01, NPY_ITEM_IS_POINTER = 0x04, NPY_NEEDS_INIT = 0x08,
+       NPY_ARRAY_C_CONTIGUOUS = 0x01, NPY_ARRAY_F_CONTIGUOUS = 0x02, NPY_ARRAY_WRITEABLE = 0x400 };
+static inline int pool_numpy_ready_fast(void) { return 0; }
+static inline int pool_numpy_ready(void)
+{
+    PyErr_SetString(PyExc_ImportError, "this pool_ext was built without numpy's headers, so it "
+                    "makes no arrays: build it from source with numpy installed");
+    return -1;
+}
+static inline npy_intp pool_descr_elsize(PyArray_Descr *d) { (void)d; return 0; }
+static inline npy_uint64 pool_descr_flags(PyArray_Descr *d) { (void)d; return 0; }
+static inline int pool_ndarray_check(PyObject *o) { (void)o; return 0; }
+static inline int pool_ndarray_is_fortran(PyObject *a) { (void)a; return 0; }
+static inline void pool_ndarray_forget(PyObject *a) { (void)a; }
+static inline PyObject *pool_ndarray_new(PyArray_Descr *descr, int nd, const npy_intp *dims,
+                                         void *data, int fortran, PyObject *base)
+{
+    (void)nd; (void)dims; (void)data; (void)fortran;
+    Py_DECREF((PyObject *)descr);
+    Py_DECREF(base);
+    return NULL;
+}
+static inline PyObject *pool_ndarray_base(PyObject *a) { (void)a; return NULL; }
+static inline PyArray_Descr *pool_ndarray_descr(PyObject *a) { (void)a; return NULL; }
+static inline int pool_ndarray_ndim(PyObject *a) { (void)a; return 0; }
+static inline npy_intp *pool_ndarray_dims(PyObject *a) { (void)a; return NULL; }
+static inline int PyArray_DescrConverter(PyObject *o, PyArray_Descr **d) { (void)o; *d = NULL; return 0; }
+static inline PyObject *PyArray_FromAny(PyObject *op, PyArray_Descr *t, int a, int b, int c,
+                                        PyObject *ctx)
+{
+    (void)op; (void)t; (void)a; (void)b; (void)c; (void)ctx;
+    return NULL;
+}
+#else
+#define POOL_NUMPY_HEADERS 1
+#define NPY_NO_DEPRECATED_API NPY_1_25_API_VERSION
+#define NPY_TARGET_VERSION NPY_1_25_API_VERSION
+#include <numpy/arrayobject.h>
+
+/* The hot path's test: 1 if numpy's API is imported. */
+static inline int pool_numpy_ready_fast(void) { return PyArray_API != NULL; }
+
+/* 1 once numpy's API is imported; else -1 with ImportError set. */
+static inline int pool_numpy_ready(void)
+{
+    return PyArray_API != NULL ? 1 : (PyArray_ImportNumPyAPI() < 0 ? -1 : 1);
+}
+
+static inline npy_intp pool_descr_elsize(PyArray_Descr *d) { return (npy_intp)PyDataType_ELSIZE(d); }
+static inline npy_uint64 pool_descr_flags(PyArray_Descr *d) { return (npy_uint64)PyDataType_FLAGS(d); }
+static inline int pool_descr_has_fields(PyArray_Descr *d) { return PyDataType_HASFIELDS(d); }
+
+static inline int pool_ndarray_check(PyObject *o) { return PyArray_Check(o); }
+
+/* A writable C- or F-ordered numpy.ndarray (exactly, not a subclass) over
+ * data, which `base` owns; steals descr and base, also on failure.  New
+ * reference, or NULL with an exception set. */
+static inline PyObject *pool_ndarray_new(PyArray_Descr *descr, int nd, const npy_intp *dims,
+                                         void *data, int fortran, PyObject *base)
+{
+    PyObject *a = PyArray_NewFromDescr(
+        &PyArray_Type, descr, nd, dims, NULL, data,
+        NPY_ARRAY_WRITEABLE | (fortran ? NPY_ARRAY_F_CONTIGUOUS : NPY_ARRAY_C_CONTIGUOUS), NULL);
+    if (a == NULL) {
+        Py_DECREF(base);
+        return NULL;
+    }
+    if (PyArray_SetBaseObject((PyArrayObject *)a, base) < 0) {   /* steals base */
+        Py_DECREF(a);
+        return NULL;
+    }
+    return a;
+}
+
+static inline PyArray_Descr *pool_ndarray_descr(PyObject *a) { return PyArray_DESCR((PyArrayObject *)a); }
+static inline PyObject *pool_ndarray_base(PyObject *a) { return PyArray_BASE((PyArrayObject *)a); }
+static inline int pool_ndarray_ndim(PyObject *a) { return PyArray_NDIM((PyArrayObject *)a); }
+static inline npy_intp *pool_ndarray_dims(PyObject *a) { return PyArray_DIMS((PyArrayObject *)a); }
+static inline int pool_ndarray_is_fortran(PyObject *a)
+{
+    /* order="K" of empty_like: F only for an F- and not C-contiguous array */
+    return PyArray_IS_F_CONTIGUOUS((PyArrayObject *)a)
+           && !PyArray_IS_C_CONTIGUOUS((PyArrayObject *)a);
+}
+
+/* borrow()'s exit when nothing but the lease and its `as` name refer to the
+ * array: it gives the block back now, so the array must stop pointing into
+ * it.  Every dimension becomes 0 (a.size == 0) and the data pointer an
+ * empty static buffer: a later use of the name sees an empty array, never
+ * memory that another hand-out owns.  The fields are numpy's public
+ * PyArrayObject_fields, the same layout in 1.x and 2.x. */
+static char pool_ndarray_nothing_[64];
+static inline void pool_ndarray_forget(PyObject *a)
+{
+    PyArrayObject_fields *f = (PyArrayObject_fields *)a;
+    int i;
+    for (i = 0; i < f->nd; i++)
+        f->dimensions[i] = 0;
+    f->data = pool_ndarray_nothing_;
+}
+
+#endif /* POOL_NO_NUMPY */
+#endif /* POOL_NUMPY_H */
