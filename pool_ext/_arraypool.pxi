@@ -219,12 +219,10 @@ cdef class ArrayPool:
         blk.slots = &blk._table1
         buf = PooledBuffer.__new__(PooledBuffer)
         buf._store = blk
-        buf._gen = pool_slots_hold(blk.slots, 0)   # FREE -> HELD, generation 0
         buf._index = 0
         buf._ptr = blk.block.ptr
         buf._len = <Py_ssize_t>n
-        buf._pool = self
-        buf._released = 0
+        _bind(buf, self, pool_slots_hold(blk.slots, 0))   # FREE -> HELD, generation 0
         return buf
 
     def lease(self, nbytes):

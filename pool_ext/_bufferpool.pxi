@@ -19,7 +19,8 @@
 # (to give it back and wake waiters).
 #
 # Handle reuse (GIL builds, POOL_CACHE_HANDLES): when a handle's slot goes
-# back to the pool, the pool keeps the handle in _handles[slot] and the
+# back to the pool, the pool keeps the handle in _handles[slot] (or, if that
+# holds another handle nobody holds, _handles[capacity + slot]) and the
 # handle drops its pool reference (so no cycle).  The next acquire of that
 # slot reuses the handle if the pool holds the only reference to it (the
 # user dropped it), taking it out of the cache: no allocation and no
@@ -82,7 +83,7 @@ cdef class BufferPool(_PoolBase):
             pool_arena_free(self._arena)
             raise MemoryError(f"cannot allocate {n} pool slots")
         if POOL_CACHE_HANDLES:
-            self._handles = <PyObject **>calloc(n, sizeof(PyObject *))
+            self._handles = <PyObject **>calloc(2 * <size_t>n, sizeof(PyObject *))
             if self._handles == NULL:
                 pool_slots_free(self._slots)
                 pool_arena_free(self._arena)
@@ -98,29 +99,51 @@ cdef class BufferPool(_PoolBase):
         # goes with _store, when the last handle that reaches it goes.
         cdef uint32_t i
         if self._handles != NULL:
-            for i in range(self._capacity):
+            for i in range(2 * <size_t>self._capacity):
                 Py_XDECREF(self._handles[i])
             free(self._handles)
 
     # -- the hot path ------------------------------------------------------
-    cdef object _try_take(self):
+    cdef inline object _take(self):
+        """A hand-out, or _NOTHING if no slot is free (PoolClosed raised)."""
         cdef uint32_t i, gen
-        cdef PooledBuffer buf
         cdef PyObject *cached
+        cdef object handle
         if _is_closed(self):
-            raise PoolClosed("acquire() on a closed pool")
+            return self._cold_closed()
         i = pool_slots_pop_hold(self._slots, &self._free, &gen)
         if i == POOL_NIL:
             return _NOTHING
         cached = self._handles[i] if POOL_CACHE_HANDLES else NULL
-        if cached != NULL and pool_refcnt(cached) == 1:
-            # Only the cache holds it: reuse it, and take it out of the cache
-            # (the cache's reference becomes the caller's), so that if the
-            # caller drops it unreleased it is deallocated, warns and frees
-            # its slot as any handle does.
-            buf = <PooledBuffer>cached
-            self._handles[i] = NULL
-            Py_DECREF(buf)
+        if cached == NULL or pool_refcnt(cached) != 1:
+            return self._cold_new_handle(i, gen)
+        # Only the cache holds it: reuse it, and take it out of the cache
+        # (the cache's reference becomes the caller's), so that if the
+        # caller drops it unreleased it is deallocated, warns and frees its
+        # slot as any handle does.  It served slot i before: its store,
+        # pointer and length are right; only the hand-out is new.
+        self._handles[i] = NULL
+        handle = <object>cached
+        Py_DECREF(handle)            # the cache's reference: handle's now
+        _bind(<PooledBuffer>cached, self, gen)
+        _count(&self._acquires)
+        return handle
+
+    cdef object _cold_closed(self):
+        raise PoolClosed("acquire() on a closed pool")
+
+    cdef object _cold_new_handle(self, uint32_t i, uint32_t gen):
+        """A handle for slot i (held) when its cached one is still referenced:
+        the slot's second cached handle if nobody holds it, else a new one.
+        (Two per slot, so that `with bufs.acquire() as b:` in a loop, where
+        `b` keeps the last handle until the next one is bound, allocates
+        nothing: measured on 3.11, 1,716 -> 1,514 instructions per `with`.)"""
+        cdef PooledBuffer buf
+        cdef PyObject *alt = self._handles[self._capacity + i] if POOL_CACHE_HANDLES else NULL
+        if alt != NULL and pool_refcnt(alt) == 1:
+            self._handles[self._capacity + i] = NULL
+            buf = <PooledBuffer>alt
+            Py_DECREF(buf)               # the cache's reference: buf's now
         else:
             try:
                 buf = PooledBuffer.__new__(PooledBuffer)
@@ -128,15 +151,16 @@ cdef class BufferPool(_PoolBase):
                 pool_slots_free_push(self._slots, &self._free, i)
                 _notify(self)
                 raise
-            buf._store = self._store          # a cached handle has it already
-        buf._gen = gen
-        buf._index = i
-        buf._ptr = pool_arena_slot(self._arena, i)
-        buf._len = <Py_ssize_t>self._arena.size
-        buf._pool = self
-        buf._released = 0
+            buf._store = self._store
+            buf._index = i
+            buf._ptr = pool_arena_slot(self._arena, i)
+            buf._len = <Py_ssize_t>self._arena.size
+        _bind(buf, self, gen)
         _count(&self._acquires)
         return buf
+
+    cdef object _try_take(self):
+        return self._take()
 
     cdef int _give_back(self, object buf) except -1:
         return (<PooledBuffer>buf)._release()
@@ -144,15 +168,24 @@ cdef class BufferPool(_PoolBase):
     cdef int _lease_exit(self, object buf) except -1:
         return (<PooledBuffer>buf)._release_if_live()
 
-    cdef void _keep_handle(self, PooledBuffer buf) noexcept:
-        """buf's slot is coming back: keep buf for reuse; it lets go of us.
-        The caller holds its own reference to the pool across this call."""
-        cdef PyObject *old = self._handles[buf._index]
-        if old != <PyObject *>buf:
-            Py_INCREF(buf)
-            self._handles[buf._index] = <PyObject *>buf
-            Py_XDECREF(old)
-        buf._pool = None
+    cdef inline void _keep_handle(self, PooledBuffer buf) noexcept:
+        """buf's slot is coming back: keep buf for its next hand-out, as the
+        slot's first cached handle, or its second if the first is another
+        one that nobody holds (it lets go of us once the slot is back:
+        PooledBuffer._retire)."""
+        cdef uint32_t i = buf._index
+        cdef PyObject *first = self._handles[i]
+        cdef PyObject *old
+        if first == <PyObject *>buf:
+            return
+        if first != NULL and pool_refcnt(first) == 1:
+            i += self._capacity          # the first is free for the next hand-out
+            if self._handles[i] == <PyObject *>buf:
+                return
+        old = self._handles[i]
+        Py_INCREF(buf)
+        self._handles[i] = <PyObject *>buf
+        Py_XDECREF(old)
 
     cdef inline void _return_slot(self, uint32_t i) noexcept:
         """Slot i is FREE (its owner won the transition): back on the list."""
@@ -163,20 +196,10 @@ cdef class BufferPool(_PoolBase):
         _notify(self)
 
     # -- public API --------------------------------------------------------
-    def acquire(self, timeout=None):
-        """Hands out a PooledBuffer; waits up to `timeout` seconds if none is
-        free (None or inf: forever, 0: never).  PoolExhausted when time runs
-        out, PoolClosed once closed."""
-        _check_timeout(timeout)
-        item = self._try_take()   # (not self._acquire(): see ObjectPool.acquire)
-        if item is _NOTHING:
-            return self._acquire_wait(timeout)
-        return item
-
     @cython.always_allow_keywords(False)   # METH_NOARGS / METH_O
     def try_acquire(self):
         """Hands out a PooledBuffer, or returns None at once if none is free."""
-        item = self._try_take()
+        item = self._take()
         return None if item is _NOTHING else item
 
     @cython.always_allow_keywords(False)   # METH_NOARGS / METH_O
@@ -221,16 +244,6 @@ cdef class BufferPool(_PoolBase):
         if zero and not self._zero_on_release:
             memset(base._buf._ptr, 0, req.nbytes)
         return _array_make(&req, descr, base._buf._ptr, base)
-
-    def lease(self, timeout=None):
-        """A context manager: acquires on entry, releases on exit (also on
-        an exception).  ``with pool.lease(timeout=2.0) as buf: ...``
-
-        The same timeout rules as acquire(); PoolClosed at once if the pool
-        is closed.  A lease is entered once at a time (RuntimeError if it is
-        already active); entered and dropped without exit, it gives its
-        buffer back with a ResourceWarning."""
-        return self._new_lease(timeout)
 
     def close(self):
         """Later acquires raise PoolClosed; sleeping acquirers wake and raise

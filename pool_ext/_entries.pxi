@@ -57,8 +57,37 @@ cdef object _pool_lease_args(_PoolBase self, PyObject **args, Py_ssize_t nargs,
     return self._new_lease(_timeout_arg(args, nargs, kwnames, "lease"))
 
 
+cdef object _bufferpool_acquire(BufferPool self, PyObject **args, Py_ssize_t nargs,
+                                PyObject *kwnames):
+    if nargs == 0 and kwnames == NULL:
+        item = self._take()
+        if item is not _NOTHING:
+            return item
+        return self._acquire_wait(None)
+    return _bufferpool_acquire_args(self, args, nargs, kwnames)
+
+
+cdef object _bufferpool_acquire_args(BufferPool self, PyObject **args, Py_ssize_t nargs,
+                                     PyObject *kwnames):
+    timeout = _timeout_arg(args, nargs, kwnames, "acquire")
+    _check_timeout(timeout)   # validated even when a buffer is free
+    item = self._take()
+    if item is _NOTHING:
+        return self._acquire_wait(timeout)
+    return item
+
+
+cdef object _bufferpool_lease(BufferPool self, PyObject **args, Py_ssize_t nargs,
+                              PyObject *kwnames):
+    if nargs == 0 and kwnames == NULL and not _is_closed(self):
+        return _lease_new(self, None)
+    return _pool_lease_args(self, args, nargs, kwnames)
+
+
 cdef PyMethodDef _objectpool_acquire_def
 cdef PyMethodDef _objectpool_lease_def
+cdef PyMethodDef _bufferpool_acquire_def
+cdef PyMethodDef _bufferpool_lease_def
 
 
 cdef int _install_fastcall(type cls, PyMethodDef *d, const char *name, void *fn,
@@ -90,3 +119,15 @@ _install_fastcall(ObjectPool, &_objectpool_lease_def, b"lease",
                   b"is closed.  A lease is entered once at a time (RuntimeError if it is\n"
                   b"already active); entered and dropped without exit, it gives its\n"
                   b"object back with a ResourceWarning.")
+_install_fastcall(BufferPool, &_bufferpool_acquire_def, b"acquire",
+                  <void *>_bufferpool_acquire,
+                  b"acquire($self, /, timeout=None)\n--\n\n"
+                  b"Hands out a PooledBuffer; waits up to `timeout` seconds if none is\n"
+                  b"free (None or inf: forever, 0: never).  PoolExhausted when time runs\n"
+                  b"out, PoolClosed once closed.")
+_install_fastcall(BufferPool, &_bufferpool_lease_def, b"lease",
+                  <void *>_bufferpool_lease,
+                  b"lease($self, /, timeout=None)\n--\n\n"
+                  b"A context manager: ``with bufs.lease() as buf: ...`` acquires on\n"
+                  b"entry and releases on exit (unless already released).  The same\n"
+                  b"timeout rules as acquire(); PoolClosed at once if the pool is closed.")

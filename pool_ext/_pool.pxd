@@ -125,12 +125,15 @@ cdef class BufferPool(_PoolBase):
     cdef _BufferStore _store       # the arena and the slot states
     cdef pool_arena_t *_arena      # &_store.arena
     cdef pool_slots_t *_slots      # &_store.slots
-    cdef PyObject **_handles       # slot -> released handle kept for reuse, or NULL
+    cdef PyObject **_handles       # 2 per slot: released handles kept for reuse, or NULL
     cdef pool_freelist_t _free
     cdef bint _zero_on_release
     cdef size_t _requested_alignment
 
-    cdef void _keep_handle(self, PooledBuffer buf) noexcept
+    cdef inline object _take(self)
+    cdef object _cold_closed(self)
+    cdef object _cold_new_handle(self, uint32_t i, uint32_t gen)
+    cdef inline void _keep_handle(self, PooledBuffer buf) noexcept
     cdef inline void _return_slot(self, uint32_t i) noexcept
     cdef object _array(self, object shape, object dtype, object order, object timeout,
                        bint zero)
@@ -138,7 +141,7 @@ cdef class BufferPool(_PoolBase):
 
 @cython.final
 cdef class PooledBuffer:
-    cdef object _pool             # BufferPool or ArrayPool while it holds a slot
+    cdef PyObject *_pool          # owned: BufferPool or ArrayPool while it holds a slot
     cdef _Store _store            # the memory and slot states; always
     cdef unsigned char *_ptr
     cdef Py_ssize_t _len          # also the export's shape[0]
@@ -146,11 +149,12 @@ cdef class PooledBuffer:
     cdef uint32_t _gen
     cdef uint32_t _released       # 1 once released (or never bound)
 
+    cdef void _dropped(self) noexcept
     cdef void _retire(self) noexcept
     cdef int _check_live(self) except -1
     cdef int _release_if_live(self) except -1
-    cdef int _release(self) except -1
-    cdef int _end(self, int rc) noexcept
+    cdef inline int _release(self) except -1
+    cdef inline int _end(self, int rc) noexcept
 
 
 # ArrayPool (_arraypool.pxi) and the arrays of both pools (_ndarray.pxi).

@@ -9,6 +9,10 @@ cdef str _DEAD_MESSAGE = "operation on a released PooledBuffer (or one no pool h
 cdef str _RELEASED_MESSAGE = "release of a PooledBuffer that was already released"
 
 
+cdef int _cold_released() except -1:
+    raise PoolError(_RELEASED_MESSAGE)
+
+
 @cython.no_gc   # holds no Python object
 cdef class _Store:
     """What a PooledBuffer's memory lives in: the slot states its handle is
@@ -30,6 +34,21 @@ cdef class _BufferStore(_Store):
     def __dealloc__(self):
         pool_slots_free(&self.table)
         pool_arena_free(&self.arena)
+
+
+cdef inline void _bind(PooledBuffer buf, object pool, uint32_t gen) noexcept:
+    """buf is now the hand-out gen of its slot, held from pool."""
+    Py_INCREF(pool)
+    buf._pool = <PyObject *>pool
+    buf._gen = gen
+    buf._released = 0
+
+
+cdef inline void _unbind(PooledBuffer buf) noexcept:
+    """buf lets go of its pool (its slot is back)."""
+    cdef PyObject *pool = buf._pool
+    buf._pool = NULL
+    Py_XDECREF(pool)
 
 
 @cython.no_gc   # references its pool and store, which reference no handle it holds
@@ -56,31 +75,36 @@ cdef class PooledBuffer:
         self._released = 1        # a handle not made by a pool is dead
 
     def __dealloc__(self):
-        if pool_load32(&self._released, POOL_ACQUIRE) != 0 or self._pool is None:
-            return
-        # Dropped without release: give the slot back, then say so.  No
-        # export can be alive (exports reference us), so it is FREED now.
+        if pool_load32(&self._released, POOL_ACQUIRE) == 0 and self._pool != NULL:
+            self._dropped()
+        _unbind(self)
+
+    cdef void _dropped(self) noexcept:
+        """Dropped without release: give the slot back, then say so.  No
+        export can be alive (exports reference us), so it is FREED now."""
+        pool = <object>self._pool
         if pool_slots_release_handle(self._store.slots, self._index,
                                      self._gen) == POOL_FREED:
             if type(self._store) is _BufferStore:
-                (<BufferPool>self._pool)._return_slot(self._index)
+                (<BufferPool>pool)._return_slot(self._index)
             else:
                 (<_Block>self._store)._give_back()
         _warnings.warn(
-            f"PooledBuffer (slot {self._index} of {self._pool!r}) was never "
+            f"PooledBuffer (slot {self._index} of {pool!r}) was never "
             f"released; its memory was returned when it was garbage collected",
             ResourceWarning, stacklevel=1)
 
     cdef void _retire(self) noexcept:
         """Our slot is FREE (we won the transition): return it to the pool."""
-        cdef BufferPool pool
         if type(self._store) is not _BufferStore:
             (<_Block>self._store)._give_back()   # an ArrayPool block
-            return
-        pool = <BufferPool>self._pool       # keeps the pool alive meanwhile
-        if POOL_CACHE_HANDLES:
-            pool._keep_handle(self)         # before the push: nobody can see
-        pool._return_slot(self._index)      # the slot until it is on the list
+        else:
+            if POOL_CACHE_HANDLES:
+                # into the cache before the push: nobody can see the slot
+                # until it is on the list
+                (<BufferPool>self._pool)._keep_handle(self)
+            (<BufferPool>self._pool)._return_slot(self._index)
+        _unbind(self)   # last: this may drop the pool
 
     cdef int _check_live(self) except -1:
         if pool_load32(&self._released, POOL_ACQUIRE) != 0 or \
@@ -95,15 +119,15 @@ cdef class PooledBuffer:
                                                 self._gen))
         return 0
 
-    cdef int _release(self) except -1:
-        if pool_load32(&self._released, POOL_ACQUIRE) != 0 or self._store is None:
-            raise PoolError(_RELEASED_MESSAGE)
+    cdef inline int _release(self) except -1:
+        if pool_load32(&self._released, POOL_ACQUIRE) != 0:
+            return _cold_released()
         if self._end(pool_slots_release_handle(self._store.slots, self._index,
                                                self._gen)) < 0:
-            raise PoolError(_RELEASED_MESSAGE)
+            return _cold_released()
         return 0
 
-    cdef int _end(self, int rc) noexcept:
+    cdef inline int _end(self, int rc) noexcept:
         """After our release transition (rc): mark the handle released and, if
         the slot is FREE, give it back.  rc < 0: another thread released it
         first; nothing to do."""
@@ -130,9 +154,9 @@ cdef class PooledBuffer:
     def pool(self):
         """The BufferPool or ArrayPool this buffer came from; None once
         released (even if a live view defers the memory's return)."""
-        if pool_load32(&self._released, POOL_ACQUIRE) != 0:
+        if pool_load32(&self._released, POOL_ACQUIRE) != 0 or self._pool == NULL:
             return None
-        return self._pool
+        return <object>self._pool
 
     def __len__(self):
         self._check_live()
