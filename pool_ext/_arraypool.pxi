@@ -156,7 +156,7 @@ cdef class ArrayPool:
         cdef _Block blk
         descr = _array_request(shape, dtype, order, &req)
         blk = self._take(req.nbytes)
-        if zero and not (blk.block.flags & POOL_BLOCK_ZEROED):
+        if (zero or req.needs_init) and not (blk.block.flags & POOL_BLOCK_ZEROED):
             memset(blk.block.ptr, 0, req.nbytes)
         return _array_make(&req, descr, blk.block.ptr, blk)
 
@@ -165,7 +165,7 @@ cdef class ArrayPool:
         cdef _Block blk
         descr = _like_request(a, dtype, order, &req)
         blk = self._take(req.nbytes)
-        if zero and not (blk.block.flags & POOL_BLOCK_ZEROED):
+        if (zero or req.needs_init) and not (blk.block.flags & POOL_BLOCK_ZEROED):
             memset(blk.block.ptr, 0, req.nbytes)
         return _array_make(&req, descr, blk.block.ptr, blk)
 

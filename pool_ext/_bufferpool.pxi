@@ -241,7 +241,7 @@ cdef class BufferPool(_PoolBase):
                              f"pool's buffer_size ({self._arena.size})")
         base = _BufferArrayBase.__new__(_BufferArrayBase)
         base._buf = self._acquire(timeout)
-        if zero and not self._zero_on_release:
+        if (zero or req.needs_init) and not self._zero_on_release:
             memset(base._buf._ptr, 0, req.nbytes)
         return _array_make(&req, descr, base._buf._ptr, base)
 

@@ -25,11 +25,12 @@ cdef enum:
 cdef struct _ArrayShape:
     int nd
     bint fortran
+    bint needs_init     # the dtype must start zeroed (numpy's NPY_NEEDS_INIT: 'U')
     size_t nbytes
     npy_intp dims[_MAX_NDIM]
 
 cdef str _NO_NUMPY = "ArrayPool and BufferPool arrays need numpy: pip install numpy"
-cdef uint64_t _REFUSED_FLAGS = NPY_ITEM_REFCOUNT | NPY_ITEM_IS_POINTER | NPY_NEEDS_INIT
+cdef uint64_t _REFUSED_FLAGS = NPY_ITEM_REFCOUNT | NPY_ITEM_IS_POINTER
 
 
 cdef int _numpy_import() except -1:
@@ -137,6 +138,9 @@ cdef object _array_request(object shape, object dtype, object order, _ArrayShape
     _numpy_ready()
     _parse_shape(shape, req)
     descr = _parse_dtype(dtype, &itemsize)
+    # numpy zero-fills such dtypes in empty() too (the bytes must be valid)
+    req.needs_init = (pool_descr_flags(<PyArray_Descr *><PyObject *>descr)
+                      & NPY_NEEDS_INIT) != 0
     req.fortran = _parse_order(order, False) == 1
     total = itemsize
     for i in range(req.nd):

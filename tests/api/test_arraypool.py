@@ -493,3 +493,20 @@ def test_uninitialised_pool_refuses():
         with pytest.raises(RuntimeError):
             call()
     assert p.trim() == 0 and p.retained_bytes == 0
+
+
+def test_dtypes_numpy_zero_fills_start_zeroed(np):
+    # numpy gives 'U' arrays from np.empty zero-filled (NPY_NEEDS_INIT): so
+    # does the pool, even over a block that held other bytes
+    from pool_ext import ArrayPool, BufferPool
+    arrays = ArrayPool()
+    dirty = arrays.empty(64, np.uint8)
+    dirty[:] = 0xFF
+    del dirty
+    u = arrays.empty(4, "U4")
+    assert (u == "").all() and u.dtype == np.dtype("U4")
+    bufs = BufferPool(64, 1)
+    dirty = bufs.empty(64, np.uint8)
+    dirty[:] = 0xFF
+    del dirty
+    assert (bufs.empty(2, "U8") == "").all()
