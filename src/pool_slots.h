@@ -110,9 +110,8 @@ static inline uint32_t pool_slots_pop_hold(pool_slots_t *s, pool_freelist_t *fl,
                                            uint32_t *gen)
 {
     uint32_t i = pool_freelist_pop_mpmc(fl, s->next);
-    if (i != POOL_NIL)
-        *gen = pool_slots_hold(s, i);
-    return i;
+    *gen = i != POOL_NIL ? pool_slots_hold(s, i) : 0;   /* always set: no caller */
+    return i;                                           /* reads it uninitialised */
 }
 
 /* Owner: index i was just popped; mark it RELEASING instead of HELD: owned
