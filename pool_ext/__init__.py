@@ -11,11 +11,13 @@ from pool_ext._pool import (
     ATOMICS,
     MAX_CAPACITY,
     BufferPool,
+    Holder,
     ObjectPool,
     PoolClosed,
     PoolError,
     PoolExhausted,
     PooledBuffer,
+    PoolLeakWarning,
 )
 
 __version__ = "0.1.0"
@@ -24,10 +26,12 @@ __all__ = [
     "ATOMICS",
     "MAX_CAPACITY",
     "BufferPool",
+    "Holder",
     "ObjectPool",
     "PoolClosed",
     "PoolError",
     "PoolExhausted",
+    "PoolLeakWarning",
     "PooledBuffer",
     "__version__",
 ]

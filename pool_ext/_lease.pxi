@@ -14,6 +14,8 @@ cdef inline object _lease_take_idle(_PoolBase pool):
     cdef uint32_t i
     if type(pool) is ObjectPool and not _is_closed(pool):
         objects = <ObjectPool>pool
+        if not objects._plain_take:
+            return _NOTHING   # health rules or tracking: pool._acquire does it all
         i = objects._pop_idle()
         if i != POOL_NIL:
             return <object>objects._items[i]
@@ -69,7 +71,7 @@ cdef class _Lease:
                 self._state = _LEASE_IDLE
         if item is not _NOTHING:
             if type(self._pool) is ObjectPool:
-                (<ObjectPool>self._pool)._release(item)   # inline, no vtable
+                (<ObjectPool>self._pool)._release(item, True)   # inline, no vtable
             else:
                 self._pool._lease_exit(item)
         return False
@@ -105,14 +107,28 @@ cdef void _lease_dropped(_Lease lease) noexcept:
     PyErr_Fetch(&t, &v, &tb)
     lease._state = _LEASE_IDLE
     try:
+        where = _lease_item_stack_text(lease._pool, lease._item)   # before the exit
         lease._pool._lease_exit(lease._item)
         _warnings.warn(f"a lease of {lease._pool!r} was entered and never exited; "
-                       f"what it held was given back when it was garbage collected",
-                       ResourceWarning, stacklevel=1)
+                       f"what it held was given back when it was garbage collected"
+                       f"{where}", ResourceWarning, stacklevel=1)
     except BaseException:
         PyErr_WriteUnraisable(<PyObject *>lease)
     PyErr_Restore(t, v, tb)
     Py_SET_REFCNT(<PyObject *>lease, 0)
+
+
+cdef str _lease_item_stack_text(_PoolBase pool, object item):
+    """'; acquired at:' and the stack of a tracked lease's hand-out, or ''."""
+    cdef uint32_t i
+    if pool._holders is None:
+        return ""
+    if type(item) is PooledBuffer:
+        if (<PooledBuffer>item)._released:   # its slot may be another's hand-out now
+            return ""
+        return _holder_stack_text(pool, (<PooledBuffer>item)._index)
+    i = pool_addrmap_find(&(<ObjectPool>pool)._map, <uintptr_t><PyObject *>item)
+    return "" if i == POOL_NIL else _holder_stack_text(pool, i)
 
 
 _lease_cython_dealloc = (<PyTypeObject *>_Lease).tp_dealloc

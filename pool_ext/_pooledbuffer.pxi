@@ -48,12 +48,13 @@ cdef class PooledBuffer:
             return
         # Dropped without release: give the slot back, then say so.  No
         # export can be alive (exports reference us), so it is FREED now.
+        where = _holder_stack_text(self._pool, self._index)   # before the slot goes
         if pool_slots_release_handle(&self._store.slots, self._index,
                                      self._gen) == POOL_FREED:
             self._pool._return_slot(self._index)
         _warnings.warn(
             f"PooledBuffer (slot {self._index} of {self._pool!r}) was never "
-            f"released; its slot was returned when it was garbage collected",
+            f"released; its slot was returned when it was garbage collected{where}",
             ResourceWarning, stacklevel=1)
 
     cdef void _retire(self) noexcept:
