@@ -10,6 +10,10 @@ Environment knobs (all optional; pytest's header line shows the values in force)
     POOL_HYPOTHESIS_STEPS     steps per example (40)
     POOL_LEAK_CYCLES          cycles per leak kind (1000000; see soak/test_leaks.py)
     POOL_LEAK_FULL            1: every leak kind runs all its cycles (off)
+    POOL_PG_DSN               a PostgreSQL server for tests/integration (libpq
+                              conninfo; tools/pg_server.sh starts one); unset: skipped
+    POOL_REQUIRE_POSTGRES     1: tests/integration fail, not skip, without a server
+    POOL_PG_TRANSACTIONS      transactions per thread in the PostgreSQL stress (2000)
     CC                        C compiler for tests/c (default: gcc, cc or clang)
 
 Shared helpers (Thing, run_script, ...) are in helpers.py, not here.
@@ -34,6 +38,9 @@ class Knobs:
     hypothesis_steps: int
     leak_cycles: int
     leak_full: bool
+    pg_dsn: Optional[str]
+    require_postgres: bool
+    pg_transactions: int
     cc: Optional[str]
 
     @classmethod
@@ -48,6 +55,9 @@ class Knobs:
             hypothesis_steps=int(env.get("POOL_HYPOTHESIS_STEPS", "40")),
             leak_cycles=int(env.get("POOL_LEAK_CYCLES", "1000000")),
             leak_full=env.get("POOL_LEAK_FULL", "") not in ("", "0"),
+            pg_dsn=env.get("POOL_PG_DSN") or None,
+            require_postgres=env.get("POOL_REQUIRE_POSTGRES", "") not in ("", "0"),
+            pg_transactions=int(env.get("POOL_PG_TRANSACTIONS", "2000")),
             cc=env.get("CC") or None,
         )
 

@@ -3,7 +3,6 @@ naming the longest holder, leak_timeout and PoolLeakWarning, the acquiring
 stack in the warnings of a dropped lease or PooledBuffer, name= and repr().
 """
 import gc
-import inspect
 import threading
 import time
 import traceback
@@ -11,19 +10,9 @@ import warnings
 
 import pytest
 
-from helpers import Thing, run_script
+from helpers import Thing, line_of, run_script
 from pool_ext import (BufferPool, Holder, ObjectPool, PoolError, PoolExhausted,
                       PoolLeakWarning, PooledBuffer)
-
-
-def line_of(marker):
-    """The line number of the caller's source line that contains `marker`."""
-    frame = inspect.currentframe().f_back
-    lines, start = inspect.getsourcelines(frame.f_code)
-    for k, text in enumerate(lines):
-        if marker in text and "line_of(" not in text:
-            return start + k
-    raise AssertionError(marker)
 
 
 # ---- holders() -----------------------------------------------------------------------
