@@ -107,3 +107,32 @@ def cmake_exe():
 def c_compiler():
     """$CC, else gcc, cc or clang on PATH; None if none."""
     return KNOBS.cc or shutil.which("gcc") or shutil.which("cc") or shutil.which("clang")
+
+
+def _postgres_unavailable(knobs):
+    """Why no PostgreSQL server can be used, or None."""
+    if knobs.pg_dsn is None:
+        return ("no PostgreSQL server: set POOL_PG_DSN (eval \"$(bash tools/pg_server.sh "
+                "start /tmp/pg)\" starts one; bash .ci/run does)")
+    try:
+        import psycopg
+    except ImportError as e:   # psycopg, or the libpq its pure-Python layer loads
+        return f"psycopg cannot be imported: {e}"
+    try:
+        psycopg.connect(knobs.pg_dsn, connect_timeout=10).close()
+    except psycopg.Error as e:
+        return f"cannot connect to POOL_PG_DSN={knobs.pg_dsn!r}: {e}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def pg_dsn():
+    """A PostgreSQL server's libpq conninfo string (POOL_PG_DSN), or a skip
+    saying why there is none; a failure instead under POOL_REQUIRE_POSTGRES=1
+    (bash .ci/run starts a server and sets both)."""
+    reason = _postgres_unavailable(KNOBS)
+    if reason is not None:
+        if KNOBS.require_postgres:
+            pytest.fail(f"POOL_REQUIRE_POSTGRES=1, but {reason}", pytrace=False)
+        pytest.skip(reason)
+    return KNOBS.pg_dsn
