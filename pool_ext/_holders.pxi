@@ -9,8 +9,9 @@
 # runs no Python code (so a hand-out can be neither interrupted nor
 # re-entered half-recorded): the thread's name (a dict look-up by thread id
 # in threading's registry), a clock reading, and up to _STACK_LIMIT (code,
-# line) pairs of the acquiring stack, read from the frames with C calls.
-# File names and source lines are looked up only when a record is read.
+# instruction offset) pairs of the acquiring stack, read from the frames
+# with C calls into the record's own arrays.  Line numbers, file names and
+# source lines are computed only when a record is read.
 # A record references no user object (a PooledBuffer only weakly), so the
 # table, which the garbage collector does not see, holds no cycle.
 #
@@ -32,7 +33,10 @@ cdef extern from "frameobject.h":
     PyFrameObject *PyEval_GetFrame()                    # borrowed; NULL: no frame
     PyFrameObject *PyFrame_GetBack(PyFrameObject *f)    # new reference or NULL
     PyCodeObject *PyFrame_GetCode(PyFrameObject *f)     # new reference
-    int PyFrame_GetLineNumber(PyFrameObject *f)
+
+cdef extern from "pool_frames.h":
+    int pool_frame_lasti(PyFrameObject *f)
+    int pool_code_line(PyObject *code, int lasti) except? -1
 
 cdef extern from "pythread.h":
     unsigned long PyThread_get_thread_ident() nogil
@@ -68,40 +72,33 @@ cdef bint _track_from_environment():
     return _os.environ.get("POOL_EXT_TRACK", "") not in ("", "0")
 
 
-cdef tuple _capture_stack():
-    """(code, line, code, line, ...) of the calling Python frames, innermost
-    first, at most _STACK_LIMIT.  C calls only (see the design above)."""
+cdef void _capture_stack(_Hold rec) noexcept:
+    """The calling Python frames, innermost first, at most _STACK_LIMIT,
+    into rec.codes and rec.lastis.  C calls only (see the design above)."""
     cdef PyFrameObject *f = PyEval_GetFrame()
     cdef PyFrameObject *back
-    cdef int n = 0
-    cdef list out = []
     if f == NULL:
-        return ()
+        return
     Py_INCREF(<object><PyObject *>f)   # our own reference while we walk
-    try:
-        while f != NULL and n < _STACK_LIMIT:
-            code = <object><PyObject *>PyFrame_GetCode(f)   # a new reference...
-            Py_DECREF(code)                     # ...that `code` now owns
-            out.append(code)
-            out.append(PyFrame_GetLineNumber(f))
-            n += 1
-            back = PyFrame_GetBack(f)
-            Py_DECREF(<object><PyObject *>f)
-            f = back
-    finally:
-        if f != NULL:
-            Py_DECREF(<object><PyObject *>f)
-    return tuple(out)
+    while f != NULL and rec.nframes < _STACK_LIMIT:
+        rec.codes[rec.nframes] = <PyObject *>PyFrame_GetCode(f)   # owned by rec
+        rec.lastis[rec.nframes] = pool_frame_lasti(f)
+        rec.nframes += 1
+        back = PyFrame_GetBack(f)
+        Py_DECREF(<object><PyObject *>f)
+        f = back
+    if f != NULL:
+        Py_DECREF(<object><PyObject *>f)
 
 
-cdef object _stack_summary(tuple frames):
+cdef object _stack_summary(_Hold rec):
     """A record's frames as a traceback.StackSummary, oldest first."""
-    cdef Py_ssize_t k
+    cdef int k
     entries = []
-    for k in range(len(frames) - 2, -1, -2):
-        code = frames[k]
-        entries.append(_traceback.FrameSummary(code.co_filename, frames[k + 1],
-                                               code.co_name))
+    for k in range(rec.nframes - 1, -1, -1):
+        code = <object>rec.codes[k]
+        entries.append(_traceback.FrameSummary(
+            code.co_filename, pool_code_line(rec.codes[k], rec.lastis[k]), code.co_name))
     return _traceback.StackSummary.from_list(entries)
 
 
@@ -124,10 +121,11 @@ cdef str _thread_name(_Hold rec):
 
 cdef str _acquired_at(_Hold rec):
     """'File "app.py", line 42, in handle': where the hand-out was acquired."""
-    if not rec.frames:
+    if rec.nframes == 0:
         return "an unknown place (no Python frame)"
-    code = rec.frames[0]
-    return f'File "{code.co_filename}", line {rec.frames[1]}, in {code.co_name}'
+    code = <object>rec.codes[0]
+    return (f'File "{code.co_filename}", line '
+            f'{pool_code_line(rec.codes[0], rec.lastis[0])}, in {code.co_name}')
 
 
 cdef double _held_seconds(_Hold rec, uint64_t now) noexcept:
@@ -136,8 +134,14 @@ cdef double _held_seconds(_Hold rec, uint64_t now) noexcept:
 
 @cython.final
 @cython.freelist(32)
+@cython.no_gc   # a str, a weak reference and code objects: no cycle through it
 cdef class _Hold:
     """One tracked hand-out (private: holders() reports it as a Holder)."""
+
+    def __dealloc__(self):
+        cdef int k
+        for k in range(self.nframes):
+            Py_XDECREF(self.codes[k])
 
 
 @cython.final
@@ -167,7 +171,7 @@ cdef class _Holders:
             rec = _Hold.__new__(_Hold)
             rec.ident = PyThread_get_thread_ident()
             rec.thread_name = _current_thread_name(rec.ident)
-            rec.frames = _capture_stack()
+            _capture_stack(rec)
             if handle is not None:
                 rec.handle = _weakref.ref(handle)
             rec.since_ns = pool_clock_ns()
@@ -258,7 +262,7 @@ cdef str _holder_stack_text(_PoolBase pool, uint32_t i):
     if rec is None:
         return ""
     return ("; acquired at (most recent call last):\n"
-            + "".join(_stack_summary(rec.frames).format()).rstrip("\n"))
+            + "".join(_stack_summary(rec).format()).rstrip("\n"))
 
 
 cdef list _holders_list(_PoolBase pool):
@@ -270,7 +274,7 @@ cdef list _holders_list(_PoolBase pool):
         if rec.handle is not None:
             obj = rec.handle()     # None if the PooledBuffer is being dropped
         out.append(Holder(obj, _thread_name(rec), _held_seconds(rec, now),
-                          _stack_summary(rec.frames)))
+                          _stack_summary(rec)))
     return out
 
 
@@ -312,7 +316,7 @@ cdef int _warn_leaks(_PoolBase pool) except -1:
                 f"{pool._label()}: an object held for {_held_seconds(rec, now):.1f} s, "
                 f"longer than leak_timeout={h._leak_ns / 1e9:g} s, by thread "
                 f"{_thread_name(rec)!r}; acquired at (most recent call last):\n"
-                + "".join(_stack_summary(rec.frames).format()).rstrip("\n")),
+                + "".join(_stack_summary(rec).format()).rstrip("\n")),
                 stacklevel=1)   # (a C method has no frame: 1 is its caller)
         except BaseException:
             # A filter made the warning an error: that one was delivered; the

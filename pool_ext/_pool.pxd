@@ -26,9 +26,13 @@ cdef class _Hold:
     cdef uint64_t since_ns
     cdef str thread_name           # None: the thread was not made by threading
     cdef unsigned long ident       # its thread id
-    cdef tuple frames              # (code, lineno, code, lineno, ...), innermost first
     cdef object handle             # BufferPool: a weak reference to the PooledBuffer
     cdef bint warned               # PoolLeakWarning emitted for this hand-out
+    # the acquiring stack, innermost first: code objects (owned) and the byte
+    # offset of each frame's instruction (pool_frames.h)
+    cdef int nframes
+    cdef PyObject *codes[16]       # (16: _STACK_LIMIT in _holders.pxi)
+    cdef int lastis[16]
 
 
 @cython.final
