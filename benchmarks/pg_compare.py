@@ -61,7 +61,26 @@ class Bare:
             conn.close()
 
 
-class PsycopgPool:
+class Pooled:
+    """A pool: each transaction checks a connection out with self.checkout_cm()."""
+
+    def worker(self, k, n):
+        checkout = self.checkout_cm
+        for _ in range(n):
+            with checkout() as conn:
+                conn.execute("select 1").fetchone()
+
+    def checkout(self, n):
+        checkout = self.checkout_cm
+        for _ in range(n):
+            with checkout():
+                pass
+
+    def close(self):
+        self.pool.close()
+
+
+class PsycopgPool(Pooled):
     name = "psycopg_pool"
 
     def __init__(self, dsn, size):
@@ -69,24 +88,10 @@ class PsycopgPool:
             dsn, min_size=size, max_size=size, open=True,
             kwargs={"autocommit": True, "application_name": "pool_ext bench"})
         self.pool.wait(timeout=30)
-
-    def worker(self, k, n):
-        connection = self.pool.connection
-        for _ in range(n):
-            with connection() as conn:
-                conn.execute("select 1").fetchone()
-
-    def checkout(self, n):
-        connection = self.pool.connection
-        for _ in range(n):
-            with connection():
-                pass
-
-    def close(self):
-        self.pool.close()
+        self.checkout_cm = self.pool.connection
 
 
-class PoolExt:
+class PoolExt(Pooled):
     name = "pool_ext"
     track = False
 
@@ -94,21 +99,7 @@ class PoolExt:
         self.pool = ObjectPool(lambda: connect(dsn), size, prefill=size,
                                reset=lambda c: c.rollback(), destroy=lambda c: c.close(),
                                track=self.track)
-
-    def worker(self, k, n):
-        lease = self.pool.lease
-        for _ in range(n):
-            with lease() as conn:
-                conn.execute("select 1").fetchone()
-
-    def checkout(self, n):
-        lease = self.pool.lease
-        for _ in range(n):
-            with lease():
-                pass
-
-    def close(self):
-        self.pool.close()
+        self.checkout_cm = self.pool.lease
 
 
 class PoolExtTracked(PoolExt):

@@ -1,20 +1,18 @@
-"""The health options under threads, fork() and signals: drain() racing
-releases, check/max_idle/discard/the evictor racing hand-outs (no object is
-ever handed to two owners, none is destroyed twice, no slot is lost), fork()
-while the evictor runs, Ctrl-C during drain().
+"""The health options under threads and fork(): drain() racing releases,
+check/max_idle/discard/the evictor racing hand-outs (no object is ever
+handed to two owners, none is destroyed twice, no slot is lost), fork()
+while the evictor runs.  (Ctrl-C during drain(): test_signals.py.)
 
 Scripts that could hang or crash run in a subprocess (helpers.run_script).
 """
 import os
-import signal
-import subprocess
 import sys
 import threading
 import time
 
 import pytest
 
-from helpers import Thing, run_script, script_command
+from helpers import Thing, run_script
 from pool_ext import ObjectPool, PoolClosed, PoolExhausted
 
 HAS_FORK = hasattr(os, "fork") and sys.platform.startswith("linux")
@@ -166,50 +164,3 @@ def test_fork_while_the_evictor_runs(tmp_path):
         print("OK", len(made))
     """, timeout=120)
     assert proc.returncode == 0 and "OK" in proc.stdout
-
-
-DRAIN_SIGINT = """
-    import signal, threading, time
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    from pool_ext import ObjectPool
-    destroyed = []
-    pool = ObjectPool(object, 2, destroy=destroyed.append)
-    held = pool.acquire()
-    print("READY", flush=True)
-    try:
-        pool.drain()                      # waits for `held`, for ever
-    except KeyboardInterrupt:
-        print("INTERRUPTED", flush=True)
-    assert pool.closed and pool.in_use == 1
-    pool.release(held)                    # comes back later: destroyed
-    assert destroyed == [held] and pool.size == 0
-    pool.drain()                          # closed: at once
-    print("OK", flush=True)
-"""
-
-
-@pytest.mark.skipif(os.name != "posix", reason="sends a real SIGINT")
-def test_ctrl_c_ends_drain_and_the_pool_stays_closed(tmp_path):
-    command = script_command(tmp_path, DRAIN_SIGINT, name="drain_sigint.py")
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, cwd=str(tmp_path))
-    watchdog = threading.Timer(60, proc.kill)
-    watchdog.start()
-    with proc:                            # closes the pipes
-        try:
-            assert proc.stdout.readline().strip() == "READY"
-            time.sleep(0.1)               # into its wait
-            sent = time.monotonic()
-            proc.send_signal(signal.SIGINT)
-            line = proc.stdout.readline().strip()
-            elapsed = time.monotonic() - sent
-            out, err = proc.stdout.read(), proc.stderr.read()
-            proc.wait(30)
-        finally:
-            watchdog.cancel()
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    print(line, out, err)
-    assert line == "INTERRUPTED" and elapsed < 2.0
-    assert proc.returncode == 0 and "OK" in out
