@@ -129,6 +129,9 @@ cdef class ObjectPool(_PoolBase):
         self._items = <PyObject **>calloc(n, sizeof(PyObject *))
         if self._items == NULL:
             raise MemoryError(f"cannot allocate {n} pool slots")
+        free(self._expires_ns)   # (a failed __init__ may have made them)
+        free(self._idle_ns)
+        self._expires_ns = self._idle_ns = NULL
         if self._lifetime_ns != POOL_CLOCK_NEVER:
             self._expires_ns = <uint64_t *>calloc(n, sizeof(uint64_t))
             if self._expires_ns == NULL:
@@ -586,6 +589,8 @@ cdef class ObjectPool(_PoolBase):
         or close() is collected, and the thread ends at its next round.  It
         does not survive fork(): call start_evictor() again in the child."""
         cdef double t = _parse_interval(interval)
+        if self._lock is None or _is_closed(self):   # (None: never initialised)
+            raise PoolClosed(f"start_evictor() on a closed {self._label()}")
         with self._lock:
             if _is_closed(self):
                 raise PoolClosed(f"start_evictor() on a closed {self._label()}")

@@ -14,6 +14,8 @@ Environment knobs (all optional; pytest's header line shows the values in force)
                               conninfo; tools/pg_server.sh starts one); unset: skipped
     POOL_REQUIRE_POSTGRES     1: tests/integration fail, not skip, without a server
     POOL_PG_TRANSACTIONS      transactions per thread in the PostgreSQL stress (2000)
+    POOL_EXT_TRACK            1: every pool tracks its hand-outs (read by pool_ext
+                              itself; the suite passes either way)
     CC                        C compiler for tests/c (default: gcc, cc or clang)
 
 Shared helpers (Thing, run_script, ...) are in helpers.py, not here.
@@ -82,6 +84,13 @@ def rng(request):
     seed = KNOBS.seed if KNOBS.seed is not None else random.randrange(2**32)
     print(f"{request.node.nodeid}: POOL_TEST_SEED={seed}")
     return random.Random(seed)
+
+
+@pytest.fixture
+def untracked(monkeypatch):
+    """For a test about pools that do not track: POOL_EXT_TRACK unset (the
+    suite also runs with POOL_EXT_TRACK=1, every other pool tracking)."""
+    monkeypatch.delenv("POOL_EXT_TRACK", raising=False)
 
 
 @pytest.fixture

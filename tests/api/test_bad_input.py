@@ -208,6 +208,16 @@ def test_uninitialised_pools_refuse_every_call():
         assert pool.stats()["capacity"] == 0 and pool.available == 0
         repr(pool)
         pool.close()
+        with pytest.raises(PoolError):
+            pool.holders()
+    pool = ObjectPool.__new__(ObjectPool)
+    with pytest.raises(PoolClosed):
+        pool.start_evictor(1)
+    with pytest.raises(PoolClosed):
+        pool.discard(object())
+    pool.stop_evictor()
+    pool.drain()
+    assert pool.evict() == 0
 
 
 def test_uninitialised_pool_refuses_without_crashing():

@@ -44,7 +44,7 @@ def test_wait_time_is_measured_only_when_a_caller_sleeps():
     pool.release(got[0])
 
 
-def test_hold_time_needs_tracking():
+def test_hold_time_needs_tracking(untracked):
     plain = ObjectPool(Thing, 1)
     plain.release(plain.acquire())
     assert plain.stats()["holds"] == 0 and plain.stats()["hold_ns_total"] == 0

@@ -70,7 +70,7 @@ def test_the_stack_is_cut_at_16_frames():
     pool.release(obj)
 
 
-def test_holders_needs_tracking():
+def test_holders_needs_tracking(untracked):
     with pytest.raises(PoolError, match="track=True"):
         ObjectPool(Thing, 1).holders()
     with pytest.raises(PoolError, match="POOL_EXT_TRACK"):
@@ -144,7 +144,7 @@ def test_pool_exhausted_names_the_longest_holder_and_where():
     pool.release(second)
 
 
-def test_without_tracking_pool_exhausted_says_what_it_always_said():
+def test_without_tracking_pool_exhausted_says_what_it_always_said(untracked):
     pool = ObjectPool(Thing, 1)
     pool.acquire()
     with pytest.raises(PoolExhausted, match=r"^no free slot among 1 within 0.01 s$"):
@@ -259,7 +259,7 @@ def test_a_dropped_pooled_buffer_warns_with_the_acquiring_stack():
     assert bufs.in_use == 0 and bufs.holders() == []
 
 
-def test_untracked_dropped_buffer_warns_as_before():
+def test_untracked_dropped_buffer_warns_as_before(untracked):
     bufs = BufferPool(8, 1)
     buf = bufs.acquire()
     with pytest.warns(ResourceWarning) as record:
