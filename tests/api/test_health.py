@@ -541,3 +541,36 @@ def test_two_drains_at_once_both_return():
     pool.release(a)
     t.join(10)
     assert done == [None] and pool.size == 0
+
+
+# ---- hooks that turn on the pool ------------------------------------------------------
+
+
+def test_a_destroy_that_raises_while_a_check_failed_reaches_the_acquirer():
+    def destroy(conn):
+        raise Boom("close failed")
+
+    pool = ObjectPool(Conn, 1, check=lambda c: False, destroy=destroy)
+    pool.release(pool.acquire())
+    with pytest.raises(Boom):
+        pool.acquire()
+    assert pool.in_use == 0 and pool.size == 0 and pool.available == 1
+    pool.release(pool.acquire(timeout=0))   # the slot is there
+
+
+@pytest.mark.parametrize("how", ["stop_evictor", "close", "drain"])
+def test_a_hook_that_stops_its_own_evictor_from_the_evictor_thread(how):
+    calls = []
+
+    def destroy(conn):
+        calls.append(threading.current_thread().name)
+        getattr(pool, how)()              # from the evictor thread: no self-join
+
+    pool = ObjectPool(Conn, 2, max_idle=0.01, destroy=destroy)
+    pool.release(pool.acquire())
+    pool.start_evictor(0.005)
+    assert wait_until(lambda: calls)
+    assert calls[0].startswith("pool_ext evictor")
+    assert wait_until(lambda: not [t for t in threading.enumerate()
+                                   if t.name.startswith("pool_ext evictor")])
+    pool.close()
