@@ -64,13 +64,13 @@ def test_hold_time_needs_tracking(untracked):
 
 
 def test_health_counters():
-    pool = ObjectPool(Thing, 3, check=lambda t: not t.dirty, max_idle=0.05)
+    pool = ObjectPool(Thing, 3, check=lambda t: not t.dirty, max_idle=0.3)
     a, b, c = pool.acquire(), pool.acquire(), pool.acquire()
     a.dirty = True
     pool.release(a)
     pool.discard(b)
     pool.release(c)
-    time.sleep(0.08)
+    time.sleep(0.35)
     assert pool.evict() == 2              # a and c idle too long
     d = pool.acquire()
     d.dirty = True
