@@ -9,10 +9,21 @@ class PoolClosed(PoolError):
 
 
 class PoolExhausted(TimeoutError):
-    """acquire() found no free slot before its timeout ran out."""
+    """acquire() found no free slot before its timeout ran out (or drain()
+    found objects still held when its timeout ran out)."""
 
 
-for _cls in (PoolError, PoolClosed, PoolExhausted):
+class PoolLeakWarning(ResourceWarning):
+    """A hand-out held longer than the pool's leak_timeout (tracking on).
+
+    Emitted once per hand-out, with the stack that acquired it.  Unlike
+    other ResourceWarnings it is shown by default: importing pool_ext adds
+    a "default" filter for it, unless the warning filters in force already
+    decide what happens to it (``-W``, PYTHONWARNINGS, ``-X dev``).
+    """
+
+
+for _cls in (PoolError, PoolClosed, PoolExhausted, PoolLeakWarning):
     _cls.__module__ = "pool_ext"
 del _cls
 
@@ -24,21 +35,54 @@ cdef inline bint _is_bool(object value):
                                        and type(value).__module__ == "numpy")
 
 
-cdef double _parse_timeout(object timeout) except -2.0:
-    """None -> -1.0 (wait forever); else seconds >= 0.  inf waits forever."""
+cdef double _parse_seconds(object value, str name) except -2.0:
+    """A duration: None -> -1.0 (no limit); else seconds >= 0, and inf -> -1.0."""
     cdef double t
-    if timeout is None:
+    if value is None:
         return -1.0
-    if _is_bool(timeout):
-        raise TypeError(f"timeout must be a number or None, not {type(timeout).__name__}")
-    t = PyFloat_AsDouble(timeout)   # TypeError for non-numbers
+    if _is_bool(value):
+        raise TypeError(f"{name} must be a number or None, not {type(value).__name__}")
+    try:
+        t = PyFloat_AsDouble(value)   # TypeError for non-numbers
+    except TypeError:
+        raise TypeError(f"{name} must be a number or None, not "
+                        f"{type(value).__name__}") from None
     if isnan(t):
-        raise ValueError("timeout must not be NaN")
+        raise ValueError(f"{name} must not be NaN")
     if t < 0:
-        raise ValueError("timeout must be non-negative or None")
+        raise ValueError(f"{name} must be non-negative or None")
     if isinf(t):
         return -1.0
     return t
+
+
+cdef inline double _parse_timeout(object timeout) except -2.0:
+    """None -> -1.0 (wait forever); else seconds >= 0.  inf waits forever."""
+    return _parse_seconds(timeout, "timeout")
+
+
+cdef uint64_t _parse_limit(object value, str name) except? 0:
+    """max_lifetime, max_idle, leak_timeout: seconds -> ns; None or inf ->
+    POOL_CLOCK_NEVER (no limit)."""
+    cdef double t = _parse_seconds(value, name)
+    return POOL_CLOCK_NEVER if t < 0 else pool_clock_from_seconds(t)
+
+
+cdef double _parse_interval(object interval) except -1.0:
+    """start_evictor(interval): seconds, > 0 and finite."""
+    cdef double t
+    if interval is None:
+        raise TypeError("interval must be a number of seconds, not None")
+    t = _parse_seconds(interval, "interval")
+    if t <= 0:
+        raise ValueError(f"interval must be a positive number of seconds, got {interval!r}")
+    return t
+
+
+cdef str _parse_name(object name):
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"name must be a str or None, not {type(name).__name__}")
+    return None if name is None else str.__str__(name)   # a plain str, whatever the subclass
 
 
 cdef inline int _check_timeout(object timeout) except -1:

@@ -31,10 +31,10 @@ cdef size_t _MAX_ALIGNMENT = 1 << 30   # a 1 GiB huge page; more is surely a mis
 
 @cython.no_gc   # references no handle it handed out; cached ones hold no reference to it
 cdef class BufferPool(_PoolBase):
-    """BufferPool(buffer_size, capacity, *, zero_on_release=False, alignment=64)
+    """BufferPool(buffer_size, capacity, *, zero_on_release=False, alignment=64, track=False, leak_timeout=None, name=None)
 --
 
-    BufferPool(buffer_size, capacity, *, zero_on_release=False, alignment=64)
+    BufferPool(buffer_size, capacity, *, zero_on_release=False, alignment=64, track=False, leak_timeout=None, name=None)
 
     A bounded, thread-safe pool of equal-sized, aligned, writable buffers.
 
@@ -61,7 +61,8 @@ cdef class BufferPool(_PoolBase):
         self._slots = self._store.slots
         self._handles = NULL   # (closed until __init__ completes: _PoolBase)
 
-    def __init__(self, buffer_size, capacity, *, zero_on_release=False, alignment=64):
+    def __init__(self, buffer_size, capacity, *, zero_on_release=False, alignment=64,
+                 track=False, leak_timeout=None, name=None):
         cdef uint32_t n
         cdef size_t size, align
         cdef int rc
@@ -89,6 +90,7 @@ cdef class BufferPool(_PoolBase):
                 pool_arena_free(self._arena)
                 raise MemoryError(f"cannot allocate {n} pool slots")
         self._capacity = n
+        self._observe_init(name, track, leak_timeout)   # (_poolbase.pxi)
         self._zero_on_release = bool(zero_on_release)
         self._requested_alignment = align
         pool_waitq_open(&self._waitq)   # open for business
@@ -126,6 +128,7 @@ cdef class BufferPool(_PoolBase):
         handle = <object>cached
         Py_DECREF(handle)            # the cache's reference: handle's now
         _bind(<PooledBuffer>cached, self, gen)
+        _hold_begin(self, i, handle)   # track=True: who holds it (_holders.pxi)
         _count(&self._acquires)
         return handle
 
@@ -156,6 +159,7 @@ cdef class BufferPool(_PoolBase):
             buf._ptr = pool_arena_slot(self._arena, i)
             buf._len = <Py_ssize_t>self._arena.size
         _bind(buf, self, gen)
+        _hold_begin(self, i, buf)   # track=True: who holds it (_holders.pxi)
         _count(&self._acquires)
         return buf
 
@@ -189,6 +193,7 @@ cdef class BufferPool(_PoolBase):
 
     cdef inline void _return_slot(self, uint32_t i) noexcept:
         """Slot i is FREE (its owner won the transition): back on the list."""
+        _hold_end(self, i)
         if self._zero_on_release:
             memset(pool_arena_slot(self._arena, i), 0, self._arena.size)
         _count(&self._releases)
@@ -276,9 +281,7 @@ cdef class BufferPool(_PoolBase):
         return self._zero_on_release
 
     def __repr__(self):
-        state = "closed" if _is_closed(self) else "open"
-        return (f"<BufferPool {state} buffer_size={self._arena.size} "
-                f"capacity={self._capacity} in_use={self._in_use()}>")
+        return _pool_repr(self, f"buffer_size={self._arena.size}")
 
 
 @cython.no_gc   # references a handle, which references no base

@@ -31,9 +31,10 @@ cdef object _objectpool_acquire(ObjectPool self, PyObject **args, Py_ssize_t nar
     if nargs == 0 and kwnames == NULL:
         if _is_closed(self):
             return self._cold_closed()
-        i = self._pop_idle(&gen)
-        if i != POOL_NIL:
-            return <object>self._items[i]
+        if self._plain_take:
+            i = self._pop_idle(&gen)
+            if i != POOL_NIL:
+                return <object>self._items[i]
         return self._cold_acquire(None)
     return _objectpool_acquire_args(self, args, nargs, kwnames)
 

@@ -30,12 +30,14 @@ cdef inline PyObject *_lease_take_idle(_Lease lease) noexcept:
     (borrowed) reference, or NULL when no idle object is at hand (then
     lease._cold_enter)."""
     cdef uint32_t i
-    if type(lease._pool) is ObjectPool and not pool_waitq_is_closed(&lease._pool._waitq):
+    if (type(lease._pool) is ObjectPool and (<ObjectPool>lease._pool)._plain_take
+            and not pool_waitq_is_closed(&lease._pool._waitq)):
         i = (<ObjectPool>lease._pool)._pop_idle(&lease._gen)
         if i != POOL_NIL:
             lease._index = i
+            lease._addr = <uintptr_t>(<ObjectPool>lease._pool)._items[i]
             return (<ObjectPool>lease._pool)._items[i]
-    return NULL
+    return NULL     # (health rules or tracking: pool._acquire does it all)
 
 
 @cython.freelist(16)
@@ -81,8 +83,8 @@ cdef class _Lease:
         if type(self._pool) is ObjectPool:
             # By slot, as on the hot path: the hand-out just made is HELD,
             # and its object is in the address map.
-            self._index = pool_addrmap_find(&(<ObjectPool>self._pool)._map,
-                                            <uintptr_t><PyObject *>item)
+            self._addr = <uintptr_t><PyObject *>item
+            self._index = pool_addrmap_find(&(<ObjectPool>self._pool)._map, self._addr)
             self._gen = POOL_SLOT_GEN(pool_slots_load(&(<ObjectPool>self._pool)._slots,
                                                       self._index))
         else:
@@ -103,7 +105,7 @@ cdef class _Lease:
                 self._state = _LEASE_IDLE
         if active:
             if item == NULL:
-                (<ObjectPool>self._pool)._release_slot(self._index, self._gen)
+                (<ObjectPool>self._pool)._release_slot(self._index, self._gen, self._addr)
             else:
                 self._give_back(item)
         return False
@@ -113,7 +115,7 @@ cdef class _Lease:
         obj = <object>item      # a reference of this frame's, dropped on any exit
         Py_XDECREF(item)        # so the caller's can go now
         if type(self._pool) is ObjectPool:
-            return (<ObjectPool>self._pool)._release(obj)   # no vtable
+            return (<ObjectPool>self._pool)._release(obj, True)   # no vtable
         return self._pool._lease_exit(obj)
 
 
@@ -165,17 +167,34 @@ cdef void _lease_dropped(_Lease lease) noexcept:
     lease._item = NULL
     lease._state = _LEASE_IDLE
     try:
+        where = _lease_stack_text(lease, item)        # before the exit
         if item == NULL:
-            (<ObjectPool>lease._pool)._release_slot(lease._index, lease._gen)
+            (<ObjectPool>lease._pool)._release_slot(lease._index, lease._gen, lease._addr)
         else:
             lease._give_back(item)
         _warnings.warn(f"a lease of {lease._pool!r} was entered and never exited; "
-                       f"what it held was given back when it was garbage collected",
-                       ResourceWarning, stacklevel=1)
+                       f"what it held was given back when it was garbage collected"
+                       f"{where}", ResourceWarning, stacklevel=1)
     except BaseException:
         PyErr_WriteUnraisable(<PyObject *>lease)
     PyErr_Restore(t, v, tb)
     Py_SET_REFCNT(<PyObject *>lease, 0)
+
+
+cdef str _lease_stack_text(_Lease lease, PyObject *item):
+    """'; acquired at:' and the stack of a tracked lease's hand-out, or ''."""
+    cdef _PoolBase pool = lease._pool
+    if pool._holders is None:
+        return ""
+    if item == NULL:     # an ObjectPool hand-out, by slot: still that hand-out?
+        if not pool_slots_is_held(&(<ObjectPool>pool)._slots, lease._index, lease._gen):
+            return ""
+        return _holder_stack_text(pool, lease._index)
+    if type(<object>item) is PooledBuffer:
+        if (<PooledBuffer>item)._released:   # its slot may be another's hand-out now
+            return ""
+        return _holder_stack_text(pool, (<PooledBuffer>item)._index)
+    return ""
 
 
 _lease_cython_dealloc = (<PyTypeObject *>_Lease).tp_dealloc

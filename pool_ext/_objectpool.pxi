@@ -19,6 +19,14 @@
 # raises or calls Python moved to separate, out-of-line methods (_cold_*),
 # so the compiler keeps the hot ones small.  acquire() itself is a C entry
 # point (_entries.pxi): with no argument it skips argument parsing.
+#
+# Health and tracking stay off that path: two flags computed once,
+# _plain_take (nothing to do at hand-out: no check, no time limit, no
+# tracking) and _plain_release (nothing to do at release: no reset,
+# validate, time limit or tracking), each tested once on its path; anything
+# else goes out of line (_take, _release_hooks; the decisions themselves are
+# in _health.pxi).  The per-slot time stamps and hand-out records are
+# allocated only when an option needs them.
 
 
 # How many discarded objects a pool remembers, to tell a second release of
@@ -34,21 +42,33 @@ cdef inline PyObject *_item(ObjectPool pool, uint32_t i) noexcept:
 
 
 cdef class ObjectPool(_PoolBase):
-    """ObjectPool(factory, capacity, *, reset=None, validate=None, destroy=None, prefill=0)
+    """ObjectPool(factory, capacity, *, reset=None, validate=None, destroy=None, prefill=0, pass_slot=False, check=None, max_lifetime=None, max_idle=None, min_idle=0, track=False, leak_timeout=None, name=None)
 --
 
-    ObjectPool(factory, capacity, *, reset=None, validate=None, destroy=None, prefill=0)
+    ObjectPool(factory, capacity, *, reset=None, validate=None, destroy=None, prefill=0, pass_slot=False, check=None, max_lifetime=None, max_idle=None, min_idle=0, track=False, leak_timeout=None, name=None)
 
     A bounded, thread-safe pool of reusable objects.
 
     acquire() hands out an idle object, else creates one with ``factory()``
-    while fewer than `capacity` exist, else waits for a release.  A factory
-    that cannot be called without an argument (one required positional
-    parameter, like a ``Connection(id)`` class) is called as
-    ``factory(slot)`` with the slot number, 0 to capacity - 1.  release()
-    gives it back: ``reset(obj)`` runs if given; if ``validate(obj)`` returns
-    false the object is dropped (``destroy(obj)`` if given) and its slot is
-    refilled by the factory on a later acquire.
+    (``factory(slot)``, the slot number 0 to capacity - 1, with
+    pass_slot=True) while fewer than `capacity` exist, else waits for a
+    release.  release() gives it back: ``reset(obj)`` runs if given; if
+    ``validate(obj)`` returns false the object is dropped (``destroy(obj)``
+    if given) and its slot is refilled by the factory on a later acquire.
+
+    Health: ``check(obj)`` runs on an idle object just before it is handed
+    out; false or an exception, and the object is destroyed and acquire
+    tries the next one (or the factory), all within the caller's timeout.
+    Objects older than `max_lifetime` seconds, or idle longer than
+    `max_idle`, are destroyed instead of handed out, at release when too
+    old, and by evict(); start_evictor(interval) runs evict() in a thread
+    and keeps `min_idle` objects ready.  discard(obj) gives back a broken
+    object; drain() closes the pool once everything is back.
+
+    Who holds what: track=True (or POOL_EXT_TRACK=1) records each hand-out's
+    thread, time and stack: holders(), and PoolExhausted names the longest
+    holder; leak_timeout=s warns PoolLeakWarning for a hand-out held longer.
+    `name` labels the pool in messages, warnings and repr().
 
     >>> pool = ObjectPool(list, capacity=2, reset=list.clear)
     >>> with pool.lease() as scratch:
@@ -59,9 +79,11 @@ cdef class ObjectPool(_PoolBase):
     Thread-safety: every method may be called from any thread.  acquire and
     release are lock-free (a compare-and-swap free-list in C); only a caller
     that must wait sleeps, with the GIL released.  Hooks run in the calling
-    thread, outside any lock.  Objects are released by identity, so a pooled
-    object must not be released twice by different owners: the pool catches
-    a second release only while the object is not handed out again.
+    thread, outside any lock; check() runs while its object is owned by the
+    acquiring thread alone (a release of it from inside check() fails).
+    Objects are released by identity, so a pooled object must not be
+    released twice by different owners: the pool catches a second release
+    only while the object is not handed out again.
     """
 
     def __cinit__(self):
@@ -70,10 +92,16 @@ cdef class ObjectPool(_PoolBase):
         self._slots.next = NULL
         self._slots.state = NULL
         self._items = NULL
+        self._expires_ns = NULL
+        self._idle_ns = NULL
+        self._lifetime_ns = POOL_CLOCK_NEVER
+        self._max_idle_ns = POOL_CLOCK_NEVER
         pool_addrmap_init_empty(&self._map)
 
     def __init__(self, factory, capacity, *, reset=None, validate=None,
-                 destroy=None, prefill=0):
+                 destroy=None, prefill=0, pass_slot=False, check=None,
+                 max_lifetime=None, max_idle=None, min_idle=0, track=False,
+                 leak_timeout=None, name=None):
         cdef uint32_t n, i, gen
         if self._slots.state != NULL:
             raise RuntimeError("ObjectPool.__init__ called twice")
@@ -82,16 +110,36 @@ cdef class ObjectPool(_PoolBase):
         self._reset = _check_hook(reset, "reset")
         self._validate = _check_hook(validate, "validate")
         self._destroy = _check_hook(destroy, "destroy")
+        self._check = _check_hook(check, "check")
         n = _parse_capacity(capacity)
         prefill = _int_arg(prefill, "prefill", 0, n)
+        self._min_idle = _int_arg(min_idle, "min_idle", 0, n)
+        self._lifetime_ns = _parse_limit(max_lifetime, "max_lifetime")
+        self._max_idle_ns = _parse_limit(max_idle, "max_idle")
         self._factory = factory
-        self._plain_release = reset is None and validate is None
-        self._factory_takes_slot = _needs_one_argument(factory)
+        self._pass_slot = bool(pass_slot)
         self._capacity = n
+        self._observe_init(name, track, leak_timeout)
+        timed = (self._lifetime_ns != POOL_CLOCK_NEVER
+                 or self._max_idle_ns != POOL_CLOCK_NEVER or self._holders is not None)
+        self._plain_take = check is None and not timed
+        self._plain_release = reset is None and validate is None and not timed
         self._gone = {}
+        self._lock = _threading.Lock()
         self._items = <PyObject **>calloc(n, sizeof(PyObject *))
         if self._items == NULL:
             raise MemoryError(f"cannot allocate {n} pool slots")
+        free(self._expires_ns)   # (a failed __init__ may have made them)
+        free(self._idle_ns)
+        self._expires_ns = self._idle_ns = NULL
+        if self._lifetime_ns != POOL_CLOCK_NEVER:
+            self._expires_ns = <uint64_t *>calloc(n, sizeof(uint64_t))
+            if self._expires_ns == NULL:
+                raise MemoryError(f"cannot allocate {n} pool slots")
+        if self._max_idle_ns != POOL_CLOCK_NEVER:
+            self._idle_ns = <uint64_t *>calloc(n, sizeof(uint64_t))
+            if self._idle_ns == NULL:
+                raise MemoryError(f"cannot allocate {n} pool slots")
         pool_freelist_init(&self._idle)
         if pool_slots_init(&self._slots, n, &self._empty) != 0:
             raise MemoryError(f"cannot allocate {n} pool slots")
@@ -106,12 +154,15 @@ cdef class ObjectPool(_PoolBase):
                 raise PoolError(f"prefill={prefill} found no empty slot left: the "
                                 f"factory acquired from the pool being built")
             self._fill(i)
-            self._unhold_idle(i)
+            self._push_idle(i)
 
     def __dealloc__(self):
         # Our references go; destroy() is for close(), not garbage collection.
+        # (A running evictor holds us weakly: it stops at its next round.)
         _objectpool_drop_items(self)
         free(self._items)
+        free(self._expires_ns)
+        free(self._idle_ns)
         pool_slots_free(&self._slots)
         pool_addrmap_free(&self._map)
 
@@ -124,11 +175,13 @@ cdef class ObjectPool(_PoolBase):
             _count(&self._acquires)
         return i
 
-    cdef inline int _release(self, object obj) except -1:
+    cdef inline int _release(self, object obj, bint in_lease) except -1:
+        """release(obj); in_lease: a lease's exit (whose object may have been
+        discard()ed inside the `with` block: then there is nothing to do)."""
         cdef uint32_t i = pool_addrmap_find(&self._map, <uintptr_t><PyObject *>obj)
         cdef uint64_t w
         if i == POOL_NIL:
-            return self._cold_unknown(obj)
+            return self._cold_unknown(obj, _LEASE_EXIT if in_lease else _RELEASE)
         # Win the slot only for the hand-out that holds obj: check that the
         # slot still holds obj under the generation we read, then CAS that
         # generation.  Free-threaded, a stale release may have looked obj up
@@ -140,30 +193,31 @@ cdef class ObjectPool(_PoolBase):
         w = pool_slots_load(&self._slots, i)
         if (POOL_SLOT_STATE(w) != POOL_SLOT_HELD
                 or (POOL_RACY_LOOKUP and _item(self, i) != <PyObject *>obj)):
-            return self._cold_not_in_use(obj)
+            return self._cold_not_in_use(obj, _RELEASE)
         if self._plain_release:
             # No hook runs: HELD -> FREE in one transition, then the push.
             if pool_slots_release_handle(&self._slots, i, POOL_SLOT_GEN(w)) != POOL_FREED:
-                return self._cold_not_in_use(obj)
+                return self._cold_not_in_use(obj, _RELEASE)
             _count(&self._releases)
             pool_slots_push(&self._slots, &self._idle, i)
             return self._after_idle_push()
         if pool_slots_release_begin(&self._slots, i, POOL_SLOT_GEN(w)) != POOL_OK:
-            return self._cold_not_in_use(obj)
+            return self._cold_not_in_use(obj, _RELEASE)
         # From here on the slot goes back to a list whatever happens.
         return self._release_hooks(obj, i)
 
-    cdef inline int _release_slot(self, uint32_t i, uint32_t gen) except -1:
+    cdef inline int _release_slot(self, uint32_t i, uint32_t gen, uintptr_t addr) except -1:
         """Ends the hand-out (i, gen), as a lease does: by its slot, with no
-        lookup; the generation says whether it is still that hand-out."""
+        lookup; the generation says whether it is still that hand-out.  addr:
+        its object's address, only to recognise a discard() (never read)."""
         if self._plain_release:
             if pool_slots_release_handle(&self._slots, i, gen) != POOL_FREED:
-                return self._cold_slot_not_in_use()
+                return self._cold_slot_not_in_use(addr)
             _count(&self._releases)
             pool_slots_push(&self._slots, &self._idle, i)
             return self._after_idle_push()
         if pool_slots_release_begin(&self._slots, i, gen) != POOL_OK:
-            return self._cold_slot_not_in_use()
+            return self._cold_slot_not_in_use(addr)
         return self._release_hooks(<object>self._items[i], i)
 
     cdef inline int _after_idle_push(self) except -1:
@@ -183,62 +237,118 @@ cdef class ObjectPool(_PoolBase):
 
     # -- out of line: what raises, calls Python or waits ---------------------
     cdef object _cold_closed(self):
-        raise PoolClosed("acquire() on a closed pool")
+        raise PoolClosed(f"acquire() on a closed {self._label()}")
 
-    cdef int _cold_unknown(self, object obj) except -1:
+    cdef int _cold_unknown(self, object obj, int how) except -1:
         """obj is not in the pool: never handed out, or discarded already."""
         if self._slots.state == NULL:
-            raise PoolClosed("release() on a pool that was never initialised")
-        if self._gone.get(id(obj)) is type(obj):
-            raise PoolError(f"release of an object that is not in use (already "
+            raise PoolClosed(f"{_VERB[how]}() on a pool that was never initialised")
+        gone = self._gone.get(id(obj))
+        if gone is not None and gone[0] is type(obj):
+            if how == _LEASE_EXIT and gone[1]:
+                return 0   # discard()ed inside its `with` block: nothing to give back
+            raise PoolError(f"{_VERB[how]} of an object that is not in use (already "
                             f"released, and discarded): {type(obj).__name__} at "
                             f"{id(obj):#x}")
-        raise PoolError(f"release of an object this pool did not hand out: "
-                        f"{type(obj).__name__} at {id(obj):#x}")
+        raise PoolError(f"{_VERB[how]} of an object this {self._label()} did not hand "
+                        f"out: {type(obj).__name__} at {id(obj):#x}")
 
-    cdef int _cold_not_in_use(self, object obj) except -1:
-        raise PoolError(f"release of an object that is not in use (already "
+    cdef int _cold_not_in_use(self, object obj, int how) except -1:
+        raise PoolError(f"{_VERB[how]} of an object that is not in use (already "
                         f"released?): {type(obj).__name__} at {id(obj):#x}")
 
-    cdef int _cold_slot_not_in_use(self) except -1:
-        raise PoolError("release of an object that is not in use (already released?): "
-                        "the lease's object was released before the lease ended")
+    cdef int _cold_slot_not_in_use(self, uintptr_t addr) except -1:
+        """A lease's hand-out ended before its exit: fine if the object was
+        discard()ed inside the `with` block, an error if it was released."""
+        gone = self._gone.get(addr)
+        if gone is not None and gone[1]:
+            return 0   # discard()ed inside its `with` block: nothing to give back
+        raise PoolError("lease exit of an object that is not in use (already "
+                        "released?): the lease's object was released before the "
+                        "lease ended")
 
     cdef int _cold_drain(self) except -1:
         return self._destroy_all(self._drain_idle())
 
     cdef object _try_take(self):
         """A hand-out, or _NOTHING if no slot is free (the slow paths)."""
+        return self._take(-1.0)
+
+    cdef object _try_take_until(self, double deadline):
+        return self._take(deadline)
+
+    cdef object _take(self, double deadline):
+        """A hand-out, or _NOTHING if no slot is free: an idle object that
+        passes the health rules, else a new one from the factory.  deadline
+        (time.monotonic(); < 0: none) ends a series of failed checks."""
         cdef uint32_t i, gen
         if _is_closed(self):
             return self._cold_closed()
-        i = self._pop_idle(&gen)
-        if i != POOL_NIL:
-            return <object>self._items[i]
+        if self._plain_take:
+            i = self._pop_idle(&gen)
+            if i != POOL_NIL:
+                return <object>self._items[i]
+        else:
+            while True:
+                obj = _take_idle_vetted(self)
+                if obj is _NOTHING:
+                    break          # no idle object: the factory, or a wait
+                if obj is not _REJECTED:
+                    return obj
+                if deadline >= 0 and _monotonic() >= deadline:
+                    _count(&self._timeouts)
+                    raise PoolExhausted(self._exhausted_message(
+                        "no idle object passed check() or the time limits before "
+                        "the acquire's timeout ran out"))
         i = pool_slots_pop_hold(&self._slots, &self._empty, &gen)
         if i == POOL_NIL:
             return _NOTHING
         obj = self._fill(i)
         _count(&self._acquires)
+        _hold_begin(self, i, None)
         return obj
 
     cdef object _cold_acquire(self, object timeout):
-        """acquire() when no object was idle: the factory, or a wait."""
-        item = self._try_take()
+        """acquire() when no idle object was handed out on the hot path: the
+        health rules, the factory, or a wait, all within one timeout."""
+        cdef double t = _parse_timeout(timeout)
+        cdef double start = -1.0
+        cdef double deadline = -1.0
+        if t > 0 and not self._plain_take:
+            start = _monotonic()          # checks may take time: one deadline
+            deadline = start + t
+        item = self._take(deadline)
         if item is _NOTHING:
-            return self._acquire_wait(timeout)
+            return self._acquire_wait_from(timeout, start)
         return item
 
+    cdef object _acquire(self, object timeout):
+        return self._cold_acquire(timeout)
+
     cdef int _lease_exit(self, object obj) except -1:
-        return self._release(obj)
+        return self._release(obj, True)
 
     cdef int _give_back(self, object obj) except -1:
         """obj was just taken (HELD) and nobody saw it: idle again, no hooks."""
         cdef uint32_t i = pool_addrmap_find(&self._map, <uintptr_t><PyObject *>obj)
         pool_slots_release_begin(&self._slots, i,
                                  POOL_SLOT_GEN(pool_slots_load(&self._slots, i)))
+        _hold_end(self, i)
         _count(&self._releases)
-        return self._unhold_idle(i)
+        return self._push_idle(i)
+
+    cdef uint32_t _win(self, object obj) except? 0xffffffff:
+        """discard(obj): obj's slot, won from its hand-out (HELD -> RELEASING),
+        or PoolError if obj is not handed out."""
+        cdef uint32_t i = pool_addrmap_find(&self._map, <uintptr_t><PyObject *>obj)
+        cdef uint64_t w
+        if i == POOL_NIL:
+            self._cold_unknown(obj, _DISCARD)
+        w = pool_slots_load(&self._slots, i)
+        if (POOL_SLOT_STATE(w) != POOL_SLOT_HELD or _item(self, i) != <PyObject *>obj
+                or pool_slots_release_begin(&self._slots, i, POOL_SLOT_GEN(w)) != POOL_OK):
+            self._cold_not_in_use(obj, _DISCARD)
+        return i
 
     # -- slot bookkeeping (the caller owns slot i) -----------------------------
     cdef void _unhold_empty(self, uint32_t i) noexcept:
@@ -246,11 +356,18 @@ cdef class ObjectPool(_PoolBase):
         pool_slots_free_push(&self._slots, &self._empty, i)
         _notify(self)
 
+    cdef int _push_idle(self, uint32_t i) except -1:
+        """Slot i (owned), holding its object, goes idle: stamped for
+        max_idle, then back on the idle list."""
+        if self._idle_ns != NULL:
+            self._idle_ns[i] = pool_clock_ns()   # published by the push
+        return self._unhold_idle(i)
+
     cdef object _fill(self, uint32_t i):
-        """Fills empty slot i (popped and held) from the factory."""
+        """Fills empty slot i (popped and owned) from the factory."""
         cdef int rc
         try:
-            obj = self._factory(i) if self._factory_takes_slot else self._factory()
+            obj = self._factory(i) if self._pass_slot else self._factory()
         except BaseException:
             self._unhold_empty(i)
             raise
@@ -265,6 +382,8 @@ cdef class ObjectPool(_PoolBase):
                             f"({type(obj).__name__} at {id(obj):#x}); a pool releases "
                             f"by identity, so each pooled object must be distinct")
         self._put(i, obj)
+        if self._expires_ns != NULL:
+            self._expires_ns[i] = _expiry(self, i)
         if self._gone:
             self._gone.pop(id(obj), None)   # the address is a pooled object's again
         _count(&self._creations)
@@ -281,14 +400,15 @@ cdef class ObjectPool(_PoolBase):
         pool_storeptr(<uintptr_t *>&self._items[i], <uintptr_t>new, POOL_RELAXED)
         Py_XDECREF(old)
 
-    cdef void _detach(self, uint32_t i, object obj) noexcept:
-        """Takes obj out of slot i (owned); the caller returns the slot."""
+    cdef void _detach(self, uint32_t i, object obj, bint discarded) noexcept:
+        """Takes obj out of slot i (owned); the caller returns the slot.
+        discarded: by discard() (a lease's exit then has nothing to give back)."""
         pool_addrmap_remove(&self._map, <uintptr_t><PyObject *>obj)
         self._put(i, None)
-        self._remember_gone(obj)
+        self._remember_gone(obj, discarded)
         _count(&self._destructions)
 
-    cdef void _remember_gone(self, object obj) noexcept:
+    cdef void _remember_gone(self, object obj, bint discarded) noexcept:
         """Keeps the last _GONE_MEMORY discarded objects' ids (and types), so
         that releasing one again says "not in use", not "did not hand out".
         An id is an address, so a foreign object of the same type born at a
@@ -297,16 +417,17 @@ cdef class ObjectPool(_PoolBase):
         try:
             if len(gone) >= _GONE_MEMORY:
                 del gone[next(iter(gone))]   # the oldest
-            gone[id(obj)] = type(obj)
+            gone[id(obj)] = (type(obj), discarded)
         except BaseException:   # another thread emptied it: a hint only
             pass
 
-    cdef int _discard(self, uint32_t i, object obj) except -1:
+    cdef int _discard(self, uint32_t i, object obj, bint by_user) except -1:
         """Detaches and destroys obj, then returns its (now empty) slot.
         destroy() runs first, so the factory cannot refill the slot while the
         old object (an open connection, say) still exists: never more than
-        `capacity` objects alive.  Whatever destroy() raises, the slot is back."""
-        self._detach(i, obj)
+        `capacity` objects alive.  Whatever destroy() raises, the slot is back.
+        by_user: discard() (see _detach)."""
+        self._detach(i, obj, by_user)
         try:
             self._call_destroy(obj)
         finally:
@@ -314,7 +435,14 @@ cdef class ObjectPool(_PoolBase):
         return 0
 
     cdef int _release_hooks(self, object obj, uint32_t i) except -1:
+        """The release of obj (slot i, RELEASING) when there is work to do."""
         keep = True
+        _hold_end(self, i)
+        if _too_old(self, i):
+            # No reset for an object that leaves anyway.
+            _count(&self._releases)
+            _count(&self._expired)
+            return self._discard(i, obj, False)
         try:
             if self._reset is not None:
                 self._reset(obj)
@@ -324,12 +452,12 @@ cdef class ObjectPool(_PoolBase):
             # A hook failed: the object's state is unknown, so it leaves the
             # pool; the slot does not.  The hook's exception propagates.
             _count(&self._releases)
-            self._discard(i, obj)
+            self._discard(i, obj, False)
             raise
         _count(&self._releases)
         if keep and not _is_closed(self):
-            return self._unhold_idle(i)
-        return self._discard(i, obj)
+            return self._push_idle(i)
+        return self._discard(i, obj, False)
 
     cdef int _call_destroy(self, object obj) except -1:
         if self._destroy is not None:
@@ -347,7 +475,7 @@ cdef class ObjectPool(_PoolBase):
             obj = <object>self._items[i]
             # The pool is closed, so nothing refills the slot: return it
             # now and destroy the objects after (the caller does).
-            self._detach(i, obj)
+            self._detach(i, obj, False)
             self._unhold_empty(i)
             drained.append(obj)
 
@@ -372,14 +500,16 @@ cdef class ObjectPool(_PoolBase):
 
     @cython.always_allow_keywords(False)   # METH_NOARGS
     def try_acquire(self):
-        """Hands out an object, or returns None at once if none is free."""
+        """Hands out an object, or returns None at once if none is free.
+        (It never sleeps; it does run check() and the factory.)"""
         cdef uint32_t i, gen
         if _is_closed(self):
             return self._cold_closed()
-        i = self._pop_idle(&gen)
-        if i != POOL_NIL:
-            return <object>self._items[i]
-        item = self._try_take()
+        if self._plain_take:
+            i = self._pop_idle(&gen)
+            if i != POOL_NIL:
+                return <object>self._items[i]
+        item = self._take(-1.0)
         return None if item is _NOTHING else item
 
     @cython.always_allow_keywords(False)   # METH_O
@@ -390,14 +520,129 @@ cdef class ObjectPool(_PoolBase):
 
         Gives obj back.  PoolError if this pool did not hand it out, or
         if it was already released (the pool is then unchanged)."""
-        self._release(obj)
+        self._release(obj, False)
+
+    @cython.always_allow_keywords(False)   # METH_O
+    @cython.embedsignature(False)          # positional-only, said below
+    def discard(self, obj):
+        """discard($self, obj, /)
+--
+
+        Gives back a held object as broken: it is destroyed (``destroy(obj)``
+        if given, no reset or validate) and its slot is free for a new one.
+
+        PoolError if obj is not handed out by this pool (never was, or
+        already released or discarded).  Inside ``with pool.lease() as obj``
+        the lease's exit then has nothing to give back, and does nothing.
+
+        >>> pool = ObjectPool(dict, 1)
+        >>> d = pool.acquire()
+        >>> pool.discard(d)
+        >>> pool.acquire() is d
+        False
+
+        Thread-safety: as release(); of two threads releasing or discarding
+        one hand-out, exactly one wins, the other gets PoolError."""
+        cdef uint32_t i = self._win(obj)
+        _hold_end(self, i)
+        _count(&self._releases)
+        _count(&self._discarded)
+        self._discard(i, obj, True)
 
     def close(self):
         """Destroys the idle objects; later acquires raise PoolClosed and
         later releases destroy the object.  Idempotent.  Sleeping acquirers
-        wake and raise PoolClosed."""
+        wake and raise PoolClosed; a running evictor stops."""
         if self._close_begin():
+            self._stop_evictor()   # (not joined: close() returns at once)
             self._destroy_all(self._drain_idle())
+
+    def drain(self, timeout=None):
+        """Closes the pool once every held object is back, destroying all.
+
+        It stops handing out at once (acquires raise PoolClosed, and callers
+        already waiting get PoolClosed), destroys the idle objects, waits up
+        to `timeout` seconds (None: forever) until every held object has
+        been released, each then destroyed, and stops the evictor.  On
+        timeout it raises PoolExhausted (naming the longest holder if the
+        pool tracks); the pool stays closed, and objects released later are
+        destroyed.  On a closed pool it returns at once.
+
+        >>> pool = ObjectPool(dict, 2)
+        >>> pool.release(pool.acquire())
+        >>> pool.drain(timeout=5)
+        >>> pool.closed, pool.size
+        (True, 0)
+
+        Thread-safety: any thread may call it; releases from other threads
+        are what it waits for.  Ctrl-C ends the wait (the pool stays closed).
+        An exception from destroy() reaches the caller (every object is
+        still destroyed)."""
+        return _drain(self, timeout)
+
+    def evict(self):
+        """Destroys the idle objects past max_lifetime or max_idle now;
+        returns how many.  (Acquire and release apply the same limits as they
+        meet objects; evict() finds the ones nobody meets.)
+
+        >>> import time
+        >>> pool = ObjectPool(dict, 2, max_idle=0.01)
+        >>> pool.release(pool.acquire()); time.sleep(0.02)
+        >>> pool.evict(), pool.size
+        (1, 0)
+
+        Thread-safety: any thread, at any time; acquirers meanwhile see the
+        idle objects for the few microseconds it takes to test them all."""
+        return _evict(self)
+
+    def start_evictor(self, interval):
+        """Starts a daemon thread that calls evict() every `interval` seconds
+        (the first time at once) and creates objects while fewer than
+        min_idle are idle (and slots are free).  RuntimeError if it already
+        runs; PoolClosed on a closed pool.  An exception from the factory or
+        destroy() in that thread is logged (logger "pool_ext") and the thread
+        goes on; a leak past leak_timeout is reported there too.
+
+        >>> pool = ObjectPool(dict, 4, min_idle=2)
+        >>> pool.start_evictor(60.0)
+        >>> pool.stop_evictor(); pool.idle
+        2
+
+        Thread-safety: start and stop may be called from any thread.  The
+        thread holds the pool weakly: a pool dropped without stop_evictor()
+        or close() is collected, and the thread ends at its next round.  It
+        does not survive fork(): call start_evictor() again in the child."""
+        cdef double t = _parse_interval(interval)
+        if self._lock is None or _is_closed(self):   # (None: never initialised)
+            raise PoolClosed(f"start_evictor() on a closed {self._label()}")
+        with self._lock:
+            if _is_closed(self):
+                raise PoolClosed(f"start_evictor() on a closed {self._label()}")
+            if self._evictor is not None and self._evictor.is_alive():
+                raise RuntimeError("the evictor is already running; stop_evictor() first")
+            stop = _threading.Event()
+            thread = _threading.Thread(
+                target=_evictor_main, args=(_weakref.ref(self), stop, t), daemon=True,
+                name=f"pool_ext evictor of {self._label()}")
+            thread.start()
+            self._evictor = thread
+            self._evictor_stop = stop
+
+    def stop_evictor(self):
+        """Stops the evictor thread and waits for it to finish its round
+        (not if called from that thread).  Does nothing if none runs."""
+        _join_evictor(self._stop_evictor(), -1.0)
+
+    cdef object _stop_evictor(self):
+        """Tells the evictor to stop; returns its thread (None if none ran)."""
+        if self._lock is None:   # never initialised
+            return None
+        with self._lock:
+            thread, stop = self._evictor, self._evictor_stop
+            self._evictor = self._evictor_stop = None
+        if stop is not None:
+            stop.set()
+        return thread
 
     @property
     def size(self):
@@ -417,26 +662,44 @@ cdef class ObjectPool(_PoolBase):
     def factory(self):
         return self._factory
 
+    @property
+    def max_lifetime(self):
+        """Seconds an object may live (None: no limit)."""
+        return _limit_seconds(self._lifetime_ns)
+
+    @property
+    def max_idle(self):
+        """Seconds an object may stay idle (None: no limit)."""
+        return _limit_seconds(self._max_idle_ns)
+
+    @property
+    def min_idle(self):
+        """Idle objects the evictor keeps ready."""
+        return self._min_idle
+
     def __repr__(self):
-        state = "closed" if _is_closed(self) else "open"
-        return (f"<ObjectPool {state} capacity={self._capacity} size={self.size} "
-                f"in_use={self._in_use()} factory={self._factory!r}>")
+        return _pool_repr(self, f"size={self.size} factory={self._factory!r}")
 
 
-cdef bint _needs_one_argument(object factory) except -1:
-    """True if factory has exactly one required positional parameter, so
-    factory() would fail and factory(slot) is meant (a class like the
-    Object Pool pattern article's Connection(id)).  Unknown signatures (some
-    builtins) -> False."""
-    import inspect
-    try:
-        sig = inspect.signature(factory)
-    except (TypeError, ValueError):
-        return False
-    required = [p for p in sig.parameters.values()
-                if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY,
-                                                       p.POSITIONAL_OR_KEYWORD)]
-    return len(required) == 1
+cdef int _join_evictor(object thread, double timeout) except -1:
+    """Waits for a stopped evictor thread (timeout < 0: for ever), unless it
+    is this thread (a hook that stops its own evictor)."""
+    if thread is not None and thread is not _threading.current_thread():
+        thread.join(None if timeout < 0 else timeout)
+    return 0
+
+
+cdef object _limit_seconds(uint64_t ns):
+    return None if ns == POOL_CLOCK_NEVER else ns / 1e9
+
+
+# What a release-like call was, for its error messages (_cold_unknown).
+cdef enum:
+    _RELEASE = 0
+    _LEASE_EXIT = 1
+    _DISCARD = 2
+
+cdef tuple _VERB = ("release", "release", "discard")
 
 
 # -- the garbage collector and the C array of objects -------------------------

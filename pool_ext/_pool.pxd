@@ -2,7 +2,7 @@
 # methods.  The code is in the .pxi named after each class (see _pool.pyx).
 cimport cython
 from cpython.object cimport PyObject
-from libc.stdint cimport uint32_t, uint64_t
+from libc.stdint cimport uint32_t, uint64_t, uintptr_t
 
 # First: it includes pool_mode.h, which picks the core's atomics variant
 # before any core header is read (plain operations on GIL builds).
@@ -14,30 +14,86 @@ from pool_ext.includes.pool_slots cimport pool_slots_t
 from pool_ext.includes.pool_waitq cimport pool_waitq_t, pool_waiter_t
 
 
+# How many counters stats() reports (stats(reset=True) keeps a mark for
+# each: src/pool_stats.h); _poolbase.pxi lists them.
+cdef enum:
+    _N_COUNTERS = 13
+
+
+@cython.final
+cdef class _Hold:
+    """One tracked hand-out: who, since when, from where (_holders.pxi)."""
+    cdef uint64_t since_ns
+    cdef str thread_name           # None: the thread was not made by threading
+    cdef unsigned long ident       # its thread id
+    cdef object handle             # BufferPool: a weak reference to the PooledBuffer
+    cdef bint warned               # PoolLeakWarning emitted for this hand-out
+    # the acquiring stack, innermost first: code objects (owned) and the byte
+    # offset of each frame's instruction (pool_frames.h)
+    cdef int nframes
+    cdef PyObject *codes[16]       # (16: _STACK_LIMIT in _holders.pxi)
+    cdef int lastis[16]
+
+
+@cython.final
+cdef class _Holders:
+    cdef uint32_t _capacity
+    cdef PyObject **_records       # slot -> _Hold while tracked, else NULL
+    cdef uint64_t _leak_ns         # POOL_CLOCK_NEVER: no leak warnings
+
+    cdef void begin(self, uint32_t i, object handle) noexcept
+    cdef _Hold end(self, uint32_t i)
+    cdef _Hold get(self, uint32_t i)
+    cdef list snapshot(self, _PoolBase pool)
+
+
 cdef class _PoolBase:
     cdef uint32_t _capacity
     cdef pool_waitq_t _waitq       # waiters, `closed`, fork handling
-    # statistics: atomic adds (plain under the GIL), read with no ordering
+    # statistics: atomic adds (plain under the GIL), read with no ordering.
+    # Counters, never zeroed (src/pool_stats.h):
     cdef uint64_t _acquires
     cdef uint64_t _releases
     cdef uint64_t _creations
     cdef uint64_t _destructions
     cdef uint64_t _waits
     cdef uint64_t _timeouts
+    cdef uint64_t _wait_ns         # time asleep in acquire() (the slow path only)
+    cdef uint64_t _holds           # tracked hand-outs that ended
+    cdef uint64_t _hold_ns         # and how long they were held
+    cdef uint64_t _leaks           # PoolLeakWarnings emitted
+    cdef uint64_t _checks_failed   # ObjectPool: check() false or raised
+    cdef uint64_t _expired         # ObjectPool: past max_lifetime or max_idle
+    cdef uint64_t _discarded       # ObjectPool: discard()
+    cdef uint64_t _marks[_N_COUNTERS]
+    # maxima, reset by stats(reset=True)
+    cdef uint64_t _wait_ns_max
+    cdef uint64_t _hold_ns_max
+    # observing: set once by _observe_init, read-only after
+    cdef str _name                 # None: unnamed
+    cdef _Holders _holders         # None unless tracking (_holders.pxi)
 
     # each pool's own (_poolbase.pxi calls them on the slow path)
     cdef object _try_take(self)
+    cdef object _try_take_until(self, double deadline)
     cdef int _give_back(self, object item) except -1
     cdef int _lease_exit(self, object item) except -1
     # shared
+    cdef int _observe_init(self, object name, object track, object leak_timeout) except -1
     cdef object _acquire(self, object timeout)
     cdef object _acquire_wait(self, object timeout)
+    cdef object _acquire_wait_from(self, object timeout, double start)
     cdef int _park(self, void *lock, double deadline) except -1
     cdef void _wake(self, uint32_t n) noexcept
     cdef int _leave(self, pool_waiter_t *w) noexcept
     cdef bint _close_begin(self) noexcept
     cdef object _new_lease(self, object timeout)
     cdef uint64_t _in_use(self) noexcept
+    cdef str _label(self)
+    cdef str _exhausted_message(self, str what)
+    cdef int _check_leaks(self) except -1
+
+
 
 
 @cython.final
@@ -62,8 +118,9 @@ cdef class _Lease:
     cdef _PoolBase _pool
     cdef PyObject *_timeout       # owned; NULL: None (wait forever)
     cdef PyObject *_item          # owned; what an active lease holds, unless
-    cdef uint32_t _index          # ...it took an ObjectPool's idle object:
-    cdef uint32_t _gen            # ...then that hand-out's slot and generation
+    cdef uint32_t _index          # ...it took an ObjectPool's hand-out: then
+    cdef uint32_t _gen            # ...that hand-out's slot and generation, and
+    cdef uintptr_t _addr          # ...its object's address (never read through)
     cdef int _state
 
     cdef object _cold_enter(self)
@@ -72,42 +129,58 @@ cdef class _Lease:
 
 @cython.final
 cdef class ObjectPool(_PoolBase):
+    cdef object __weakref__       # the evictor thread holds the pool weakly
     cdef object _factory
     cdef object _reset
     cdef object _validate
     cdef object _destroy
+    cdef object _check
     cdef PyObject **_items         # slot -> owned object, NULL while empty
     cdef pool_slots_t _slots
     cdef pool_freelist_t _idle    # FREE slots holding an object
     cdef pool_freelist_t _empty   # FREE slots holding nothing
     cdef pool_addrmap_t _map      # object address -> slot
-    cdef bint _plain_release      # no reset/validate: the short release path
-    cdef bint _factory_takes_slot # factory(slot) rather than factory()
-    cdef dict _gone               # id -> type of recently discarded objects
+    cdef bint _plain_release      # nothing to do at release: the short path
+    cdef bint _plain_take         # nothing to do at hand-out: the short path
+    cdef bint _pass_slot          # factory(slot) rather than factory()
+    cdef dict _gone               # id -> (type, discarded) of recent discards
+    # health (_health.pxi); the side arrays exist only if their limit is set
+    cdef uint64_t _lifetime_ns    # max_lifetime; POOL_CLOCK_NEVER: none
+    cdef uint64_t _max_idle_ns    # max_idle; POOL_CLOCK_NEVER: none
+    cdef uint64_t *_expires_ns    # slot -> when its object's lifetime ends
+    cdef uint64_t *_idle_ns       # slot -> when its object last went idle
+    cdef uint32_t _min_idle
+    cdef object _lock             # a threading.Lock: start/stop_evictor
+    cdef object _evictor          # the evictor's threading.Thread, or None
+    cdef object _evictor_stop     # and the threading.Event that stops it
 
     # the hot path
     cdef inline uint32_t _pop_idle(self, uint32_t *gen) noexcept
-    cdef inline int _release(self, object obj) except -1
-    cdef inline int _release_slot(self, uint32_t i, uint32_t gen) except -1
+    cdef inline int _release(self, object obj, bint in_lease) except -1
+    cdef inline int _release_slot(self, uint32_t i, uint32_t gen, uintptr_t addr) except -1
     cdef inline int _unhold_idle(self, uint32_t i) except -1
     cdef inline int _after_idle_push(self) except -1
     # out of line
     cdef object _cold_closed(self)
-    cdef int _cold_unknown(self, object obj) except -1
-    cdef int _cold_not_in_use(self, object obj) except -1
-    cdef int _cold_slot_not_in_use(self) except -1
+    cdef int _cold_unknown(self, object obj, int how) except -1
+    cdef int _cold_not_in_use(self, object obj, int how) except -1
+    cdef int _cold_slot_not_in_use(self, uintptr_t addr) except -1
     cdef int _cold_drain(self) except -1
     cdef object _cold_acquire(self, object timeout)
+    cdef object _take(self, double deadline)
+    cdef uint32_t _win(self, object obj) except? 0xffffffff
     cdef void _unhold_empty(self, uint32_t i) noexcept
+    cdef int _push_idle(self, uint32_t i) except -1
     cdef object _fill(self, uint32_t i)
     cdef void _put(self, uint32_t i, object obj) noexcept
-    cdef void _detach(self, uint32_t i, object obj) noexcept
-    cdef void _remember_gone(self, object obj) noexcept
-    cdef int _discard(self, uint32_t i, object obj) except -1
+    cdef void _detach(self, uint32_t i, object obj, bint discarded) noexcept
+    cdef void _remember_gone(self, object obj, bint discarded) noexcept
+    cdef int _discard(self, uint32_t i, object obj, bint by_user) except -1
     cdef int _release_hooks(self, object obj, uint32_t i) except -1
     cdef int _call_destroy(self, object obj) except -1
     cdef list _drain_idle(self)
     cdef int _destroy_all(self, list objs) except -1
+    cdef object _stop_evictor(self)
 
 
 cdef class _Store:
@@ -141,6 +214,7 @@ cdef class BufferPool(_PoolBase):
 
 @cython.final
 cdef class PooledBuffer:
+    cdef object __weakref__       # a tracking pool's holders() reaches it weakly
     cdef PyObject *_pool          # owned: BufferPool or ArrayPool while it holds a slot
     cdef _Store _store            # the memory and slot states; always
     cdef unsigned char *_ptr

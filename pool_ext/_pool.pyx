@@ -5,11 +5,15 @@
 
 One extension module, one file per job (the uvloop layout):
   _pool.pxd           every class's declarations: fields and cdef methods
-  _args.pxi           exceptions; timeouts and integer arguments
-  _poolbase.pxi       _PoolBase: counters, waiting (src/pool_waitq.h), closing
+  _args.pxi           exceptions; timeouts, durations and integer arguments
+  _poolbase.pxi       _PoolBase: counters, waiting (src/pool_waitq.h), closing,
+                      stats(), name=, track=
+  _holders.pxi        who holds what: hand-out records, holders(), leak warnings
   _lease.pxi          the lease both pools' lease() returns
   _async.pxi          asyncio: waiting tasks, lease_async()
   _objectpool.pxi     ObjectPool
+  _health.pxi         ObjectPool's health rules: check, time limits, evict(),
+                      the evictor thread, drain()
   _bufferpool.pxi     BufferPool
   _pooledbuffer.pxi   PooledBuffer and the memory it lives in
   _ndarray.pxi        numpy arrays over pooled memory (numpy imported lazily)
@@ -47,12 +51,16 @@ from pool_ext.includes.pool_mem cimport *
 from pool_ext.includes.pool_waitq cimport *
 from pool_ext.includes.pool_classes cimport *
 from pool_ext.includes.pool_numpy cimport *
+from pool_ext.includes.pool_clock cimport *
+from pool_ext.includes.pool_stats cimport *
 
 import asyncio as _asyncio
 import operator as _operator
+import threading as _threading
 import time as _time
 import types as _types
 import warnings as _warnings
+import weakref as _weakref
 
 cdef extern from "pythread.h":
     ctypedef void *PyThread_type_lock
@@ -106,9 +114,11 @@ cdef object _NOTHING = object()   # "no slot free"; a pooled object is never Non
 
 include "_args.pxi"
 include "_poolbase.pxi"
+include "_holders.pxi"
 include "_lease.pxi"
 include "_async.pxi"
 include "_objectpool.pxi"
+include "_health.pxi"
 include "_bufferpool.pxi"
 include "_pooledbuffer.pxi"
 include "_ndarray.pxi"

@@ -1,7 +1,9 @@
 # _PoolBase: what ObjectPool and BufferPool share (included by _pool.pyx):
-# counters, waiting for a free slot, closing, the public gauges.  The wait
-# queue's protocol itself (no lost wake-up, close, fork) is C:
-# src/pool_waitq.h; this file only sleeps and wakes Python threads with it.
+# counters, waiting for a free slot, closing, the public gauges, and the
+# observing options (name=, track=, leak_timeout=; the records themselves
+# are in _holders.pxi).  The wait queue's protocol itself (no lost wake-up,
+# close, fork) is C: src/pool_waitq.h; this file only sleeps and wakes
+# Python threads with it.  The statistics' reset is C too: src/pool_stats.h.
 
 
 cdef inline void _count(uint64_t *counter) noexcept:
@@ -23,10 +25,61 @@ cdef inline void _notify(_PoolBase pool) noexcept:
         pool._wake(1)
 
 
+# stats(): the counters' names, in the order stats() lists their fields, and
+# the keys each pool reports, in order.
+cdef tuple _COUNTER_NAMES = (
+    "acquires", "releases", "creations", "destructions", "waits", "timeouts",
+    "wait_ns_total", "holds", "hold_ns_total", "leaks",
+    "checks_failed", "expired", "discarded")
+_COMMON_KEYS = ("acquires", "releases", "creations", "destructions", "waits", "timeouts",
+                "wait_ns_total", "wait_ns_max", "holds", "hold_ns_total", "hold_ns_max",
+                "leaks")
+_GAUGE_KEYS = ("waiting", "capacity", "size", "in_use", "available")
+cdef tuple _BUFFERPOOL_COUNTERS = _COMMON_KEYS + _GAUGE_KEYS
+cdef tuple _OBJECTPOOL_COUNTERS = (_COMMON_KEYS + ("checks_failed", "expired", "discarded")
+                                   + _GAUGE_KEYS + ("idle",))
+del _COMMON_KEYS, _GAUGE_KEYS
+
+
+cdef str _pool_repr(_PoolBase pool, str details):
+    """repr() of both pools: name, state, capacity, in use, idle, details."""
+    cdef uint64_t used = pool._in_use()
+    name = "" if pool._name is None else f" {pool._name!r}"
+    state = "closed" if _is_closed(pool) else "open"
+    idle = pool.idle if type(pool) is ObjectPool else pool._capacity - min(used, pool._capacity)
+    return (f"<{type(pool).__name__}{name} {state} capacity={pool._capacity} "
+            f"in_use={used} idle={idle} {details}>")
+
+
 cdef void _wake_thread(pool_waiter_t *w) noexcept nogil:
     # Called under the wait queue's lock: a thread waiter sleeps on its own
     # lock (held while it sleeps); releasing it never blocks.
     PyThread_release_lock(<PyThread_type_lock>w.ctx)
+
+
+cdef struct _Sleeper:
+    # A thread waiting on a pool's wait queue: its record, and the lock it
+    # sleeps on (_PoolBase._park), fresh for each wait (pool_waitq.h).
+    pool_waiter_t w
+    PyThread_type_lock lock
+
+
+cdef int _sleeper_init(_Sleeper *s) except -1:
+    s.lock = PyThread_allocate_lock()
+    if s.lock == NULL:
+        raise MemoryError()
+    PyThread_acquire_lock(s.lock, 1)     # held: our next acquire sleeps
+    s.w.wake = _wake_thread
+    s.w.ctx = s.lock
+    s.w.queued = s.w.signaled = False
+    return 0
+
+
+cdef void _sleeper_done(_PoolBase pool, _Sleeper *s) noexcept:
+    # Unlinked; a wake-up we were given and did not use goes on to the next
+    # waiter (after a timeout, Ctrl-C, or a retry that succeeded).
+    pool._leave(&s.w)
+    PyThread_free_lock(s.lock)
 
 
 cdef class _PoolBase:
@@ -41,10 +94,24 @@ cdef class _PoolBase:
         # fully built refuses every call, never crashes.
         pool_waitq_init(&self._waitq)
 
+    cdef int _observe_init(self, object name, object track, object leak_timeout) except -1:
+        """name=, track=, leak_timeout= of both constructors (after _capacity
+        is set).  leak_timeout needs the records, so it turns tracking on."""
+        cdef uint64_t leak_ns = _parse_limit(leak_timeout, "leak_timeout")
+        self._name = _parse_name(name)
+        if track or leak_ns != POOL_CLOCK_NEVER or _track_from_environment():
+            self._holders = _Holders(self._capacity, leak_ns)
+        return 0
+
     # -- each pool's own -------------------------------------------------
     cdef object _try_take(self):
         """A hand-out, or _NOTHING if no slot is free."""
         raise NotImplementedError
+
+    cdef object _try_take_until(self, double deadline):
+        """_try_take() for a waiter whose acquire ends at `deadline`
+        (time.monotonic(); < 0: never): an ObjectPool's checks use it."""
+        return self._try_take()
 
     cdef int _give_back(self, object item) except -1:
         """Return a hand-out nobody has seen yet (no hooks)."""
@@ -62,47 +129,49 @@ cdef class _PoolBase:
         return item
 
     cdef object _acquire_wait(self, object timeout):
-        """The slow path of acquire(): sleep until a slot is free or time is up."""
+        return self._acquire_wait_from(timeout, -1.0)
+
+    cdef object _acquire_wait_from(self, object timeout, double start):
+        """The slow path of acquire(): sleep until a slot is free or time is up.
+        The deadline counts from `start` (time.monotonic() when the acquire
+        began: an ObjectPool's failed checks use up the same timeout), or
+        from now if start < 0."""
         cdef double t = _parse_timeout(timeout)
         cdef double deadline = -1.0
-        cdef pool_waiter_t w
-        cdef PyThread_type_lock lock
+        cdef _Sleeper sleeper
         cdef object item
+        cdef uint64_t t0, waited
         if t == 0.0:
             _count(&self._timeouts)
-            raise PoolExhausted(f"no free slot among {self._capacity}")
+            raise PoolExhausted(self._exhausted_message(f"no free slot among {self._capacity}"))
+        self._check_leaks()   # a caller has to wait: hand-outs held too long?
         if t > 0.0:
-            deadline = _monotonic() + t
-        lock = PyThread_allocate_lock()   # a fresh lock per wait (pool_waitq.h)
-        if lock == NULL:
-            raise MemoryError()
-        PyThread_acquire_lock(lock, 1)     # held: our next acquire sleeps
-        w.wake = _wake_thread
-        w.ctx = lock
-        w.queued = w.signaled = False
+            deadline = (start if start >= 0 else _monotonic()) + t
+        _sleeper_init(&sleeper)
         _count(&self._waits)
+        t0 = pool_clock_ns()
         try:
             while True:
-                pool_waitq_enqueue(&self._waitq, &w)
-                item = self._try_take()
+                pool_waitq_enqueue(&self._waitq, &sleeper.w)
+                item = self._try_take_until(deadline)
                 if item is not _NOTHING:
                     break
-                if self._park(lock, deadline) == 0:
-                    item = self._try_take()  # a slot may have come at the wire
+                if self._park(sleeper.lock, deadline) == 0:
+                    item = self._try_take_until(deadline)  # a slot may have come at the wire
                     if item is not _NOTHING:
                         break
                     _count(&self._timeouts)
-                    raise PoolExhausted(
-                        f"no free slot among {self._capacity} within {t:g} s")
+                    raise PoolExhausted(self._exhausted_message(
+                        f"no free slot among {self._capacity} within {t:g} s"))
                 # Woken.  A signal (Ctrl-C) that came with the wake-up ends the
                 # wait here, before we take a slot; then queue again and retry
                 # (a caller that was not waiting may have taken the slot).
                 PyErr_CheckSignals()
         finally:
-            # Unlinked; a wake-up we were given and did not use goes on to the
-            # next waiter (after a timeout, Ctrl-C, or a retry that succeeded).
-            self._leave(&w)
-            PyThread_free_lock(lock)
+            _sleeper_done(self, &sleeper)
+            waited = pool_clock_ns() - t0
+            pool_stat_add(&self._wait_ns, waited)
+            pool_stat_raise(&self._wait_ns_max, waited)
         # A signal that came while we took the slot: raise it here, with the
         # slot given back, rather than in our caller, who would never see the
         # hand-out (a KeyboardInterrupt would lose the slot for good).
@@ -160,7 +229,7 @@ cdef class _PoolBase:
         """lease() of both pools, its arguments parsed."""
         _check_timeout(timeout)
         if _is_closed(self):
-            raise PoolClosed("lease() on a closed pool")
+            raise PoolClosed(f"lease() on a closed {self._label()}")
         return _lease_new(self, timeout)
 
     # -- gauges ------------------------------------------------------------
@@ -191,27 +260,111 @@ cdef class _PoolBase:
         """True once close() has been called."""
         return _is_closed(self)
 
-    def stats(self):
-        """A dict of counters: a snapshot, each read on its own.
+    @property
+    def name(self):
+        """The pool's label in messages, warnings and repr(); None if unnamed."""
+        return self._name
 
+    @property
+    def track(self):
+        """True if the pool records its hand-outs (track=True, leak_timeout=
+        or POOL_EXT_TRACK=1): holders() works."""
+        return self._holders is not None
+
+    @property
+    def leak_timeout(self):
+        """Seconds after which a hand-out is reported (PoolLeakWarning), or None."""
+        if self._holders is None or self._holders._leak_ns == POOL_CLOCK_NEVER:
+            return None
+        return self._holders._leak_ns / 1e9
+
+    def holders(self):
+        """Who holds what: a list of Holder(obj, thread_name, held_seconds,
+        stack) named tuples, one per hand-out not yet returned, oldest first.
+
+        Needs tracking (track=True, leak_timeout=, or POOL_EXT_TRACK=1 in the
+        environment); PoolError otherwise.  Also reports hand-outs held past
+        leak_timeout (PoolLeakWarning).
+
+        >>> pool = ObjectPool(dict, 2, track=True)
+        >>> d = pool.acquire()
+        >>> [(h.obj is d, h.thread_name) for h in pool.holders()]
+        [(True, 'MainThread')]
+
+        Thread-safety: a snapshot, safe while other threads acquire and
+        release; `obj` is the object as handed out (use it only to identify
+        the hand-out: its holder owns it)."""
+        if self._holders is None:
+            raise PoolError(f"holders() needs tracking: build the {self._label()} with "
+                            f"track=True, or set POOL_EXT_TRACK=1 in the environment")
+        self._check_leaks()
+        return _holders_list(self)
+
+    def stats(self, *, reset=False):
+        """A dict of counters and gauges: a snapshot, each read on its own.
+
+        Counters (since the pool was built, or since the last reset):
         acquires, releases, creations, destructions: successful operations;
         waits: acquires that had to sleep; timeouts: acquires that ran out
-        of time (PoolExhausted); waiting: acquirers asleep now; and the
-        gauges capacity, size, in_use, available.
-        """
-        return {
-            "acquires": _read(&self._acquires),
-            "releases": _read(&self._releases),
-            "creations": _read(&self._creations),
-            "destructions": _read(&self._destructions),
-            "waits": _read(&self._waits),
-            "timeouts": _read(&self._timeouts),
-            "waiting": pool_waitq_waiting(&self._waitq),
-            "capacity": self._capacity,
-            "size": self.size,
-            "in_use": self.in_use,
-            "available": self.available,
-        }
+        of time (PoolExhausted); wait_ns_total, wait_ns_max: nanoseconds
+        spent asleep in acquire() (only sleeping is timed, so a pool that
+        never waits pays nothing for it); holds, hold_ns_total, hold_ns_max:
+        tracked hand-outs that ended and how long they were out (tracking
+        only); leaks: PoolLeakWarnings emitted.  An ObjectPool adds
+        checks_failed (check() false or raised), expired (past max_lifetime
+        or max_idle) and discarded (discard()).
+
+        Gauges (now): waiting (acquirers asleep), capacity, size, in_use,
+        available, and for an ObjectPool idle.
+
+        stats(reset=True) returns the same and zeroes every counter, each
+        in one atomic step, so each event is counted in exactly one resetting
+        report (like psycopg_pool's pop_stats()); gauges are not reset.
+
+        >>> pool = ObjectPool(dict, 2)
+        >>> pool.release(pool.acquire())
+        >>> pool.stats(reset=True)["acquires"], pool.stats()["acquires"]
+        (1, 0)
+
+        Thread-safety: any thread may call it, resetting or not, at any time.
+        Also reports hand-outs held past leak_timeout (PoolLeakWarning)."""
+        cdef bint r = bool(reset)
+        cdef uint64_t *counters[_N_COUNTERS]
+        cdef int k
+        self._check_leaks()
+        counters[:] = [&self._acquires, &self._releases, &self._creations,
+                       &self._destructions, &self._waits, &self._timeouts,
+                       &self._wait_ns, &self._holds, &self._hold_ns, &self._leaks,
+                       &self._checks_failed, &self._expired, &self._discarded]
+        names = _OBJECTPOOL_COUNTERS if type(self) is ObjectPool else _BUFFERPOOL_COUNTERS
+        out = {}
+        for k in range(_N_COUNTERS):
+            value = pool_stat_since(counters[k], &self._marks[k], r)
+            if _COUNTER_NAMES[k] in names:
+                out[_COUNTER_NAMES[k]] = value
+        out["wait_ns_max"] = pool_stat_max(&self._wait_ns_max, r)
+        out["hold_ns_max"] = pool_stat_max(&self._hold_ns_max, r)
+        out["waiting"] = pool_waitq_waiting(&self._waitq)
+        out["capacity"] = self._capacity
+        out["size"] = self.size
+        out["in_use"] = self.in_use
+        out["available"] = self.available
+        if type(self) is ObjectPool:
+            out["idle"] = self.idle
+        return {key: out[key] for key in names}
+
+    cdef int _check_leaks(self) except -1:
+        return _warn_leaks(self)
+
+    cdef str _label(self):
+        """"pool 'name'", or "pool" if unnamed: for messages."""
+        return "pool" if self._name is None else f"pool {self._name!r}"
+
+    cdef str _exhausted_message(self, str what):
+        """PoolExhausted's message: what happened, the pool's name, and with
+        tracking, who has held a slot longest and where they acquired it."""
+        where = "" if self._name is None else f" (pool {self._name!r})"
+        return what + where + _longest_holder(self)
 
     # -- asyncio (_async.pxi) ----------------------------------------------
     async def acquire_async(self, timeout=None):

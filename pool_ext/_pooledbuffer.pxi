@@ -83,6 +83,8 @@ cdef class PooledBuffer:
         """Dropped without release: give the slot back, then say so.  No
         export can be alive (exports reference us), so it is FREED now."""
         pool = <object>self._pool
+        where = (_holder_stack_text(pool, self._index)   # before the slot goes
+                 if type(self._store) is _BufferStore else "")
         if pool_slots_release_handle(self._store.slots, self._index,
                                      self._gen) == POOL_FREED:
             if type(self._store) is _BufferStore:
@@ -91,7 +93,7 @@ cdef class PooledBuffer:
                 (<_Block>self._store)._give_back()
         _warnings.warn(
             f"PooledBuffer (slot {self._index} of {pool!r}) was never "
-            f"released; its memory was returned when it was garbage collected",
+            f"released; its memory was returned when it was garbage collected{where}",
             ResourceWarning, stacklevel=1)
 
     cdef void _retire(self) noexcept:

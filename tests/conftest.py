@@ -10,6 +10,12 @@ Environment knobs (all optional; pytest's header line shows the values in force)
     POOL_HYPOTHESIS_STEPS     steps per example (40)
     POOL_LEAK_CYCLES          cycles per leak kind (1000000; see soak/test_leaks.py)
     POOL_LEAK_FULL            1: every leak kind runs all its cycles (off)
+    POOL_PG_DSN               a PostgreSQL server for tests/integration (libpq
+                              conninfo; tools/pg_server.sh starts one); unset: skipped
+    POOL_REQUIRE_POSTGRES     1: tests/integration fail, not skip, without a server
+    POOL_PG_TRANSACTIONS      transactions per thread in the PostgreSQL stress (2000)
+    POOL_EXT_TRACK            1: every pool tracks its hand-outs (read by pool_ext
+                              itself; the suite passes either way)
     CC                        C compiler for tests/c (default: gcc, cc or clang)
 
 Shared helpers (Thing, run_script, ...) are in helpers.py, not here.
@@ -34,6 +40,9 @@ class Knobs:
     hypothesis_steps: int
     leak_cycles: int
     leak_full: bool
+    pg_dsn: Optional[str]
+    require_postgres: bool
+    pg_transactions: int
     cc: Optional[str]
 
     @classmethod
@@ -48,6 +57,9 @@ class Knobs:
             hypothesis_steps=int(env.get("POOL_HYPOTHESIS_STEPS", "40")),
             leak_cycles=int(env.get("POOL_LEAK_CYCLES", "1000000")),
             leak_full=env.get("POOL_LEAK_FULL", "") not in ("", "0"),
+            pg_dsn=env.get("POOL_PG_DSN") or None,
+            require_postgres=env.get("POOL_REQUIRE_POSTGRES", "") not in ("", "0"),
+            pg_transactions=int(env.get("POOL_PG_TRANSACTIONS", "2000")),
             cc=env.get("CC") or None,
         )
 
@@ -75,6 +87,13 @@ def rng(request):
 
 
 @pytest.fixture
+def untracked(monkeypatch):
+    """For a test about pools that do not track: POOL_EXT_TRACK unset (the
+    suite also runs with POOL_EXT_TRACK=1, every other pool tracking)."""
+    monkeypatch.delenv("POOL_EXT_TRACK", raising=False)
+
+
+@pytest.fixture
 def np():
     """numpy, or a skip where it has no wheel (Windows ARM64, CPython 3.9/3.10)."""
     return pytest.importorskip("numpy")
@@ -97,6 +116,35 @@ def cmake_exe():
 def c_compiler():
     """$CC, else gcc, cc or clang on PATH; None if none."""
     return KNOBS.cc or shutil.which("gcc") or shutil.which("cc") or shutil.which("clang")
+
+
+def _postgres_unavailable(knobs):
+    """Why no PostgreSQL server can be used, or None."""
+    if knobs.pg_dsn is None:
+        return ("no PostgreSQL server: set POOL_PG_DSN (eval \"$(bash tools/pg_server.sh "
+                "start /tmp/pg)\" starts one; bash .ci/run does)")
+    try:
+        import psycopg
+    except ImportError as e:   # psycopg, or the libpq its pure-Python layer loads
+        return f"psycopg cannot be imported: {e}"
+    try:
+        psycopg.connect(knobs.pg_dsn, connect_timeout=10).close()
+    except psycopg.Error as e:
+        return f"cannot connect to POOL_PG_DSN={knobs.pg_dsn!r}: {e}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def pg_dsn():
+    """A PostgreSQL server's libpq conninfo string (POOL_PG_DSN), or a skip
+    saying why there is none; a failure instead under POOL_REQUIRE_POSTGRES=1
+    (bash .ci/run starts a server and sets both)."""
+    reason = _postgres_unavailable(KNOBS)
+    if reason is not None:
+        if KNOBS.require_postgres:
+            pytest.fail(f"POOL_REQUIRE_POSTGRES=1, but {reason}", pytrace=False)
+        pytest.skip(reason)
+    return KNOBS.pg_dsn
 
 
 @pytest.fixture(params=sorted(__import__("helpers").loop_factories()))

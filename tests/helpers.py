@@ -9,6 +9,7 @@ shadow the installed package.
 The environment knobs (POOL_STRESS_OPS, POOL_TEST_SEED, ...) are read in
 conftest.py, not here: see its `knobs` fixture.
 """
+import inspect
 import subprocess
 import sys
 import textwrap
@@ -87,6 +88,18 @@ def wait_for_waiters(pool, n=1, timeout=10.0):
             return False
         time.sleep(0.001)
     return True
+
+
+def line_of(marker):
+    """The line number of the caller's source line that holds `marker` (a
+    comment such as "# acquired-here"), for tests that check the line a
+    message points at."""
+    frame = inspect.currentframe().f_back
+    lines, start = inspect.getsourcelines(frame.f_code)
+    for k, text in enumerate(lines):
+        if marker in text and "line_of(" not in text:
+            return start + k
+    raise AssertionError(f"no line with {marker!r} in {frame.f_code.co_name}")
 
 
 # -- asyncio ------------------------------------------------------------------

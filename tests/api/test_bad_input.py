@@ -67,7 +67,15 @@ def test_numpy_integer_capacity_is_accepted(np):
     ({"prefill": -1}, ValueError), ({"prefill": 3}, ValueError), ({"prefill": 2**70}, ValueError),
     ({"prefill": 1.0}, TypeError), ({"prefill": True}, TypeError), ({"prefill": None}, TypeError),
     ({"unknown": 1}, TypeError),
-], ids=repr)
+    ({"check": 1}, TypeError), ({"check": "select 1"}, TypeError),
+    ({"min_idle": -1}, ValueError), ({"min_idle": 3}, ValueError), ({"min_idle": 1.0}, TypeError),
+    ({"min_idle": True}, TypeError), ({"name": 1}, TypeError), ({"name": b"db"}, TypeError),
+] + [({option: value}, exc) for option in ("max_lifetime", "max_idle", "leak_timeout")
+     for value, exc in [(-1, ValueError), (-0.001, ValueError), (-math.inf, ValueError),
+                        (math.nan, ValueError), (True, TypeError), (False, TypeError),
+                        ("1", TypeError), ([1], TypeError), (1j, TypeError),
+                        (10**400, OverflowError)]],
+    ids=repr)
 def test_objectpool_bad_arguments(kwargs, exc):
     args = {"factory": Thing, "capacity": 2}
     args.update(kwargs)
@@ -91,10 +99,51 @@ def test_objectpool_bad_arguments(kwargs, exc):
     ((8, 1), {"alignment": 2**31}, ValueError), ((8, 1), {"alignment": 2**61}, ValueError),
     ((8, 1), {"alignment": 2**62}, ValueError), ((8, 1), {"alignment": 2**70}, ValueError),
     ((8, 1), {"unknown": 1}, TypeError), ((8,), {}, TypeError),
+    ((8, 1), {"leak_timeout": -1}, ValueError), ((8, 1), {"leak_timeout": math.nan}, ValueError),
+    ((8, 1), {"leak_timeout": True}, TypeError), ((8, 1), {"name": 3}, TypeError),
 ], ids=repr)
 def test_bufferpool_bad_arguments(args, kwargs, exc):
     with pytest.raises(exc):
         BufferPool(*args, **kwargs)
+
+
+@pytest.mark.parametrize("option", ["max_lifetime", "max_idle", "leak_timeout"])
+def test_time_limits_accept_zero_inf_none_and_numbers(option, np):
+    for value in (0, 0.5, 3, math.inf, None, np.float64(2.5), decimal.Decimal("1.5"),
+                  fractions.Fraction(1, 2)):
+        pool = ObjectPool(Thing, 1, **{option: value})
+        expected = None if value in (None, math.inf) else float(value)
+        assert getattr(pool, option) == expected
+        pool.release(pool.acquire())
+
+
+def test_a_name_that_is_a_str_subclass_is_kept_as_a_plain_str():
+    class Name(str):
+        def __repr__(self):
+            raise RuntimeError("never called")
+
+    pool = ObjectPool(Thing, 1, name=Name("db"))
+    assert type(pool.name) is str and "'db'" in repr(pool)
+
+
+@pytest.mark.parametrize("interval,exc", [
+    (0, ValueError), (-1, ValueError), (math.nan, ValueError), (math.inf, ValueError),
+    (None, TypeError), (True, TypeError), ("1", TypeError),
+], ids=repr)
+def test_start_evictor_bad_interval(interval, exc):
+    pool = ObjectPool(Thing, 1)
+    with pytest.raises(exc, match="interval"):
+        pool.start_evictor(interval)
+    pool.stop_evictor()                    # none started
+
+
+@pytest.mark.parametrize("timeout,exc", [(-1, ValueError), (math.nan, ValueError),
+                                         ("1", TypeError), (True, TypeError)], ids=repr)
+def test_drain_bad_timeout_leaves_the_pool_open(timeout, exc):
+    pool = ObjectPool(Thing, 1)
+    with pytest.raises(exc):
+        pool.drain(timeout)
+    assert not pool.closed
 
 
 def test_objectpool_bad_construction():
@@ -159,6 +208,16 @@ def test_uninitialised_pools_refuse_every_call():
         assert pool.stats()["capacity"] == 0 and pool.available == 0
         repr(pool)
         pool.close()
+        with pytest.raises(PoolError):
+            pool.holders()
+    pool = ObjectPool.__new__(ObjectPool)
+    with pytest.raises(PoolClosed):
+        pool.start_evictor(1)
+    with pytest.raises(PoolClosed):
+        pool.discard(object())
+    pool.stop_evictor()
+    pool.drain()
+    assert pool.evict() == 0
 
 
 def test_uninitialised_pool_refuses_without_crashing():
@@ -391,16 +450,27 @@ def test_double_release_and_foreign_release_leave_pool_unchanged():
     assert x is not y
 
 
+@pytest.mark.parametrize("how", ["release", "discard"])
 @pytest.mark.parametrize("foreign", [None, 0, "s", Thing(), object, ObjectPool],
                          ids=repr)
-def test_objectpool_foreign_release(foreign):
+def test_objectpool_foreign_release(foreign, how):
     pool = ObjectPool(Thing, 2)
     a = pool.acquire()
     before = snapshot(pool)
-    with pytest.raises(PoolError, match="did not hand out"):
-        pool.release(foreign)
+    with pytest.raises(PoolError, match=f"{how} of an object this pool did not hand out"):
+        getattr(pool, how)(foreign)
     assert snapshot(pool) == before
     pool.release(a)
+
+
+def test_objectpool_discard_arity():
+    pool = ObjectPool(Thing, 1)
+    held = pool.acquire()
+    with pytest.raises(TypeError):
+        pool.discard()
+    with pytest.raises(TypeError):
+        pool.discard(held, held)
+    pool.release(held)
 
 
 def test_objectpool_release_arity():

@@ -38,14 +38,28 @@ def test_prefill():
     assert pool.stats()["creations"] == 3 and pool.stats()["acquires"] == 0
 
 
-def test_factory_argument_detection():
+def test_factory_is_called_with_no_argument_unless_pass_slot():
     calls = []
     ObjectPool(lambda: calls.append("none") or object(), 1).acquire()
-    ObjectPool(lambda slot: calls.append(slot) or object(), 1).acquire()
-    ObjectPool(lambda slot, extra=1: calls.append(("d", slot)) or object(), 1).acquire()
-    ObjectPool(list, 1).acquire()          # builtins: called with no argument
-    ObjectPool(dict, 1).acquire()
-    assert calls == ["none", 0, ("d", 0)]
+    # A parameter with a default is not filled in: no signature guessing.
+    ObjectPool(lambda config="default": calls.append(config) or object(), 1).acquire()
+    ObjectPool(list, 1).acquire()
+    pool = ObjectPool(lambda slot: calls.append(slot) or object(), 3, pass_slot=True)
+    held = [pool.acquire() for _ in range(3)]
+    assert calls == ["none", "default", 0, 1, 2]
+    for obj in held:
+        pool.release(obj)
+
+
+def test_a_factory_that_needs_an_argument_fails_without_pass_slot():
+    def parser(config):
+        return object()
+
+    pool = ObjectPool(parser, 1)
+    with pytest.raises(TypeError):
+        pool.acquire()
+    assert pool.in_use == 0 and pool.size == 0     # no slot lost
+    assert pool.available == 1
 
 
 def test_lease_releases_on_exit_and_on_exception():

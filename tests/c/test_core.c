@@ -11,6 +11,8 @@
  * 3. address map: random inserts/removes against a reference array,
  *    concurrent readers while a writer churns, and a reader blocked by a
  *    writer yields the CPU.
+ * 4. statistics (pool_stats.h): threads add to a counter while others
+ *    report-and-reset it; every increment is in exactly one report.
  *
  * Built twice by tests/c/CMakeLists.txt: with real atomics (threads on) and
  * with -DPOOL_ATOMIC_PLAIN (the GIL variant; single-threaded, as it must be).
@@ -26,6 +28,7 @@
 #include "pool_slots.h"
 #include "pool_spinlock.h"
 #include "validate.h"
+#include "pool_stats.h"
 
 #ifdef POOL_ATOMIC_PLAIN
 #define THREADS 1
@@ -400,6 +403,48 @@ static int test_spinlock(void)
     return 0;
 }
 
+/* ---- statistics: reset while others count; no event lost or counted twice -- */
+
+static uint64_t st_counter, st_mark, st_max, st_reported, st_adders_done;
+
+static void *stats_worker(void *arg)
+{
+    uintptr_t k = (uintptr_t)arg;
+    int n;
+    if (k % 2 == 0 || THREADS == 1) {          /* an adder */
+        for (n = 1; n <= ITERS; n++) {
+            pool_stat_add(&st_counter, 1);
+            pool_stat_raise(&st_max, (uint64_t)n);
+        }
+        pool_fetch_add64(&st_adders_done, 1, POOL_RELEASE);
+    } else {                                   /* a resetting reader */
+        while (pool_load64(&st_adders_done, POOL_ACQUIRE) < (THREADS + 1) / 2) {
+            pool_fetch_add64(&st_reported, pool_stat_since(&st_counter, &st_mark, 1),
+                             POOL_RELAXED);
+            (void)pool_stat_max(&st_max, 1);
+        }
+    }
+    return NULL;
+}
+
+static int test_stats(void)
+{
+    uint64_t adders = THREADS == 1 ? 1 : (THREADS + 1) / 2, total;
+    CHECK(run_threads(stats_worker) == 0, "threads");
+    total = pool_load64(&st_reported, POOL_RELAXED) + pool_stat_since(&st_counter, &st_mark, 1);
+    CHECK(total == adders * ITERS, "reports add up to %llu, not %llu",
+          (unsigned long long)total, (unsigned long long)(adders * ITERS));
+    CHECK(pool_stat_since(&st_counter, &st_mark, 0) == 0, "a reset left something");
+    CHECK(st_counter == adders * ITERS, "the counter itself was changed");
+    CHECK(pool_stat_max(&st_max, 0) <= ITERS, "a maximum above any value added");
+    (void)pool_stat_max(&st_max, 1);
+    CHECK(pool_stat_max(&st_max, 0) == 0, "max not reset");
+    passes++;
+    printf("statistics: %llu adders x %d, resetting readers: every event in one report\n",
+           (unsigned long long)adders, ITERS);
+    return 0;
+}
+
 /* ---- arena -------------------------------------------------------------- */
 
 static int test_arena(void)
@@ -436,6 +481,7 @@ int main(void)
     test_addrmap_reader_yields();
 #endif
     test_spinlock();
+    test_stats();
     test_arena();
     printf("%d passed, %d failed\n", passes, failures);
     return failures ? 1 : 0;

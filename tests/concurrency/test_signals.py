@@ -1,6 +1,6 @@
-"""Signals during a wait: Ctrl-C (SIGINT) ends a waiting acquire() promptly
-with KeyboardInterrupt and loses no slot; a handler that returns normally
-does not end the wait.  Each runs in a subprocess (helpers.script_command,
+"""Signals during a wait: Ctrl-C (SIGINT) ends a waiting acquire() (or
+drain()) promptly with KeyboardInterrupt and loses no slot; a handler that
+returns normally does not end the wait.  Each runs in a subprocess (helpers.script_command,
 helpers.run_script), so a hang fails one test, never blocks the run.
 """
 import os
@@ -197,3 +197,33 @@ def test_sigint_as_a_release_wakes_the_waiter_loses_no_slot(tmp_path, kind):
                           capture_output=True, text=True, timeout=120, cwd=str(tmp_path))
     print(proc.stdout, proc.stderr)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+DRAIN_SCRIPT = """
+    import signal, threading, time
+    signal.signal(signal.SIGINT, signal.default_int_handler)   # (see SIGINT_SCRIPT)
+    from pool_ext import ObjectPool
+    destroyed = []
+    pool = ObjectPool(object, 2, destroy=destroyed.append)
+    held = pool.acquire()
+    print("READY", flush=True)
+    try:
+        pool.drain()                      # waits for `held`, for ever
+    except KeyboardInterrupt:
+        print("INTERRUPTED", flush=True)
+    assert pool.closed and pool.in_use == 1
+    pool.release(held)                    # comes back later: destroyed
+    assert destroyed == [held] and pool.size == 0
+    pool.drain()                          # closed: at once
+    print("OK", flush=True)
+"""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="sends a real SIGINT")
+def test_sigint_ends_drain_and_the_pool_stays_closed(tmp_path):
+    command = script_command(tmp_path, DRAIN_SCRIPT, name="drain.py")
+    line, elapsed, out, err, returncode = interrupt_a_waiting_acquire(command, tmp_path)
+    assert line == "INTERRUPTED"
+    assert elapsed < 2.0, f"KeyboardInterrupt took {elapsed:.2f} s"
+    assert returncode == 0, err
+    assert "OK" in out

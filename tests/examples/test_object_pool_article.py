@@ -1,4 +1,6 @@
 """The seed article's Connection class works unchanged in an ObjectPool."""
+import pytest
+
 from pool_ext import ObjectPool
 
 
@@ -36,10 +38,10 @@ def test_seed_walkthrough(capsys):
 
 
 def test_connection_class_itself_as_factory(capsys):
-    # ObjectPool(Connection, capacity=5), the class unchanged: Connection(id)
-    # cannot be called without an argument, so the pool passes the slot
-    # number as its id, as the article's pool numbered its connections.
-    pool = ObjectPool(Connection, capacity=5)
+    # ObjectPool(Connection, 5, pass_slot=True), the class unchanged: the pool
+    # passes the slot number as Connection(id)'s id, as the article's pool
+    # numbered its connections.
+    pool = ObjectPool(Connection, 5, pass_slot=True)
     connections = []
     for _ in range(5):
         conn = pool.try_acquire()
@@ -53,3 +55,11 @@ def test_connection_class_itself_as_factory(capsys):
         pool.release(conn)
     assert pool.try_acquire() in connections
     assert "Connection 4 opened" in capsys.readouterr().out
+
+
+def test_connection_class_without_pass_slot_says_what_is_missing():
+    # The factory is called with no argument: Connection() lacks its id.
+    pool = ObjectPool(Connection, 5)
+    with pytest.raises(TypeError, match="id"):
+        pool.acquire()
+    assert pool.in_use == 0

@@ -310,6 +310,57 @@ def object_async_cancelled_waits(n):
     assert pool.in_use == 0 and pool.stats()["waiting"] == 0
 
 
+def objects_tracked(n):
+    """Tracked hand-outs of both pools (a record per hand-out), read now and then."""
+    pool = ObjectPool(Thing, 2, track=True)
+    bufs = BufferPool(64, 2, track=True)
+    for i in range(n):
+        o = pool.acquire()
+        b = bufs.acquire()
+        if i % 1000 == 0:
+            assert len(pool.holders()) == 1 and len(bufs.holders()) == 1
+        b.release()
+        pool.release(o)
+    assert pool.stats()["holds"] == n
+
+
+def objects_health(n):
+    """check() failing every 3rd, max_lifetime expiring, discard() every 5th,
+    stats(reset=True): rejected objects, refills and discards."""
+    k = [0]
+
+    def check(o):
+        k[0] += 1
+        return k[0] % 3 != 0
+
+    pool = ObjectPool(Thing, 2, check=check, max_lifetime=0.0005, max_idle=60,
+                      destroy=lambda o: None)
+    for i in range(n):
+        o = pool.acquire()
+        if i % 5 == 0:
+            pool.discard(o)
+        else:
+            pool.release(o)
+        if i % 100 == 0:
+            pool.stats(reset=True)
+            pool.evict()
+    assert pool.in_use == 0
+
+
+def pools_with_health(n):
+    """Whole pools with an evictor thread, drained or dropped."""
+    for i in range(n):
+        p = ObjectPool(Thing, 2, min_idle=1, max_idle=0.001, track=True)
+        p.start_evictor(0.001)
+        o = p.acquire()
+        p.release(o)
+        if i & 1:
+            p.drain(timeout=5)
+        else:
+            p.stop_evictor()
+        del p, o
+
+
 # kind -> fraction of POOL_LEAK_CYCLES by default (1: all of them);
 # POOL_LEAK_FULL=1: all 1
 ERR = 0.25
@@ -320,7 +371,7 @@ SCALE = {
     object_waits: 0.01, object_sleeping_waits: 0.002,
     buffers: 1, buffer_leases: 1, buffer_lease_exceptions: 1, buffer_exports: 1,
     buffer_double_release: ERR, buffer_timeout_zero: ERR, buffer_waits: 0.01,
-    pools: 0.02,
+    pools: 0.02, objects_tracked: ERR, objects_health: ERR, pools_with_health: 0.002,
     object_async: 1, object_async_cancelled_waits: 0.1,
 }
 

@@ -117,3 +117,50 @@ def test_pooledbuffer_is_a_buffer_to_mypy(tmp_path, mypy_cache, python_version):
     code, output = mypy_strict(tmp_path, mypy_cache, python_version, "buffer_user.py",
                                BUFFER_USER)
     assert code == 0, f"mypy --strict --python-version {python_version}:\n{output}"
+
+
+HEALTH_USER = '''\
+import sqlite3
+import traceback
+import warnings
+from typing import Optional
+
+from pool_ext import BufferPool, Holder, ObjectPool, PoolLeakWarning
+
+pool: ObjectPool[sqlite3.Connection] = ObjectPool(
+    lambda: sqlite3.connect(":memory:", check_same_thread=False), 4,
+    check=lambda c: c.execute("select 1"), reset=lambda c: c.rollback(),
+    destroy=lambda c: c.close(), max_lifetime=1800, max_idle=60.0, min_idle=1,
+    track=True, leak_timeout=30, name="db")
+conn = pool.acquire()
+holders: list[Holder] = pool.holders()
+first: Holder = holders[0]
+where: traceback.StackSummary = first.stack
+seconds: float = first.held_seconds
+thread: str = first.thread_name
+pool.discard(conn)
+evicted: int = pool.evict()
+pool.start_evictor(15)
+pool.stop_evictor()
+counters: dict[str, int] = pool.stats(reset=True)
+limit: Optional[float] = pool.max_idle
+label: Optional[str] = pool.name
+warnings.simplefilter("error", PoolLeakWarning)
+pool.drain(timeout=5)
+numbered = ObjectPool(lambda slot: [slot], 2, pass_slot=True)
+bufs = BufferPool(64, 2, track=True, leak_timeout=1.0, name="io")
+tracked: bool = bufs.track
+'''
+
+
+def test_health_and_tracking_api_type_checks(tmp_path, mypy_cache):
+    code, output = mypy_strict(tmp_path, mypy_cache, THIS_PYTHON, "health_user.py",
+                               HEALTH_USER)
+    assert code == 0, output
+
+
+def test_stats_reset_is_keyword_only_to_mypy(tmp_path, mypy_cache):
+    code, output = mypy_strict(tmp_path, mypy_cache, THIS_PYTHON, "bad_stats.py",
+                               "from pool_ext import ObjectPool\n"
+                               "ObjectPool(dict, 1).stats(True)\n")
+    assert code != 0 and "stats" in output, output

@@ -81,16 +81,23 @@ def test_dataclass_field_annotated_objectpool_of_a_class_imports(tmp_path, monke
 # Every public method, with the parameters the stubs (pool_ext/_pool.pyi) and
 # the README give it: (name, kind, default), self not included.
 TIMEOUT = ("timeout", POS_OR_KW, None)
+RESET = ("reset", KW_ONLY, False)
 METHODS = {
     ObjectPool: {
         "acquire": [TIMEOUT],
         "try_acquire": [],
         "release": [("obj", POS_ONLY, NONE)],
+        "discard": [("obj", POS_ONLY, NONE)],
         "lease": [TIMEOUT],
         "acquire_async": [TIMEOUT],
         "lease_async": [TIMEOUT],
         "close": [],
-        "stats": [],
+        "drain": [TIMEOUT],
+        "evict": [],
+        "start_evictor": [("interval", POS_OR_KW, NONE)],
+        "stop_evictor": [],
+        "holders": [],
+        "stats": [RESET],
     },
     BufferPool: {
         "acquire": [TIMEOUT],
@@ -104,19 +111,25 @@ METHODS = {
         "zeros": [("shape", POS_OR_KW, NONE), ("dtype", POS_OR_KW, None),
                   ("order", POS_OR_KW, "C"), ("timeout", KW_ONLY, None)],
         "close": [],
-        "stats": [],
+        "holders": [],
+        "stats": [RESET],
     },
     PooledBuffer: {
         "release": [],
     },
 }
 
+# keyword-only parameters both constructors take
+OBSERVING = [("track", KW_ONLY, False), ("leak_timeout", KW_ONLY, None), ("name", KW_ONLY, None)]
 CONSTRUCTORS = {
     ObjectPool: [("factory", POS_OR_KW, NONE), ("capacity", POS_OR_KW, NONE),
                  ("reset", KW_ONLY, None), ("validate", KW_ONLY, None),
-                 ("destroy", KW_ONLY, None), ("prefill", KW_ONLY, 0)],
+                 ("destroy", KW_ONLY, None), ("prefill", KW_ONLY, 0),
+                 ("pass_slot", KW_ONLY, False), ("check", KW_ONLY, None),
+                 ("max_lifetime", KW_ONLY, None), ("max_idle", KW_ONLY, None),
+                 ("min_idle", KW_ONLY, 0)] + OBSERVING,
     BufferPool: [("buffer_size", POS_OR_KW, NONE), ("capacity", POS_OR_KW, NONE),
-                 ("zero_on_release", KW_ONLY, False), ("alignment", KW_ONLY, 64)],
+                 ("zero_on_release", KW_ONLY, False), ("alignment", KW_ONLY, 64)] + OBSERVING,
 }
 
 

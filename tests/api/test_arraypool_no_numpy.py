@@ -51,11 +51,13 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def test_import_does_not_import_numpy():
+def test_import_does_not_import_numpy(tmp_path):
+    # Run outside the checkout, so the installed build is imported, not the
+    # source tree's pool_ext/ (which has no compiled module).
     proc = subprocess.run([sys.executable, "-c",
                            "import sys, pool_ext; from pool_ext import arrays; "
                            "assert 'numpy' not in sys.modules, 'numpy imported'"],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
 
 

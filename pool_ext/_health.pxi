@@ -1,0 +1,244 @@
+# ObjectPool's health rules (included by _pool.pyx): what happens to an idle
+# object before it is handed out (time limits, check), evict(), the evictor
+# thread, drain().  The ObjectPool methods in _objectpool.pxi call these.
+#
+# Decisions and actions are apart, so that an asynchronous twin (asyncio
+# waiters, coroutine hooks) can reuse the decisions and await the actions:
+#   decisions (pure C, no Python): _expiry, _too_old, _expired
+#   actions (call user code):      _run_check -> check(obj);
+#                                  ObjectPool._discard -> destroy(obj);
+#                                  ObjectPool._fill -> factory()
+#
+# Vetting.  An idle object is taken for vetting with pool_slots_pop_own: its
+# slot is RELEASING, owned by the acquirer but not handed out, so nothing
+# can release it while check() runs (not even check() itself).  It is
+# counted in `acquires` from that moment (drain() waits for it); a rejected
+# object is uncounted before it is destroyed, so every acquire it led to is
+# exactly one hand-out.  Only objects that were idle are vetted: an object
+# fresh from the factory is handed out as it is (HikariCP and psycopg_pool
+# do the same), so a factory that keeps failing checks cannot spin acquire.
+
+import logging as _logging
+
+_log = _logging.getLogger("pool_ext")
+
+cdef object _REJECTED = object()   # _take_idle_vetted: it tried one, and destroyed it
+
+
+cdef inline void _uncount(uint64_t *counter) noexcept:
+    # relaxed: a statistic; wraps to counter - 1 (in_use's two counters are
+    # read apart anyway)
+    pool_fetch_add64(counter, <uint64_t>-1, POOL_RELAXED)
+
+
+# -- decisions -------------------------------------------------------------------
+
+cdef uint64_t _expiry(ObjectPool pool, uint32_t i) noexcept:
+    """When slot i's new object reaches max_lifetime: now + max_lifetime,
+    less up to 5 % at random, so that objects made together (prefill, a
+    burst) do not all expire together (psycopg_pool does the same; HikariCP
+    up to 2.5 %).  An object is never kept past max_lifetime."""
+    cdef uint64_t now = pool_clock_ns()
+    cdef uint64_t jitter = (pool._lifetime_ns // 20 // 0x10000) * (pool_mix64(now + i) & 0xffff)
+    if pool._lifetime_ns > POOL_CLOCK_NEVER - now:
+        return POOL_CLOCK_NEVER
+    return now + pool._lifetime_ns - jitter
+
+
+cdef inline bint _too_old(ObjectPool pool, uint32_t i) noexcept:
+    """Past max_lifetime (the owner of slot i asks at release)."""
+    return pool._expires_ns != NULL and pool_clock_ns() >= pool._expires_ns[i]
+
+
+cdef inline bint _expired(ObjectPool pool, uint32_t i, uint64_t now) noexcept:
+    """Past max_lifetime, or idle for max_idle or longer (slot i is idle and owned)."""
+    cdef uint64_t since
+    if pool._expires_ns != NULL and now >= pool._expires_ns[i]:
+        return True
+    if pool._idle_ns == NULL:
+        return False
+    since = pool._idle_ns[i]
+    return now >= since and now - since >= pool._max_idle_ns
+
+
+# -- acquiring ----------------------------------------------------------------------
+
+cdef object _take_idle_vetted(ObjectPool pool):
+    """An idle object that passes the time limits and check(), handed out to
+    the caller; _NOTHING if none is idle; _REJECTED if the one it took did
+    not pass (it was destroyed, its slot is empty: try again)."""
+    cdef uint32_t i = pool_slots_pop_own(&pool._slots, &pool._idle)
+    if i == POOL_NIL:
+        return _NOTHING
+    _count(&pool._acquires)
+    obj = <object>pool._items[i]
+    if _expired(pool, i, pool_clock_ns()):
+        _reject(pool, i, obj, &pool._expired)
+        return _REJECTED
+    if pool._check is not None and not _run_check(pool, i, obj):
+        return _REJECTED
+    if _is_closed(pool):
+        # closed (close(), drain()) while check() ran: not handed out
+        _reject(pool, i, obj, NULL)
+        return pool._cold_closed()
+    _hold_begin(pool, i, None)              # before anyone can release it
+    pool_slots_hold(&pool._slots, i)        # RELEASING -> HELD: handed out
+    return obj
+
+
+cdef int _reject(ObjectPool pool, uint32_t i, object obj, uint64_t *why) except -1:
+    """obj (slot i, owned for vetting) is not handed out: uncounted, destroyed."""
+    if why != NULL:
+        _count(why)
+    _uncount(&pool._acquires)   # before the slot's push wakes a drain()
+    return pool._discard(i, obj, False)
+
+
+cdef bint _run_check(ObjectPool pool, uint32_t i, object obj) except -1:
+    """check(obj): True if it passes.  A false result or an Exception fails it:
+    counted, destroyed, and the exception is dropped (logged at INFO, as
+    psycopg_pool does).  A BaseException that is not an Exception (Ctrl-C,
+    SystemExit) also destroys the object, whose state is then unknown, and
+    propagates."""
+    try:
+        if pool._check(obj):
+            return True
+    except Exception as e:
+        _log.info("check() failed on %r from %r: %r", obj, pool, e)
+    except BaseException:
+        _reject(pool, i, obj, &pool._checks_failed)
+        raise
+    _reject(pool, i, obj, &pool._checks_failed)
+    return False
+
+
+# -- evict(), min_idle, the evictor thread -----------------------------------------------
+
+cdef Py_ssize_t _evict(ObjectPool pool) except -1:
+    """evict(): destroys the idle objects past a time limit; how many.
+
+    Every idle slot is popped (owned, RELEASING) and sorted onto one of two
+    private lists threaded through the slots' own next[] links (no
+    allocation, no Python: acquirers miss the idle objects only for that
+    long); the keepers go back in their order, most recently used on top,
+    then the expired ones are destroyed one by one."""
+    cdef pool_freelist_t keep, old
+    cdef uint32_t i
+    cdef uint64_t now
+    cdef Py_ssize_t n = 0
+    if pool._expires_ns == NULL and pool._idle_ns == NULL:
+        return 0
+    pool_freelist_init(&keep)
+    pool_freelist_init(&old)
+    now = pool_clock_ns()
+    while True:
+        i = pool_slots_pop_own(&pool._slots, &pool._idle)
+        if i == POOL_NIL:
+            break
+        pool_freelist_push_mpmc(&old if _expired(pool, i, now) else &keep,
+                                pool._slots.next, i)
+    # keep holds them bottom-up: pushing back restores the idle list's order
+    while True:
+        i = pool_freelist_pop_mpmc(&keep, pool._slots.next)
+        if i == POOL_NIL:
+            break
+        pool_slots_free_push(&pool._slots, &pool._idle, i)
+        _notify(pool)   # one sleeper per object, as a release would
+    first_error = None
+    while True:
+        i = pool_freelist_pop_mpmc(&old, pool._slots.next)
+        if i == POOL_NIL:
+            break
+        n += 1
+        _count(&pool._expired)
+        try:
+            pool._discard(i, <object>pool._items[i], False)
+        except BaseException as e:   # every one is destroyed; the first error is raised
+            if first_error is None:
+                first_error = e
+    if _is_closed(pool):
+        pool._cold_drain()   # closed meanwhile: the keepers must not stay idle
+    if first_error is not None:
+        raise first_error
+    return n
+
+
+cdef int _top_up(ObjectPool pool) except -1:
+    """Creates objects into empty slots while fewer than min_idle are idle."""
+    cdef uint32_t i
+    while not _is_closed(pool) and pool.idle < pool._min_idle:
+        i = pool_slots_pop_own(&pool._slots, &pool._empty)
+        if i == POOL_NIL:
+            return 0          # every slot has an object (idle or held)
+        pool._fill(i)         # an exception: the slot is back, and goes up
+        pool._push_idle(i)
+    return 0
+
+
+def _evictor_main(pool_ref, stop, double interval):
+    """The evictor thread (start_evictor): a round at once, then one every
+    `interval` seconds, until stopped, closed or the pool is gone."""
+    cdef ObjectPool pool
+    while True:
+        pool = pool_ref()
+        if pool is None or _is_closed(pool):
+            return
+        try:
+            pool._check_leaks()
+            _evict(pool)
+            _top_up(pool)
+        except Exception:
+            # The factory or destroy() failed (a database down, say): say so
+            # and try again next round, as psycopg_pool's workers do.
+            _log.warning("the evictor of %r failed; next round in %g s", pool,
+                         interval, exc_info=True)
+        pool = None
+        if stop.wait(interval):
+            return
+
+
+# -- drain() ----------------------------------------------------------------------------------
+
+cdef object _drain(ObjectPool pool, object timeout):
+    cdef double t = _parse_timeout(timeout)
+    cdef double deadline = -1.0 if t < 0 else _monotonic() + t
+    if not pool._close_begin():
+        return None              # closed already: at once (close() or drain() did it)
+    evictor = pool._stop_evictor()
+    pool._destroy_all(pool._drain_idle())
+    _wait_all_back(pool, deadline, t)
+    # The evictor may be creating an object for an empty slot (not counted
+    # in in_use): wait for its round, whose object is destroyed as it goes idle.
+    _join_evictor(evictor, -1.0 if deadline < 0 else max(0.0, deadline - _monotonic()))
+    pool._destroy_all(pool._drain_idle())
+    return None
+
+
+cdef int _wait_all_back(ObjectPool pool, double deadline, double t) except -1:
+    """Sleeps until in_use == 0; PoolExhausted at the deadline.  Every
+    release ends with a push and a notify (_notify) after its counter moved,
+    so the wait queue's protocol (src/pool_waitq.h) wakes us in time; a
+    wake-up is only a hint: we look at in_use again."""
+    cdef _Sleeper sleeper
+    if pool._in_use() == 0:
+        return 0
+    if t == 0.0:
+        raise PoolExhausted(pool._exhausted_message(
+            f"drain(): {pool._in_use()} objects still held"))
+    _sleeper_init(&sleeper)
+    try:
+        while True:
+            pool_waitq_enqueue(&pool._waitq, &sleeper.w)
+            if pool._in_use() == 0:
+                break
+            if pool._park(sleeper.lock, deadline) == 0:
+                if pool._in_use() == 0:
+                    break
+                raise PoolExhausted(pool._exhausted_message(
+                    f"drain(): {pool._in_use()} objects still held after {t:g} s; "
+                    f"the pool stays closed"))
+            PyErr_CheckSignals()   # Ctrl-C ends the wait
+    finally:
+        _sleeper_done(pool, &sleeper)
+    pool._wake(0xffffffff)   # other drain() callers look again too
+    return 0

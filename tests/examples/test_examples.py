@@ -1,0 +1,40 @@
+"""The programs in examples/ run, each in a fresh interpreter, and print
+what they promise.  (examples/ is in the sdist and in cibuildwheel's
+test-sources; where it is missing, these skip.)"""
+import subprocess
+import sys
+
+import pytest
+
+from helpers import ROOT
+
+EXAMPLES = ROOT / "examples"
+
+
+def run_example(name, tmp_path, *args):
+    path = EXAMPLES / name
+    if not path.is_file():
+        pytest.skip(f"{path} is not here (a copy of tests/ without examples/)")
+    # From tmp_path, so that the installed pool_ext is imported.
+    proc = subprocess.run([sys.executable, "-X", "faulthandler", "-W", "error", str(path),
+                           *args], cwd=str(tmp_path), capture_output=True, text=True,
+                          timeout=120)
+    sys.stdout.write(proc.stdout + proc.stderr)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_sqlite_connections_shared_by_threads(tmp_path):
+    out = run_example("sqlite_threads.py", tmp_path)
+    assert "rows: 800" in out and "connections: 4 for 8 threads" in out
+
+
+def test_http_keep_alive_connections(tmp_path):
+    out = run_example("http_keepalive.py", tmp_path)
+    assert "requests: 200, TCP connections: 4" in out
+    assert "after a pause: (200, b'hello\\n')" in out
+
+
+def test_postgres_connections(tmp_path, pg_dsn):
+    out = run_example("postgres_pool.py", tmp_path, pg_dsn)
+    assert "rows: 800" in out and "connections made: 8," in out
