@@ -403,15 +403,27 @@ def _log(start, msg):
     print(f"[{time.monotonic() - start:6.0f}s] {msg}", file=sys.stderr, flush=True)
 
 
+def build_requires(pyproject):
+    """[build-system] requires, read with tomllib (3.11+), else by a regex
+    over the file with its comments dropped."""
+    with open(pyproject, encoding="utf-8") as f:
+        text = f.read()
+    try:
+        import tomllib
+    except ImportError:
+        text = re.sub(r"(?m)^\s*#.*$", "", text)
+        m = re.search(r"\[build-system\]\s*requires\s*=\s*\[([^\]]*)\]", text)
+        return re.findall(r'"([^"]+)"', m.group(1))
+    return tomllib.loads(text)["build-system"]["requires"]
+
+
 def all_pythons(args, command):
     """Build and count under every interpreter find_pythons() finds; returns
     the report (what --json writes)."""
     start = time.monotonic()
     git = lambda *a: subprocess.run(["git", "-C", args.source, *a], check=True,  # noqa: E731
                                     capture_output=True, text=True).stdout.strip()
-    with open(os.path.join(args.source, "pyproject.toml"), encoding="utf-8") as f:
-        m = re.search(r"\[build-system\]\s*requires\s*=\s*\[([^\]]*)\]", f.read())
-    requires = re.findall(r'"([^"]+)"', m.group(1))
+    requires = build_requires(os.path.join(args.source, "pyproject.toml"))
     pythons, skipped = find_pythons(args.source, args.newer_pythons, args.chroot)
     if args.versions:
         pythons = [py for py in pythons if py.version in args.versions]

@@ -20,8 +20,9 @@ cdef object _TIMED_OUT = object()
 
 
 cdef int _no_running_loop() except -1:
-    raise RuntimeError("acquire_async() needs a running event loop: await it in a "
-                       "coroutine (asyncio.run, a task), not outside one")
+    raise RuntimeError("acquire_async() and the pool's other async methods need a "
+                       "running event loop: await them in a coroutine (asyncio.run, a "
+                       "task), not outside one")
 
 
 cdef void _wake_deferred(pool_waiter_t *w) noexcept:
@@ -63,39 +64,74 @@ cdef class _AsyncWaiter:
             pass   # its loop is closed: nothing there can run to be woken
 
 
-async def _wait_async(_PoolBase pool, timeout):
-    """The slow path of acquire_async(): wait, without blocking the loop,
-    until a slot is free, the time is up, or the pool closes."""
+# What a waiting task waits for (_wait_async's `what`).
+cdef enum:
+    _FOR_SLOT = 0        # a hand-out: the pool's _try_take()
+    _FOR_SLOT_HOOKS = 1  # a hand-out whose hooks are awaited: _take_async()
+    _FOR_ALL_BACK = 2    # drain_async(): nothing handed out any more
+
+
+cdef object _poll(_PoolBase pool, int what):
+    """What _wait_async() waits for, if it is there now, else _NOTHING
+    (not for _FOR_SLOT_HOOKS, which is awaited)."""
+    if what == _FOR_SLOT:
+        return pool._try_take()
+    return None if pool._in_use() == 0 else _NOTHING
+
+
+cdef object _wait_timeout(_PoolBase pool, int what, double t):
+    if what == _FOR_ALL_BACK:
+        raise PoolExhausted(pool._exhausted_message(
+            f"drain_async(): {pool._in_use()} objects still held after {t:g} s; "
+            f"the pool stays closed"))
+    _count(&pool._timeouts)
+    within = f" within {t:g} s" if t > 0.0 else ""
+    raise PoolExhausted(pool._exhausted_message(
+        f"no free slot among {pool._capacity}{within}"))
+
+
+async def _wait_async(_PoolBase pool, timeout, int what=_FOR_SLOT):
+    """The slow path of acquire_async() (and drain_async()): wait, without
+    blocking the loop, until a slot is free (everything is back), the time
+    is up, or the pool closes."""
     cdef double t = _parse_timeout(timeout)
+    cdef double take_deadline = -1.0   # for _take_async: time.monotonic()
     cdef _AsyncWaiter waiter
     cdef int left
     loop = _peek_running_loop()
     if loop is None:
         _no_running_loop()
     if t == 0.0:
-        _count(&pool._timeouts)
-        raise PoolExhausted(f"no free slot among {pool._capacity}")
+        return _wait_timeout(pool, what, t)
     deadline = loop.time() + t if t > 0.0 else None
+    if t > 0.0:
+        take_deadline = _monotonic() + t
     waiter = _AsyncWaiter(loop)
     timer = None
-    _count(&pool._waits)
+    if what != _FOR_ALL_BACK:
+        _count(&pool._waits)
     try:
         while True:
             waiter.fut = loop.create_future()
             Py_INCREF(waiter)                  # the queue's reference
             pool_waitq_enqueue(&pool._waitq, &waiter.rec)
-            item = pool._try_take()
+            if what == _FOR_SLOT_HOOKS:
+                item = await _take_async(<ObjectPool>pool, take_deadline)
+            else:
+                item = _poll(pool, what)
             if item is not _NOTHING:
                 return item
             if deadline is not None:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
-                    item = pool._try_take()    # a slot may have come at the wire
+                    # something may have come at the wire
+                    if what == _FOR_SLOT_HOOKS:
+                        item = await _take_async(<ObjectPool>pool, take_deadline)
+                    else:
+                        item = _poll(pool, what)
                     if item is not _NOTHING:
                         return item
-                    _count(&pool._timeouts)
-                    raise PoolExhausted(
-                        f"no free slot among {pool._capacity} within {t:g} s")
+                    return _wait_timeout(pool, what, t)
                 timer = loop.call_later(remaining, _set_pending, waiter.fut, _TIMED_OUT)
             woke = await waiter.fut
             if timer is not None:
@@ -105,11 +141,13 @@ async def _wait_async(_PoolBase pool, timeout):
                 left = pool._leave(&waiter.rec)
                 if left & POOL_LEFT_UNLINKED:
                     Py_DECREF(waiter)          # it was still queued: ours
-                item = pool._try_take()
+                if what == _FOR_SLOT_HOOKS:
+                    item = await _take_async(<ObjectPool>pool, take_deadline)
+                else:
+                    item = _poll(pool, what)
                 if item is not _NOTHING:
                     return item
-                _count(&pool._timeouts)
-                raise PoolExhausted(f"no free slot among {pool._capacity} within {t:g} s")
+                return _wait_timeout(pool, what, t)
             # woken: the waker unlinked us and keeps the queue's reference
     finally:
         if timer is not None:
@@ -148,5 +186,8 @@ cdef class _AsyncLease:
         item = self._item
         self._item = None
         self._active = False
-        self._pool._lease_exit(item)
+        if isinstance(self._pool, ObjectPool):
+            await _release_async(<ObjectPool>self._pool, item, True)
+        else:
+            self._pool._lease_exit(item)
         return False

@@ -100,8 +100,10 @@ cdef bint _run_check(ObjectPool pool, uint32_t i, object obj) except -1:
     psycopg_pool does).  A BaseException that is not an Exception (Ctrl-C,
     SystemExit) also destroys the object, whose state is then unknown, and
     propagates."""
+    r = None
     try:
-        if pool._check(obj):
+        r = pool._check(obj)
+        if not _awaitable(r) and r:
             return True
     except Exception as e:
         _log.info("check() failed on %r from %r: %r", obj, pool, e)
@@ -109,6 +111,8 @@ cdef bint _run_check(ObjectPool pool, uint32_t i, object obj) except -1:
         _reject(pool, i, obj, &pool._checks_failed)
         raise
     _reject(pool, i, obj, &pool._checks_failed)
+    if _awaitable(r):
+        _not_awaited(r, "check")   # (a sync acquire: no await possible)
     return False
 
 

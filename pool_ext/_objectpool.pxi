@@ -124,6 +124,15 @@ cdef class ObjectPool(_PoolBase):
                  or self._max_idle_ns != POOL_CLOCK_NEVER or self._holders is not None)
         self._plain_take = check is None and not timed
         self._plain_release = reset is None and validate is None and not timed
+        # Coroutine hooks (_async_hooks.pxi): only the async methods can run them.
+        self._async_release = _is_coroutine_hook(reset) or _is_coroutine_hook(validate)
+        self._async_hooks = (self._async_release or _is_coroutine_hook(factory)
+                             or _is_coroutine_hook(check) or _is_coroutine_hook(destroy))
+        if self._async_hooks:
+            self._plain_take = False     # the sync acquires must refuse (_take)
+            if prefill:
+                raise TypeError(f"prefill={prefill} cannot await a coroutine hook; "
+                                f"acquire_async() and release the objects instead")
         self._gone = {}
         self._lock = _threading.Lock()
         self._items = <PyObject **>calloc(n, sizeof(PyObject *))
@@ -201,6 +210,8 @@ cdef class ObjectPool(_PoolBase):
             _count(&self._releases)
             pool_slots_push(&self._slots, &self._idle, i)
             return self._after_idle_push()
+        if self._async_release:
+            return self._cold_async_release()
         if pool_slots_release_begin(&self._slots, i, POOL_SLOT_GEN(w)) != POOL_OK:
             return self._cold_not_in_use(obj, _RELEASE)
         # From here on the slot goes back to a list whatever happens.
@@ -216,6 +227,8 @@ cdef class ObjectPool(_PoolBase):
             _count(&self._releases)
             pool_slots_push(&self._slots, &self._idle, i)
             return self._after_idle_push()
+        if self._async_release:
+            return self._cold_async_release()
         if pool_slots_release_begin(&self._slots, i, gen) != POOL_OK:
             return self._cold_slot_not_in_use(addr)
         return self._release_hooks(<object>self._items[i], i)
@@ -236,6 +249,9 @@ cdef class ObjectPool(_PoolBase):
         return self._after_idle_push()
 
     # -- out of line: what raises, calls Python or waits ---------------------
+    cdef int _cold_async_release(self) except -1:
+        _async_only(self, "release()", "await pool.release_async(obj)")
+
     cdef object _cold_closed(self):
         raise PoolClosed(f"acquire() on a closed {self._label()}")
 
@@ -288,6 +304,9 @@ cdef class ObjectPool(_PoolBase):
             i = self._pop_idle(&gen)
             if i != POOL_NIL:
                 return <object>self._items[i]
+        elif self._async_hooks:
+            return _async_only(self, "acquire() (or try_acquire(), lease())",
+                               "await pool.acquire_async() or async with pool.lease_async()")
         else:
             while True:
                 obj = _take_idle_vetted(self)
@@ -364,20 +383,25 @@ cdef class ObjectPool(_PoolBase):
         return self._unhold_idle(i)
 
     cdef object _fill(self, uint32_t i):
-        """Fills empty slot i (popped and owned) from the factory."""
-        cdef int rc
+        """Fills empty slot i (popped and owned) from the factory; on an
+        exception the slot is back on the empty list."""
         try:
             obj = self._factory(i) if self._pass_slot else self._factory()
+            self._adopt(i, obj)
         except BaseException:
             self._unhold_empty(i)
             raise
+        return obj
+
+    cdef int _adopt(self, uint32_t i, object obj) except -1:
+        """Puts the factory's new obj in empty slot i (owned), or raises
+        and leaves the slot as it is."""
         if obj is None:
-            self._unhold_empty(i)
             raise PoolError("factory returned None: a pool hands out objects, and "
                             "try_acquire() returns None to mean 'none free'")
-        rc = pool_addrmap_insert(&self._map, <uintptr_t><PyObject *>obj, i)
-        if rc != 0:
-            self._unhold_empty(i)
+        if _awaitable(obj):
+            _not_awaited(obj, "factory")
+        if pool_addrmap_insert(&self._map, <uintptr_t><PyObject *>obj, i) != 0:
             raise PoolError(f"factory returned an object that is already in this pool "
                             f"({type(obj).__name__} at {id(obj):#x}); a pool releases "
                             f"by identity, so each pooled object must be distinct")
@@ -387,7 +411,7 @@ cdef class ObjectPool(_PoolBase):
         if self._gone:
             self._gone.pop(id(obj), None)   # the address is a pooled object's again
         _count(&self._creations)
-        return obj
+        return 0
 
     cdef void _put(self, uint32_t i, object obj) noexcept:
         # Only slot i's owner writes item i; the free-list publishes it.
@@ -445,9 +469,14 @@ cdef class ObjectPool(_PoolBase):
             return self._discard(i, obj, False)
         try:
             if self._reset is not None:
-                self._reset(obj)
+                r = self._reset(obj)
+                if _awaitable(r):
+                    _not_awaited(r, "reset")
             if self._validate is not None:
-                keep = bool(self._validate(obj))
+                r = self._validate(obj)
+                if _awaitable(r):
+                    _not_awaited(r, "validate")
+                keep = bool(r)
         except BaseException:
             # A hook failed: the object's state is unknown, so it leaves the
             # pool; the slot does not.  The hook's exception propagates.
@@ -461,7 +490,9 @@ cdef class ObjectPool(_PoolBase):
 
     cdef int _call_destroy(self, object obj) except -1:
         if self._destroy is not None:
-            self._destroy(obj)
+            r = self._destroy(obj)
+            if _awaitable(r):
+                _destroy_soon(r)   # a coroutine destroy(): a task on the running loop
         return 0
 
     cdef list _drain_idle(self):
@@ -580,6 +611,36 @@ cdef class ObjectPool(_PoolBase):
         still destroyed)."""
         return _drain(self, timeout)
 
+    # -- asyncio: the hooks awaited (_async_hooks.pxi) ---------------------
+    async def release_async(self, obj, /):
+        """release() for asyncio, awaiting coroutine hooks: ``await
+        pool.release_async(obj)``.  reset() and validate() are awaited, and
+        destroy() when the object leaves.  On a pool without coroutine hooks
+        it is release().  A cancellation while a hook runs never loses the
+        slot: the object is destroyed (in a task) and the slot is free."""
+        await _release_async(self, obj, False)
+
+    async def discard_async(self, obj, /):
+        """discard() for asyncio: destroy(obj) awaited, then the slot is free."""
+        await _discard_hooks(self, obj)
+
+    async def close_async(self):
+        """close() for asyncio: the idle objects' destroy() awaited.
+        Idempotent.  (close() itself runs a coroutine destroy() as tasks on
+        the running loop, and warns if none runs.)"""
+        if self._close_begin():
+            self._stop_evictor()
+            await _destroy_all_async(self, self._drain_idle())
+
+    async def drain_async(self, timeout=None):
+        """drain() for asyncio: closes the pool (waiting tasks and threads
+        get PoolClosed), destroys the idle objects, then waits, without
+        blocking the loop, until every held object is back (each destroyed),
+        up to `timeout` seconds: PoolExhausted then, the pool stays closed.
+        destroy() is awaited.  RuntimeError if no event loop is running."""
+        _check_timeout(timeout)
+        return await _drain_async(self, timeout)
+
     def evict(self):
         """Destroys the idle objects past max_lifetime or max_idle now;
         returns how many.  (Acquire and release apply the same limits as they
@@ -613,6 +674,9 @@ cdef class ObjectPool(_PoolBase):
         or close() is collected, and the thread ends at its next round.  It
         does not survive fork(): call start_evictor() again in the child."""
         cdef double t = _parse_interval(interval)
+        if self._async_hooks:
+            _async_only(self, "start_evictor()'s thread",
+                        "a task that calls evict() (its destroy() calls then run as tasks)")
         if self._lock is None or _is_closed(self):   # (None: never initialised)
             raise PoolClosed(f"start_evictor() on a closed {self._label()}")
         with self._lock:

@@ -143,6 +143,8 @@ cdef class ObjectPool(_PoolBase):
     cdef bint _plain_release      # nothing to do at release: the short path
     cdef bint _plain_take         # nothing to do at hand-out: the short path
     cdef bint _pass_slot          # factory(slot) rather than factory()
+    cdef bint _async_hooks        # a hook is a coroutine function (_async_hooks.pxi)
+    cdef bint _async_release      # reset or validate is one
     cdef dict _gone               # id -> (type, discarded) of recent discards
     # health (_health.pxi); the side arrays exist only if their limit is set
     cdef uint64_t _lifetime_ns    # max_lifetime; POOL_CLOCK_NEVER: none
@@ -172,6 +174,8 @@ cdef class ObjectPool(_PoolBase):
     cdef void _unhold_empty(self, uint32_t i) noexcept
     cdef int _push_idle(self, uint32_t i) except -1
     cdef object _fill(self, uint32_t i)
+    cdef int _adopt(self, uint32_t i, object obj) except -1
+    cdef int _cold_async_release(self) except -1
     cdef void _put(self, uint32_t i, object obj) noexcept
     cdef void _detach(self, uint32_t i, object obj, bint discarded) noexcept
     cdef void _remember_gone(self, object obj, bint discarded) noexcept

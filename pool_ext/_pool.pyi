@@ -2,8 +2,8 @@
 from traceback import StackSummary
 from types import TracebackType
 from typing import (
-    TYPE_CHECKING, Any, Callable, Generic, Iterable, Literal, Optional, SupportsIndex, Type,
-    TypeVar, Union, final, NamedTuple,
+    TYPE_CHECKING, Any, Awaitable, Callable, Generic, Iterable, Literal, Optional, SupportsIndex, Type,
+    TypeVar, Union, final, overload, NamedTuple,
 )
 
 if TYPE_CHECKING:
@@ -76,6 +76,27 @@ class _Lease(Generic[_T]):
 
 @final
 class ObjectPool(_PoolBase, Generic[_T]):
+    # an async factory (awaited by acquire_async) first, then a sync one
+    @overload
+    def __init__(
+        self,
+        factory: Union[Callable[[], Awaitable[_T]], Callable[[int], Awaitable[_T]]],
+        capacity: int,
+        *,
+        reset: Optional[Callable[[_T], Any]] = None,
+        validate: Optional[Callable[[_T], Any]] = None,
+        destroy: Optional[Callable[[_T], Any]] = None,
+        prefill: int = 0,
+        pass_slot: bool = False,
+        check: Optional[Callable[[_T], Any]] = None,
+        max_lifetime: Optional[float] = None,
+        max_idle: Optional[float] = None,
+        min_idle: int = 0,
+        track: bool = False,
+        leak_timeout: Optional[float] = None,
+        name: Optional[str] = None,
+    ) -> None: ...
+    @overload
     def __init__(
         self,
         factory: Union[Callable[[], _T], Callable[[int], _T]],
@@ -101,6 +122,10 @@ class ObjectPool(_PoolBase, Generic[_T]):
     def lease(self, timeout: Optional[float] = None) -> _Lease[_T]: ...
     async def acquire_async(self, timeout: Optional[float] = None) -> _T: ...
     def lease_async(self, timeout: Optional[float] = None) -> _AsyncLease[_T]: ...
+    async def release_async(self, obj: _T, /) -> None: ...
+    async def discard_async(self, obj: _T, /) -> None: ...
+    async def close_async(self) -> None: ...
+    async def drain_async(self, timeout: Optional[float] = None) -> None: ...
     def close(self) -> None: ...
     def drain(self, timeout: Optional[float] = None) -> None: ...
     def evict(self) -> int: ...
@@ -111,7 +136,8 @@ class ObjectPool(_PoolBase, Generic[_T]):
     @property
     def idle(self) -> int: ...
     @property
-    def factory(self) -> Union[Callable[[], _T], Callable[[int], _T]]: ...
+    def factory(self) -> Union[Callable[[], Awaitable[_T]], Callable[[int], Awaitable[_T]],
+                               Callable[[], _T], Callable[[int], _T]]: ...
     @property
     def max_lifetime(self) -> Optional[float]: ...
     @property

@@ -14,6 +14,8 @@ One extension module, one file per job (the uvloop layout):
   _objectpool.pxi     ObjectPool
   _health.pxi         ObjectPool's health rules: check, time limits, evict(),
                       the evictor thread, drain()
+  _async_hooks.pxi    ObjectPool's coroutine hooks, awaited: release_async(),
+                      close_async(), drain_async()
   _bufferpool.pxi     BufferPool
   _pooledbuffer.pxi   PooledBuffer and the memory it lives in
   _ndarray.pxi        numpy arrays over pooled memory (numpy imported lazily)
@@ -55,6 +57,7 @@ from pool_ext.includes.pool_clock cimport *
 from pool_ext.includes.pool_stats cimport *
 
 import asyncio as _asyncio
+import inspect as _inspect
 import operator as _operator
 import threading as _threading
 import time as _time
@@ -119,6 +122,7 @@ include "_lease.pxi"
 include "_async.pxi"
 include "_objectpool.pxi"
 include "_health.pxi"
+include "_async_hooks.pxi"
 include "_bufferpool.pxi"
 include "_pooledbuffer.pxi"
 include "_ndarray.pxi"

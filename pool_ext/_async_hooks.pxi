@@ -1,0 +1,317 @@
+# ObjectPool's coroutine hooks (included by _pool.pyx): the asynchronous
+# twins of _take (_objectpool.pxi), _take_idle_vetted and _run_check
+# (_health.pxi) and _release_hooks, which await what the hooks return.
+#
+# Which pools.  ObjectPool's async methods take these paths whatever its
+# hooks, and await every hook's result that is awaitable, so sync and async
+# hooks mix (and a lambda that returns a coroutine works).  A pool whose
+# factory, reset, validate, destroy or check is a coroutine function
+# (_is_coroutine_hook) has _async_hooks set, and its _plain_take cleared, so
+# the sync hot paths fall through to _take, which refuses with TypeError
+# before it touches a slot; a sync path that meets an awaitable anyway
+# closes it and raises TypeError (_not_awaited).
+#
+# Slots across an await.  The task owns a slot while it awaits a hook: an
+# empty one (HELD, no object yet: nothing can find it) while the factory
+# runs, an idle one (RELEASING: nothing can release it) while check() runs,
+# a released one (RELEASING) while reset() and validate() run.  Any
+# exception, CancelledError included, gives the slot back before it
+# propagates; on that path destroy() is not awaited (a second cancellation
+# or a closing coroutine could not wait for it): it runs as a task on the
+# loop (_destroy_soon).  An acquire is counted while the factory runs, so
+# drain_async() waits for it.
+#
+# Sync methods that meet a coroutine destroy() (discard, close, evict, a
+# release on a closed pool) run it the same way, as a task on the running
+# loop; with no loop running in that thread it cannot run, and they warn.
+
+cdef object _iscoroutinefunction = _inspect.iscoroutinefunction
+cdef set _destroy_tasks = set()   # destroy() tasks until done (the loop holds them weakly)
+
+
+cdef bint _is_coroutine_hook(object hook) except -1:
+    """A coroutine function, or an object whose __call__ is one."""
+    if hook is None:
+        return False
+    if _iscoroutinefunction(hook):
+        return True
+    call = getattr(type(hook), "__call__", None)
+    return call is not None and bool(_iscoroutinefunction(call))
+
+
+cdef inline bint _awaitable(object r) except -1:
+    """r is something to await (a hook's result); None and bools, the usual
+    results of sync hooks, are told at once."""
+    if r is None or r is True or r is False:
+        return False
+    return getattr(type(r), "__await__", None) is not None
+
+
+cdef object _not_awaited(object r, str hook):
+    """A sync call got an awaitable from `hook`: closed (no 'never awaited'
+    warning), and TypeError."""
+    close = getattr(r, "close", None)
+    if close is not None:
+        try:
+            close()
+        except BaseException:
+            pass
+    raise TypeError(f"{hook}() returned an awaitable ({type(r).__name__}), which a sync "
+                    f"call cannot await: use the pool's async methods "
+                    f"(acquire_async, lease_async, release_async)")
+
+
+cdef object _async_only(ObjectPool pool, str method, str instead):
+    hooks = [name for name, hook in (("factory", pool._factory), ("check", pool._check),
+                                     ("reset", pool._reset), ("validate", pool._validate),
+                                     ("destroy", pool._destroy))
+             if _is_coroutine_hook(hook)]
+    raise TypeError(f"{method} cannot await the coroutine hooks of this "
+                    f"{pool._label()} ({', '.join(hooks)}): use {instead}")
+
+
+# -- destroy() ----------------------------------------------------------------------
+
+def _destroy_done(task):
+    _destroy_tasks.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        _log.warning("destroy() failed in its task", exc_info=task.exception())
+
+
+async def _await_it(aw):
+    return await aw
+
+
+cdef int _destroy_soon(object aw) except -1:
+    """Runs destroy()'s awaitable as a task on this thread's running loop."""
+    loop = _peek_running_loop()
+    if loop is None:
+        try:
+            aw.close()
+        except BaseException:
+            pass
+        _warnings.warn("destroy() returned an awaitable and no event loop runs in this "
+                       "thread to await it: the object was dropped without it; give "
+                       "objects back with release_async() and close the pool with "
+                       "close_async() or drain_async() from the event loop",
+                       RuntimeWarning, stacklevel=3)
+        return 0
+    task = loop.create_task(_await_it(aw))
+    _destroy_tasks.add(task)
+    task.add_done_callback(_destroy_done)
+    return 0
+
+
+async def _destroy_async(ObjectPool pool, obj):
+    if pool._destroy is not None:
+        r = pool._destroy(obj)
+        if _awaitable(r):
+            await r
+
+
+async def _discard_async(ObjectPool pool, uint32_t i, obj, bint by_user):
+    """_discard() with destroy() awaited; the slot comes back whatever happens."""
+    pool._detach(i, obj, by_user)
+    try:
+        await _destroy_async(pool, obj)
+    finally:
+        pool._unhold_empty(i)
+
+
+async def _destroy_all_async(ObjectPool pool, list objs):
+    """destroy() each, awaited; every one is tried, the first error is raised."""
+    first_error = None
+    for obj in objs:
+        try:
+            await _destroy_async(pool, obj)
+        except Exception as e:
+            if first_error is None:
+                first_error = e
+    if first_error is not None:
+        raise first_error
+
+
+# -- acquiring ------------------------------------------------------------------------
+
+cdef inline object _take_idle_plain(ObjectPool pool):
+    """acquire_async()'s fast path: an idle object of a pool with nothing to
+    do at hand-out, or _NOTHING (then _acquire_objects_async)."""
+    cdef uint32_t i, gen
+    if pool._plain_take and not _is_closed(pool):
+        i = pool._pop_idle(&gen)
+        if i != POOL_NIL:
+            return <object>pool._items[i]
+    return _NOTHING
+
+
+async def _acquire_objects_async(ObjectPool pool, timeout):
+    """ObjectPool.acquire_async() past its fast path: check() and the
+    factory, their results awaited if awaitable, or a wait."""
+    cdef double t = _parse_timeout(timeout)
+    item = await _take_async(pool, _monotonic() + t if t > 0 else -1.0)
+    if item is _NOTHING:
+        return await _wait_async(pool, timeout, _FOR_SLOT_HOOKS)
+    return item
+
+
+async def _take_async(ObjectPool pool, double deadline):
+    """_take() with the hooks awaited: a hand-out, or _NOTHING if no slot is
+    free.  deadline (time.monotonic(); < 0: none) ends a series of failed
+    checks."""
+    cdef uint32_t i, gen
+    if _is_closed(pool):
+        return pool._cold_closed()
+    while True:
+        i = pool_slots_pop_own(&pool._slots, &pool._idle)   # owned, for vetting
+        if i == POOL_NIL:
+            break
+        _count(&pool._acquires)
+        obj = <object>pool._items[i]
+        if _expired(pool, i, pool_clock_ns()):
+            await _reject_async(pool, i, obj, _WHY_EXPIRED)
+        elif pool._check is None or await _run_check_async(pool, i, obj):
+            if _is_closed(pool):
+                await _reject_async(pool, i, obj, _WHY_CLOSED)
+                return pool._cold_closed()
+            _hold_begin(pool, i, None)
+            pool_slots_hold(&pool._slots, i)   # RELEASING -> HELD: handed out
+            return obj
+        if deadline >= 0 and _monotonic() >= deadline:
+            _count(&pool._timeouts)
+            raise PoolExhausted(pool._exhausted_message(
+                "no idle object passed check() or the time limits before the "
+                "acquire's timeout ran out"))
+    i = pool_slots_pop_hold(&pool._slots, &pool._empty, &gen)
+    if i == POOL_NIL:
+        return _NOTHING
+    _count(&pool._acquires)   # from now: drain_async() waits for this one
+    try:
+        obj = pool._factory(i) if pool._pass_slot else pool._factory()
+        if _awaitable(obj):
+            obj = await obj
+        pool._adopt(i, obj)
+    except BaseException:
+        _uncount(&pool._acquires)   # before the push wakes a drain
+        pool._unhold_empty(i)
+        raise
+    if _is_closed(pool):
+        # closed while the factory ran: not handed out
+        await _reject_async(pool, i, obj, _WHY_CLOSED)
+        return pool._cold_closed()
+    _hold_begin(pool, i, None)
+    return obj
+
+
+cdef enum:
+    _WHY_CLOSED = 0
+    _WHY_EXPIRED = 1
+    _WHY_CHECK = 2
+
+
+async def _reject_async(ObjectPool pool, uint32_t i, obj, int why):
+    """_reject() with destroy() awaited."""
+    if why == _WHY_EXPIRED:
+        _count(&pool._expired)
+    elif why == _WHY_CHECK:
+        _count(&pool._checks_failed)
+    _uncount(&pool._acquires)
+    await _discard_async(pool, i, obj, False)
+
+
+async def _run_check_async(ObjectPool pool, uint32_t i, obj):
+    """_run_check() with check() awaited: True if it passes.  A false result
+    or an Exception fails it (destroyed, logged); anything else (a
+    cancellation) destroys it too, in a task, and propagates."""
+    try:
+        r = pool._check(obj)
+        if _awaitable(r):
+            r = await r
+        if r:
+            return True
+    except Exception as e:
+        _log.info("check() failed on %r from %r: %r", obj, pool, e)
+    except BaseException:
+        _count(&pool._checks_failed)
+        _uncount(&pool._acquires)
+        pool._discard(i, obj, False)   # destroy() as a task
+        raise
+    await _reject_async(pool, i, obj, _WHY_CHECK)
+    return False
+
+
+# -- giving back ------------------------------------------------------------------------
+
+async def _release_async(ObjectPool pool, obj, bint in_lease):
+    """release_async(obj); in_lease: a lease's exit (see _release)."""
+    cdef uint32_t i
+    cdef uint64_t w
+    if pool._plain_release:
+        pool._release(obj, in_lease)
+        return
+    i = pool_addrmap_find(&pool._map, <uintptr_t><PyObject *>obj)
+    if i == POOL_NIL:
+        pool._cold_unknown(obj, _LEASE_EXIT if in_lease else _RELEASE)
+        return
+    w = pool_slots_load(&pool._slots, i)
+    if (POOL_SLOT_STATE(w) != POOL_SLOT_HELD or _item(pool, i) != <PyObject *>obj
+            or pool_slots_release_begin(&pool._slots, i, POOL_SLOT_GEN(w)) != POOL_OK):
+        pool._cold_not_in_use(obj, _RELEASE)
+    await _release_hooks_async(pool, obj, i)
+
+
+async def _release_hooks_async(ObjectPool pool, obj, uint32_t i):
+    """_release_hooks() with reset(), validate() and destroy() awaited."""
+    keep = True
+    _hold_end(pool, i)
+    if _too_old(pool, i):
+        _count(&pool._releases)
+        _count(&pool._expired)
+        await _discard_async(pool, i, obj, False)
+        return
+    try:
+        if pool._reset is not None:
+            r = pool._reset(obj)
+            if _awaitable(r):
+                await r
+        if pool._validate is not None:
+            r = pool._validate(obj)
+            if _awaitable(r):
+                r = await r
+            keep = bool(r)
+    except BaseException:
+        # As _release_hooks: the object leaves, the slot does not; destroy()
+        # runs as a task (this may be a cancellation).
+        _count(&pool._releases)
+        pool._discard(i, obj, False)
+        raise
+    _count(&pool._releases)
+    if keep and not _is_closed(pool):
+        pool._push_idle(i)
+    else:
+        await _discard_async(pool, i, obj, False)
+
+
+async def _discard_hooks(ObjectPool pool, obj):
+    """discard_async(obj)."""
+    cdef uint32_t i = pool._win(obj)
+    _hold_end(pool, i)
+    _count(&pool._releases)
+    _count(&pool._discarded)
+    await _discard_async(pool, i, obj, True)
+
+
+# -- closing ------------------------------------------------------------------------------
+
+async def _drain_async(ObjectPool pool, timeout):
+    """drain_async(timeout): drain() without blocking the loop."""
+    if _peek_running_loop() is None:
+        _no_running_loop()
+    if not pool._close_begin():
+        return None
+    pool._stop_evictor()   # (not joined: its round ends on its own)
+    await _destroy_all_async(pool, pool._drain_idle())
+    if pool._in_use() != 0:
+        await _wait_async(pool, timeout, _FOR_ALL_BACK)
+        pool._wake(0xffffffff)   # other drain callers look again too
+    await _destroy_all_async(pool, pool._drain_idle())
+    return None
