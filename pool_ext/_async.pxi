@@ -36,6 +36,21 @@ cdef void _wake_deferred(pool_waiter_t *w) noexcept:
         w = next_
 
 
+cdef inline object _take_now(_PoolBase pool):
+    """acquire_async()'s fast path: a free slot's item, taken without
+    suspending, or _NOTHING."""
+    if isinstance(pool, ObjectPool):
+        return _take_idle_plain(<ObjectPool>pool)   # (no hooks to await)
+    return pool._try_take()
+
+
+async def _acquire_slow(_PoolBase pool, timeout):
+    """acquire_async() past its fast path: the hooks awaited, or a wait."""
+    if isinstance(pool, ObjectPool):
+        return await _acquire_objects_async(<ObjectPool>pool, timeout)
+    return await _wait_async(pool, timeout)
+
+
 def _set_pending(fut, result):
     if not fut.done():
         fut.set_result(result)
@@ -72,10 +87,12 @@ cdef enum:
 
 
 cdef object _poll(_PoolBase pool, int what):
-    """What _wait_async() waits for, if it is there now, else _NOTHING
-    (not for _FOR_SLOT_HOOKS, which is awaited)."""
+    """What _wait_async() waits for, if it is there now without awaiting,
+    else _NOTHING."""
     if what == _FOR_SLOT:
         return pool._try_take()
+    if what == _FOR_SLOT_HOOKS:   # an idle object with nothing to vet, else
+        return _take_idle_plain(<ObjectPool>pool)   # _take_async's turn
     return None if pool._in_use() == 0 else _NOTHING
 
 
@@ -115,10 +132,9 @@ async def _wait_async(_PoolBase pool, timeout, int what=_FOR_SLOT):
             waiter.fut = loop.create_future()
             Py_INCREF(waiter)                  # the queue's reference
             pool_waitq_enqueue(&pool._waitq, &waiter.rec)
-            if what == _FOR_SLOT_HOOKS:
+            item = _poll(pool, what)
+            if item is _NOTHING and what == _FOR_SLOT_HOOKS:
                 item = await _take_async(<ObjectPool>pool, take_deadline)
-            else:
-                item = _poll(pool, what)
             if item is not _NOTHING:
                 return item
             if deadline is not None:
@@ -173,7 +189,11 @@ cdef class _AsyncLease:
             raise RuntimeError("this lease is already active; call pool.lease_async() again")
         self._active = True
         try:
-            item = await self._pool.acquire_async(self._timeout)
+            if _peek_running_loop() is None:
+                _no_running_loop()
+            item = _take_now(self._pool)
+            if item is _NOTHING:
+                item = await _acquire_slow(self._pool, self._timeout)
         except BaseException:
             self._active = False
             raise
@@ -186,7 +206,8 @@ cdef class _AsyncLease:
         item = self._item
         self._item = None
         self._active = False
-        if isinstance(self._pool, ObjectPool):
+        if (isinstance(self._pool, ObjectPool)
+                and not (<ObjectPool>self._pool)._plain_release):
             await _release_async(<ObjectPool>self._pool, item, True)
         else:
             self._pool._lease_exit(item)

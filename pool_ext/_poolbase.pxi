@@ -381,15 +381,9 @@ cdef class _PoolBase:
         _check_timeout(timeout)
         if _peek_running_loop() is None:
             _no_running_loop()
-        if isinstance(self, ObjectPool):
-            # the hooks (factory, check) awaited if they return awaitables
-            item = _take_idle_plain(<ObjectPool>self)
-            if item is _NOTHING:
-                return await _acquire_objects_async(<ObjectPool>self, timeout)
-            return item
-        item = self._try_take()
+        item = _take_now(self)
         if item is _NOTHING:
-            return await _wait_async(self, timeout)
+            return await _acquire_slow(self, timeout)
         return item
 
     def lease_async(self, timeout=None):

@@ -3,6 +3,7 @@ the loop's responsiveness while many tasks wait, and a hypothesis state
 machine with async steps; under asyncio's loop and uvloop."""
 import asyncio
 import random
+import sys
 import threading
 import time
 
@@ -140,9 +141,10 @@ def ticker_under_load(loop_kind):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 1.0
         while loop.time() < deadline:
-            t0 = loop.time()
+            # perf_counter: uvloop's loop.time() counts whole milliseconds
+            t0 = time.perf_counter()
             await asyncio.sleep(0.001)
-            worst = max(worst, loop.time() - t0 - 0.001)
+            worst = max(worst, time.perf_counter() - t0 - 0.001)
             ticks += 1
             queued.append(pool.stats()["waiting"])
         assert sorted(queued)[len(queued) // 2] > 900, "the tasks were meant to be waiting"
@@ -151,6 +153,12 @@ def ticker_under_load(loop_kind):
         await asyncio.gather(*waiters, return_exceptions=True)
         return worst, ticks
 
+    # A thread that wants the GIL waits up to the switch interval (5 ms by
+    # default) for the holder to let go: with 4 busy threads that alone can
+    # hold the ticker up 5 ms, whatever the pool does.  1 ms keeps the
+    # interpreter's scheduling out of what this measures.
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.001)
     ths = [threading.Thread(target=churn) for _ in range(4)]
     for t in ths:
         t.start()
@@ -160,22 +168,41 @@ def ticker_under_load(loop_kind):
         stop.set()
         for t in ths:
             t.join()
+        sys.setswitchinterval(interval)
     assert pool.in_use == 0 and pool.stats()["waiting"] == 0
     return worst, ticks
 
 
+def idle_ticker_worst(loop_kind):
+    """The worst delay of the same ticker on an idle loop: what the machine
+    itself (other processes, the OS scheduler) adds."""
+    async def main():
+        loop, worst = asyncio.get_running_loop(), 0.0
+        deadline = loop.time() + 0.5
+        while loop.time() < deadline:
+            t0 = time.perf_counter()
+            await asyncio.sleep(0.001)
+            worst = max(worst, time.perf_counter() - t0 - 0.001)
+        return worst
+    return run_async(main(), loop_kind)
+
+
 def test_the_loop_keeps_ticking_while_tasks_wait(loop_kind):
     """The waiting tasks never block their loop: the ticker is never held up
-    5 ms or more.  This machine is shared, and an unrelated process can take
-    the CPU for longer than that, so the measurement gets three tries."""
+    5 ms or more.  This machine is shared: a ticker on an idle loop is itself
+    held up by other processes now and then (4 ms seen on 2 busy cores), so
+    what an idle loop suffers beyond 1 ms is allowed on top, and the
+    measurement gets three tries."""
     tries = []
     for _ in range(3):
+        noise = max(0.0, idle_ticker_worst(loop_kind) - 0.001)
         worst, ticks = ticker_under_load(loop_kind)
-        tries.append(f"{worst * 1e3:.2f} ms over {ticks} ticks")
-        if worst < 0.005:
+        tries.append(f"{worst * 1e3:.2f} ms over {ticks} ticks "
+                     f"(allowed {(0.005 + noise) * 1e3:.2f} ms)")
+        if worst < 0.005 + noise:
             break
     print(f"{loop_kind}: worst tick delay " + "; ".join(tries))
-    assert worst < 0.005, f"the loop was held up: {tries}"
+    assert worst < 0.005 + noise, f"the loop was held up: {tries}"
 
 
 class AsyncPoolMachine(RuleBasedStateMachine):
