@@ -118,14 +118,15 @@ class Local:
 LOCAL = Local()
 
 
-def count(python, key, n, keep=None, where=LOCAL):
-    """Total instructions executed by one run of `key` with n iterations."""
+def count(python, key, n, keep=None, where=LOCAL, child=None):
+    """Total instructions executed by one run of `key` with n iterations
+    (child: the program run, `python -c child key n`; default CHILD)."""
     name = f"callgrind.{where.tag}{key}.{n}.out"
     out = os.path.join(where.out(), name)
     # fixed hashes; one BLAS thread (numpy's idle BLAS threads add noise)
     proc = where.run(
         ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-         python, "-c", CHILD, key, str(n)],
+         python, "-c", child or CHILD, key, str(n)],
         {"PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1"}, where.cwd())
     if proc.returncode != 0:
         raise RuntimeError(f"{key} n={n} failed (exit code {proc.returncode}):\n"

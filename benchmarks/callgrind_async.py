@@ -3,8 +3,8 @@ against an empty await.
 
 The issue's bound: ``release(await pool.acquire_async())`` with a free slot
 costs at most 1.5x ``await noop()`` (a coroutine that returns at once).
-Method as benchmarks/callgrind.py: each case runs N and 2N times in a
-fresh interpreter, in an empty directory; (instructions(2N) -
+Method and runner as benchmarks/callgrind.py: each case runs N and 2N times
+in a fresh interpreter, in an empty directory; (instructions(2N) -
 instructions(N)) / N is the figure.
 
     python benchmarks/callgrind_async.py            # N=20,000
@@ -12,10 +12,10 @@ instructions(N)) / N is the figure.
 """
 import argparse
 import os
-import re
-import subprocess
 import sys
-import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from callgrind import count  # noqa: E402  (the same runner: an empty cwd, fixed hashes)
 
 CHILD = r"""
 import asyncio, gc, sys
@@ -70,21 +70,6 @@ asyncio.run(main())
 
 CASES = ["await_noop", "obj_async_pair", "buf_async_pair", "obj_sync_pair_and_await",
          "async_with_noop", "obj_lease_async"]
-_COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
-
-
-def count(python, case, n, cwd):
-    out = os.path.join(cwd, "callgrind.out")
-    proc = subprocess.run(
-        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-         python, "-c", CHILD, case, str(n)],
-        capture_output=True, text=True, cwd=cwd,
-        env=dict(os.environ, PYTHONHASHSEED="0"))
-    m = _COLLECTED.search(proc.stderr)
-    if proc.returncode != 0 or not m:
-        raise RuntimeError(f"{case} n={n} failed:\n{proc.stderr[-2000:]}")
-    os.unlink(out)
-    return int(m.group(1))
 
 
 def main(argv=None):
@@ -93,11 +78,9 @@ def main(argv=None):
     p.add_argument("-n", type=int, default=20_000)
     p.add_argument("--python", default=sys.executable)
     args = p.parse_args(argv)
-    per = {}
-    with tempfile.TemporaryDirectory(prefix="callgrind-async-") as cwd:
-        for case in args.cases:
-            per[case] = (count(args.python, case, 2 * args.n, cwd)
-                         - count(args.python, case, args.n, cwd)) / args.n
+    per = {case: (count(args.python, case, 2 * args.n, child=CHILD)
+                  - count(args.python, case, args.n, child=CHILD)) / args.n
+           for case in args.cases}
     base = per.get("await_noop")
     print(f"instructions per iteration ({args.python}, N={args.n:,}):")
     for case, value in per.items():
