@@ -62,6 +62,7 @@ cdef class _AsyncWaiter:
 
     def __cinit__(self, loop):
         self.loop = loop
+        self.thread = PyThread_get_thread_ident()   # the loop's: it runs here
         self.rec.wake = NULL           # deferred: woken by _wake_deferred
         self.rec.ctx = <void *>self
         self.rec.queued = self.rec.signaled = False
@@ -71,7 +72,10 @@ cdef class _AsyncWaiter:
         try:
             if fut is None or fut.done():
                 return
-            if _peek_running_loop() is self.loop:
+            if PyThread_get_thread_ident() == self.thread:
+                # on the loop's own thread (whose running loop it is):
+                # directly, without asyncio._get_running_loop(), which
+                # costs a getpid() system call up to 3.11
                 fut.set_result(None)
             else:
                 self.loop.call_soon_threadsafe(_set_pending, fut, None)

@@ -137,7 +137,7 @@ cdef inline object _take_idle_plain(ObjectPool pool):
     """acquire_async()'s fast path: an idle object of a pool with nothing to
     do at hand-out, or _NOTHING (then _acquire_objects_async)."""
     cdef uint32_t i, gen
-    if pool._plain_take and not _is_closed(pool):
+    if pool._plain_take_async and not _is_closed(pool):
         i = pool._pop_idle(&gen)
         if i != POOL_NIL:
             return <object>pool._items[i]
@@ -215,7 +215,11 @@ async def _reject_async(ObjectPool pool, uint32_t i, obj, int why):
     elif why == _WHY_CHECK:
         _count(&pool._checks_failed)
     _uncount(&pool._acquires)
-    await _discard_async(pool, i, obj, False)
+    try:
+        await _discard_async(pool, i, obj, False)
+    except Exception:   # as _reject: logged, the acquire goes on
+        _log.warning("destroy() failed on %r from %r, which was not handed out",
+                     obj, pool, exc_info=True)
 
 
 async def _run_check_async(ObjectPool pool, uint32_t i, obj):

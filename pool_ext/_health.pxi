@@ -87,11 +87,19 @@ cdef object _take_idle_vetted(ObjectPool pool):
 
 
 cdef int _reject(ObjectPool pool, uint32_t i, object obj, uint64_t *why) except -1:
-    """obj (slot i, owned for vetting) is not handed out: uncounted, destroyed."""
+    """obj (slot i, owned for vetting) is not handed out: uncounted, destroyed.
+    An Exception from destroy() is logged (WARNING), not raised: the acquire
+    goes on to the next object or the factory (a broken connection's close
+    often fails too)."""
     if why != NULL:
         _count(why)
     _uncount(&pool._acquires)   # before the slot's push wakes a drain()
-    return pool._discard(i, obj, False)
+    try:
+        pool._discard(i, obj, False)
+    except Exception:
+        _log.warning("destroy() failed on %r from %r, which was not handed out",
+                     obj, pool, exc_info=True)
+    return 0
 
 
 cdef bint _run_check(ObjectPool pool, uint32_t i, object obj) except -1:

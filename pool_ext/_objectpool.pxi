@@ -123,6 +123,7 @@ cdef class ObjectPool(_PoolBase):
         timed = (self._lifetime_ns != POOL_CLOCK_NEVER
                  or self._max_idle_ns != POOL_CLOCK_NEVER or self._holders is not None)
         self._plain_take = check is None and not timed
+        self._plain_take_async = self._plain_take   # (not cleared for coroutine hooks)
         self._plain_release = reset is None and validate is None and not timed
         # Coroutine hooks (_async_hooks.pxi): only the async methods can run them.
         self._async_release = _is_coroutine_hook(reset) or _is_coroutine_hook(validate)

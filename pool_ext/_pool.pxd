@@ -101,6 +101,7 @@ cdef class _AsyncWaiter:
     cdef pool_waiter_t rec        # a deferred record: woken from Python
     cdef object loop
     cdef object fut
+    cdef unsigned long thread     # PyThread_get_thread_ident() of the loop's thread
 
     cdef void _wake(self) noexcept
 
@@ -145,6 +146,7 @@ cdef class ObjectPool(_PoolBase):
     cdef bint _pass_slot          # factory(slot) rather than factory()
     cdef bint _async_hooks        # a hook is a coroutine function (_async_hooks.pxi)
     cdef bint _async_release      # reset or validate is one
+    cdef bint _plain_take_async   # _plain_take, whatever the hooks: acquire_async's
     cdef dict _gone               # id -> (type, discarded) of recent discards
     # health (_health.pxi); the side arrays exist only if their limit is set
     cdef uint64_t _lifetime_ns    # max_lifetime; POOL_CLOCK_NEVER: none

@@ -126,6 +126,13 @@ def run_async(coro, loop_kind="asyncio"):
         asyncio.set_event_loop(loop)
         return loop.run_until_complete(coro)
     finally:
+        # as asyncio.run: tasks left over are cancelled and run to their end
+        # first (a test that failed half-way leaves some), then the loop closes
+        leftover = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for t in leftover:
+            t.cancel()
+        if leftover:
+            loop.run_until_complete(asyncio.gather(*leftover, return_exceptions=True))
         asyncio.set_event_loop(None)
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()

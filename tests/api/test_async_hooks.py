@@ -416,3 +416,27 @@ def test_async_methods_need_a_running_loop():
         with pytest.raises(RuntimeError, match="running event loop"):
             coro.send(None)
         coro.close()
+
+
+def test_a_failing_async_destroy_after_a_failed_check_does_not_fail_the_acquire(loop_kind, caplog):
+    async def check(thing):
+        return False
+
+    async def destroy(thing):
+        raise ConnectionResetError("the peer reset it")
+
+    async def factory():
+        return Thing()
+
+    pool = ObjectPool(factory, 1, check=check, destroy=destroy)
+
+    async def main():
+        first = await pool.acquire_async()
+        await pool.release_async(first)
+        with caplog.at_level("WARNING", logger="pool_ext"):
+            fresh = await pool.acquire_async()
+        assert fresh is not first and pool.in_use == 1
+        await pool.release_async(fresh)
+
+    run_async(main(), loop_kind)
+    assert "destroy() failed" in caplog.text
