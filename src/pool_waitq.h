@@ -32,8 +32,9 @@
  * cancellation) can never take one with it.  A waiter that leaves after it
  * was signaled but without using the wake passes it on to the next record
  * (pool_waitq_leave), so no sleeper misses a free slot.  Spurious wakes are
- * harmless; FIFO order holds among waiters, but a caller that was not
- * waiting may take the slot first (no fairness: documented).
+ * harmless.  Wakes go in FIFO order, but a caller that was not waiting
+ * may take the slot first, and the woken waiter that lost it queues again
+ * at the tail: no fairness (documented).
  *
  * Deferred records (wake == NULL) cannot be woken under the lock, e.g. an
  * asyncio task whose wake-up is a call into Python.  Waking one only
