@@ -9,7 +9,8 @@
 # (_is_coroutine_hook) has _async_hooks set, and its _plain_take cleared, so
 # the sync hot paths fall through to _take, which refuses with TypeError
 # before it touches a slot; a sync path that meets an awaitable anyway
-# closes it and raises TypeError (_not_awaited).
+# closes it and raises TypeError (_not_awaited).  acquire_async's own fast
+# path reads _plain_take_async, which the hooks' kind does not clear.
 #
 # Slots across an await.  The task owns a slot while it awaits a hook: an
 # empty one (HELD, no object yet: nothing can find it) while the factory
