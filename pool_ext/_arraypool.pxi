@@ -192,11 +192,13 @@ cdef class ArrayPool:
 
     def borrow(self, shape, dtype=None, order="C"):
         """A context manager: ``with arrays.borrow(shape, dtype) as a:`` gives
-        an empty() array, and gives its block back at exit if no view of it
-        is left (then `a` becomes an empty array: its shape is all zeros).
-        If a view or another reference is still alive at exit, the block
-        returns when the last one dies.  (Free-threaded builds: always
-        then, as references cannot be counted exactly there.)"""
+        an empty() array, and gives its block back at exit if nothing else
+        can reach its memory (then `a` becomes an empty array: its shape is
+        all zeros).  If a view of it, another reference to it, or an export
+        of it through the buffer protocol (a memoryview, bytes(a), a file's
+        write(a)) ever existed and may still be alive, the block returns when
+        the last of them dies, as for empty().  (Free-threaded builds:
+        always then, as references cannot be counted exactly there.)"""
         cdef _ArrayLease lease = _ArrayLease.__new__(_ArrayLease)
         lease._pool = self
         lease._shape = shape
@@ -320,7 +322,9 @@ cdef class _ArrayLease:
             raise RuntimeError("this lease is already active; call lease() again")
         try:
             if self._array:
-                item = self._pool._array(self._shape, self._dtype, self._order, False)
+                # a view of a private array: every view of it is a view of
+                # that array (pool_borrow_unreachable says why)
+                item = self._pool._array(self._shape, self._dtype, self._order, False).view()
             else:
                 item = self._pool.acquire(self._shape)
         except BaseException:
@@ -343,11 +347,14 @@ cdef class _ArrayLease:
             return False
         if not self._array:
             (<PooledBuffer>item)._release_if_live()
-        elif POOL_REFCNT_EXACT and pool_refcnt(<PyObject *>item) <= 2:
-            # Only `item` here and the `with ... as` name refer to it: no view
-            # is alive.  Empty the array, then give its block back now.
-            blk = <_Block>(<object>pool_ndarray_base(item))
+        elif pool_borrow_unreachable(item, 2):
+            # Nothing but `item` here and the `with ... as` name reaches the
+            # memory (no view, no export): empty both arrays, then give
+            # the block back now.  Otherwise it goes back when its base dies.
+            inner = <object>pool_ndarray_base(item)
+            blk = <_Block>(<object>pool_ndarray_base(inner))
             pool_ndarray_forget(item)
+            pool_ndarray_forget(inner)
             blk._give_back()
         return False
 

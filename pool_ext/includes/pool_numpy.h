@@ -53,6 +53,7 @@ static inline npy_uint64 pool_descr_flags(PyArray_Descr *d) { (void)d; return 0;
 static inline int pool_ndarray_check(PyObject *o) { (void)o; return 0; }
 static inline int pool_ndarray_is_fortran(PyObject *a) { (void)a; return 0; }
 static inline void pool_ndarray_forget(PyObject *a) { (void)a; }
+static inline int pool_borrow_unreachable(PyObject *a, Py_ssize_t refs) { (void)a; (void)refs; return 0; }
 static inline PyObject *pool_ndarray_new(PyArray_Descr *descr, int nd, const npy_intp *dims,
                                          void *data, int fortran, PyObject *base)
 {
@@ -124,12 +125,42 @@ static inline int pool_ndarray_is_fortran(PyObject *a)
            && !PyArray_IS_C_CONTIGUOUS((PyArrayObject *)a);
 }
 
-/* borrow()'s exit when nothing but the lease and its `as` name refer to the
- * array: it gives the block back now, so the array must stop pointing into
- * it.  Every dimension becomes 0 (a.size == 0) and the data pointer an
- * empty static buffer: a later use of the name sees an empty array, never
- * memory that another hand-out owns.  The fields are numpy's public
- * PyArrayObject_fields, the same layout in 1.x and 2.x. */
+/* borrow()'s exit gives the block back at once only if it can prove that
+ * nothing outside the `with` can reach the block's memory; otherwise the
+ * block returns when its base dies (as for empty()).  The array handed out,
+ * `a`, is a view of a private array `inner` whose base is the block: numpy
+ * makes every view of `a` (slices, reshapes, an unpacked row, views of
+ * views) a view of `inner`, since it collapses a base chain down to the
+ * last array before a non-array base.  So:
+ *   - Py_REFCNT(inner) == 1: `inner` is held by `a` alone, so no view of
+ *     `a` is alive and nobody took `a.base`;
+ *   - Py_REFCNT(a) <= refs: besides the caller's own references (the lease's
+ *     and the `as` name), nothing holds `a`;
+ *   - a's _buffer_info is NULL: `a` was never exported through the buffer
+ *     protocol (numpy records every export there, from 1.20 on; a
+ *     memoryview, bytes(a), np.frombuffer(a), a file's write(a)), so no
+ *     raw pointer into the block escaped, even one whose holder references
+ *     `a` in place of the `as` name (`a = memoryview(a)`).
+ * Exact counts need the GIL: free-threaded builds always wait for the base
+ * (0 here).  Returns 1 when the block may go back now. */
+static inline int pool_borrow_unreachable(PyObject *a, Py_ssize_t refs)
+{
+#if POOL_REFCNT_EXACT
+    PyArrayObject_fields *f = (PyArrayObject_fields *)a;
+    return f->_buffer_info == NULL && Py_REFCNT(a) <= refs
+           && f->base != NULL && PyArray_Check(f->base) && Py_REFCNT(f->base) == 1;
+#else
+    (void)a; (void)refs;
+    return 0;
+#endif
+}
+
+/* After pool_borrow_unreachable: the block goes back now, so the arrays
+ * must stop pointing into it.  Every dimension becomes 0 (a.size == 0) and
+ * the data pointer an empty static buffer: a later use of the name (or of
+ * a.base) sees an empty array, never memory that another hand-out owns.
+ * The fields are numpy's public PyArrayObject_fields, the same layout in
+ * 1.x and 2.x. */
 static char pool_ndarray_nothing_[64];
 static inline void pool_ndarray_forget(PyObject *a)
 {

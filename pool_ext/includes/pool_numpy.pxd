@@ -25,6 +25,7 @@ cdef extern from "pool_numpy.h":
     bint pool_ndarray_check(object o) noexcept
     bint pool_ndarray_is_fortran(object a) noexcept
     void pool_ndarray_forget(object a) noexcept
+    bint pool_borrow_unreachable(object a, Py_ssize_t refs) noexcept
     # steals descr and base (also on failure)
     object pool_ndarray_new(PyArray_Descr *descr, int nd, const npy_intp *dims, void *data,
                             bint fortran, PyObject *base)

@@ -7,6 +7,8 @@ import warnings
 
 import pytest
 
+from helpers import run_script
+
 np = pytest.importorskip("numpy")
 
 import pool_ext
@@ -334,6 +336,86 @@ def test_borrow_nested_and_exception(pool):
         with pool.borrow(5) as a:
             raise KeyError
     assert out_blocks(pool) == 0
+
+
+def _borrow_rebinds(pool):
+    """Every way the `as` name can stop naming the borrowed array while
+    something else still reaches its memory; each returns that something."""
+    def sliced():
+        with pool.borrow(1000, np.uint8) as a:
+            a = a[:10]
+        return a
+
+    def memview():
+        with pool.borrow(1000, np.uint8) as a:
+            a = memoryview(a)
+        return a
+
+    def unpacked():
+        with pool.borrow((1, 1000), np.uint8) as (row,):
+            pass
+        return row
+
+    def base_kept():
+        with pool.borrow(1000, np.uint8) as a:
+            keep = np.frombuffer(a, np.uint8)
+            a = None
+        return keep
+
+    def view_in_list():
+        views = []
+        with pool.borrow(1000, np.uint8) as a:
+            views.append(a.reshape(10, 100))
+        return views
+
+    return [sliced, memview, unpacked, base_kept, view_in_list]
+
+
+@pytest.mark.parametrize("form", range(5))
+def test_borrow_never_gives_back_a_block_that_a_view_reaches(pool, form):
+    """A view, a memoryview or an unpacked row outliving the `with` keeps the
+    block out; the next hand-out gets other memory; the block comes back
+    when the last of them dies."""
+    keep = _borrow_rebinds(pool)[form]()
+    assert out_blocks(pool) == 1
+    other = pool.empty(1000, np.uint8)
+    other[:] = 7
+    view = np.asarray(keep[0] if isinstance(keep, list) else keep).reshape(-1)
+    view[:] = 1                   # writes the borrowed block, not `other`
+    assert (other == 7).all()
+    del other
+    assert out_blocks(pool) == 1
+    del keep, view
+    gc.collect()
+    assert out_blocks(pool) == 0
+
+
+def test_borrow_view_outliving_the_block_cannot_crash(tmp_path):
+    """max_bytes=0 frees every given-back block, and 1 MiB blocks are mapped
+    pages: a block given back while a view reaches it would be unmapped,
+    and writing through the view would kill the process."""
+    proc = run_script(tmp_path, """
+import numpy as np
+from pool_ext import ArrayPool
+pool = ArrayPool(max_bytes=0)
+n = 1 << 20
+kept = []
+with pool.borrow(n, np.uint8) as a:
+    a = a[: n // 2]
+kept.append(a)
+with pool.borrow(n, np.uint8) as a:
+    a = memoryview(a)
+kept.append(np.asarray(a))
+with pool.borrow((1, n), np.uint8) as (row,):
+    pass
+kept.append(row)
+for v in kept:
+    v[:] = 1                  # would fault on an unmapped block
+    assert v.sum() == v.size
+print("ok", pool.stats()["oversize_out"] + sum(
+    c["out"] for c in pool.stats()["classes"].values()))
+""")
+    assert proc.returncode == 0 and proc.stdout.split() == ["ok", "3"]
 
 
 # -- BufferPool.empty / zeros ----------------------------------------------------
