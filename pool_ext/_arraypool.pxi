@@ -297,6 +297,29 @@ cdef class ArrayPool:
                 f"max_bytes={self.max_bytes} clear={self._clear!r}>")
 
 
+cdef bint _named_in_caller(object a) except -1:
+    """borrow()'s exit: is `a` the value of a name in the frame that runs the
+    `with` (its locals, or a module's globals)?  The one reference that
+    pool_borrow_unreachable(a, 2) allows besides the lease's is then that
+    name, not an object that may keep a raw pointer into the block (a
+    flatiter, an nditer, a DLPack or __array_struct__ capsule, a.ctypes, an
+    array made from a.__array_interface__ by as_strided): those hold the
+    array itself, so its count alone cannot tell them from the name.  Runs
+    no Python code.  The exit's count checks come first: up to 3.12, a
+    function frame's f_locals is a dict snapshot of its names, kept on the
+    frame until the next locals() or the frame's end, which references the
+    values it holds (so a block that stays out because a name was rebound
+    to a view comes back at the frame's end, not at the view's death, on
+    those versions; from 3.13 on f_locals is a proxy and keeps nothing)."""
+    cdef PyFrameObject *f = PyEval_GetFrame()
+    if f == NULL:
+        return False
+    for v in (<object>f).f_locals.values():
+        if v is a:
+            return True
+    return False
+
+
 cdef enum:
     _ALEASE_IDLE = 0
     _ALEASE_ENTERING = 1
@@ -347,10 +370,12 @@ cdef class _ArrayLease:
             return False
         if not self._array:
             (<PooledBuffer>item)._release_if_live()
-        elif pool_borrow_unreachable(item, 2):
+        elif pool_borrow_unreachable(item, 1) or (pool_borrow_unreachable(item, 2)
+                                                  and _named_in_caller(item)):
             # Nothing but `item` here and the `with ... as` name reaches the
-            # memory (no view, no export): empty both arrays, then give
-            # the block back now.  Otherwise it goes back when its base dies.
+            # memory (no view, no export, no other holder): empty both
+            # arrays, then give the block back now.  Otherwise it goes back
+            # when its base dies.
             inner = <object>pool_ndarray_base(item)
             blk = <_Block>(<object>pool_ndarray_base(inner))
             pool_ndarray_forget(item)
