@@ -314,7 +314,10 @@ cdef bint _named_in_caller(object a) except -1:
     cdef PyFrameObject *f = PyEval_GetFrame()
     if f == NULL:
         return False
-    for v in (<object>f).f_locals.values():
+    ns = (<object>f).f_locals
+    if type(ns) is not dict and type(ns).__name__ != "FrameLocalsProxy":
+        return False        # a class body's __prepare__ mapping: its code is not ours
+    for v in ns.values():
         if v is a:
             return True
     return False
