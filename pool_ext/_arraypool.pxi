@@ -197,8 +197,7 @@ cdef class ArrayPool:
         all zeros).  If a view of it, another reference to it, or an export
         of it through the buffer protocol (a memoryview, bytes(a), a file's
         write(a)) ever existed and may still be alive, the block returns when
-        the last of them dies, as for empty().  (Free-threaded builds:
-        always then, as references cannot be counted exactly there.)"""
+        the last of them dies, as for empty()."""
         cdef _ArrayLease lease = _ArrayLease.__new__(_ArrayLease)
         lease._pool = self
         lease._shape = shape

@@ -82,6 +82,11 @@ cdef void _sleeper_done(_PoolBase pool, _Sleeper *s) noexcept:
     PyThread_free_lock(s.lock)
 
 
+# A function in Python bytecode (not Cython's): calling it runs the eval
+# loop's check for pending work (_park, free-threaded builds).
+cdef object _run_pending = eval("lambda: None")
+
+
 cdef class _PoolBase:
     """What ObjectPool and BufferPool share: counters, waiting, closing.
     Not a pool of its own: it can be neither instantiated nor subclassed."""
@@ -198,12 +203,19 @@ cdef class _PoolBase:
                     us = PY_TIMEOUT_MAX     # sleep in chunks; the loop recomputes
                 else:
                     us = <long long>(remaining * 1e6) + 1
+            if POOL_PARK_SLICE_US and (us < 0 or us > POOL_PARK_SLICE_US):
+                us = POOL_PARK_SLICE_US     # free-threaded: see pool_mode.h
             with nogil:
                 r = PyThread_acquire_lock_timed(<PyThread_type_lock>lock, us, 1)
             if r == PY_LOCK_ACQUIRED:
                 return 1
             if r == PY_LOCK_INTR:
                 PyErr_CheckSignals()   # Ctrl-C: raises KeyboardInterrupt here
+            elif POOL_PARK_SLICE_US:
+                # A Python function's first instruction runs the thread's
+                # pending work, which frees the objects other threads
+                # dropped and queued to us (their last reference).
+                _run_pending()
 
     cdef void _wake(self, uint32_t n) noexcept:
         cdef pool_waiter_t *deferred = NULL

@@ -6,6 +6,7 @@ cdef extern from "pool_mode.h":
     bint POOL_CACHE_HANDLES
     bint POOL_RACY_LOOKUP
     Py_ssize_t pool_refcnt(PyObject *o)
+    long long POOL_PARK_SLICE_US
 
 cdef extern from "pool_atomic.h" nogil:
     const char *POOL_ATOMIC_VARIANT

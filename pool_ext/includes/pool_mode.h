@@ -32,4 +32,18 @@
 #define POOL_CACHE_HANDLES 0
 #endif
 static inline Py_ssize_t pool_refcnt(PyObject *o) { return Py_REFCNT(o); }
+
+/* Free-threaded CPython counts references in two parts (biased reference
+ * counting): when a thread drops the last reference to an object another
+ * thread made, the object is queued to that owner, which frees it the next
+ * time it runs its eval loop's pending work.  An owner asleep in acquire()
+ * would then never free it, and if that object is what holds the slot it
+ * waits for (a BufferPool array, a dropped PooledBuffer), it would wait out
+ * its timeout.  So a free-threaded waiter sleeps in slices of at most this
+ * many microseconds and runs a Python no-op between them (_PoolBase._park). */
+#if defined(Py_GIL_DISABLED)
+#define POOL_PARK_SLICE_US 20000
+#else
+#define POOL_PARK_SLICE_US 0
+#endif
 #endif

@@ -23,13 +23,6 @@
 
 #include <Python.h>
 
-/* borrow(): is a refcount exact?  Only while the GIL serialises threads. */
-#if defined(Py_GIL_DISABLED)
-#define POOL_REFCNT_EXACT 0
-#else
-#define POOL_REFCNT_EXACT 1
-#endif
-
 #if defined(POOL_NO_NUMPY)
 /* Built without numpy's headers (CMake found none: numpy has no wheels for
  * CPython 3.9 and 3.10 on Windows ARM64).  Everything else works; every
@@ -134,25 +127,36 @@ static inline int pool_ndarray_is_fortran(PyObject *a)
  * last array before a non-array base.  So:
  *   - Py_REFCNT(inner) == 1: `inner` is held by `a` alone, so no view of
  *     `a` is alive and nobody took `a.base`;
- *   - Py_REFCNT(a) <= refs: besides the caller's own references (the lease's
- *     and the `as` name), nothing holds `a`;
+ *   - Py_REFCNT(a) <= refs: nothing holds `a` but the caller's own
+ *     references (refs 1: the lease's; refs 2: also one the caller has
+ *     shown to be a name in the frame running the `with`, since objects that
+ *     hold `a` and keep a raw pointer into it, such as a flatiter, count
+ *     the same: _arraypool.pxi's _named_in_caller);
  *   - a's _buffer_info is NULL: `a` was never exported through the buffer
  *     protocol (numpy records every export there, from 1.20 on; a
  *     memoryview, bytes(a), np.frombuffer(a), a file's write(a)), so no
  *     raw pointer into the block escaped, even one whose holder references
  *     `a` in place of the `as` name (`a = memoryview(a)`).
- * Exact counts need the GIL: free-threaded builds always wait for the base
- * (0 here).  Returns 1 when the block may go back now. */
+ * Free-threaded builds split a count in two (the owning thread's part and
+ * a shared part that other threads change atomically); their sum is still
+ * every reference, and each holder above would hold a counted one.  What
+ * is not exact there is a read by a thread that does not own the object
+ * (the owner's part is written without atomics): so the exit decides only
+ * for arrays its own thread made, as borrow()'s `with` does, and otherwise
+ * leaves the block to its base.  (Counts deferred by the interpreter are
+ * those of functions, code, types and modules, never of arrays.)
+ * Returns 1 when the block may go back now. */
 static inline int pool_borrow_unreachable(PyObject *a, Py_ssize_t refs)
 {
-#if POOL_REFCNT_EXACT
     PyArrayObject_fields *f = (PyArrayObject_fields *)a;
-    return f->_buffer_info == NULL && Py_REFCNT(a) <= refs
-           && f->base != NULL && PyArray_Check(f->base) && Py_REFCNT(f->base) == 1;
-#else
-    (void)a; (void)refs;
-    return 0;
+    PyObject *inner = f->base;
+    if (inner == NULL || !PyArray_Check(inner))
+        return 0;
+#if defined(Py_GIL_DISABLED)
+    if (!_Py_IsOwnedByCurrentThread(a) || !_Py_IsOwnedByCurrentThread(inner))
+        return 0;
 #endif
+    return f->_buffer_info == NULL && Py_REFCNT(a) <= refs && Py_REFCNT(inner) == 1;
 }
 
 /* After pool_borrow_unreachable: the block goes back now, so the arrays

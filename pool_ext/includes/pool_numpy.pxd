@@ -17,7 +17,6 @@ cdef extern from "pool_numpy.h":
         NPY_ARRAY_F_CONTIGUOUS
     int pool_numpy_ready() except -1
     bint pool_numpy_ready_fast() noexcept
-    bint POOL_REFCNT_EXACT
     bint POOL_NUMPY_HEADERS      # 0: built without numpy's headers (no arrays)
     npy_intp pool_descr_elsize(PyArray_Descr *d) noexcept
     uint64_t pool_descr_flags(PyArray_Descr *d) noexcept
