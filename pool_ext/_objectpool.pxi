@@ -660,8 +660,10 @@ cdef class ObjectPool(_PoolBase):
     def start_evictor(self, interval):
         """Starts a daemon thread that calls evict() every `interval` seconds
         (the first time at once) and creates objects while fewer than
-        min_idle are idle (and slots are free).  RuntimeError if it already
-        runs; PoolClosed on a closed pool.  An exception from the factory or
+        min_idle are idle (and slots are free).  interval: seconds, from
+        0.001 (1 ms: shorter would be a busy loop) to threading.TIMEOUT_MAX
+        (ValueError otherwise).  RuntimeError if it already runs; PoolClosed
+        on a closed pool.  An exception from the factory or
         destroy() in that thread is logged (logger "pool_ext") and the thread
         goes on; a leak past leak_timeout is reported there too.
 

@@ -340,6 +340,22 @@ def test_start_evictor_twice_and_on_a_closed_pool():
         pool.start_evictor(10)
 
 
+@pytest.mark.parametrize("interval", [1e-9, 0.0005, 0.000999, -1, 0, float("inf"), 1e300],
+                         ids=repr)
+def test_start_evictor_refuses_intervals_it_cannot_keep_saying_what_it_accepts(interval):
+    # Below 1 ms the evictor would be a busy loop; past threading.TIMEOUT_MAX
+    # its thread's wait fails.  The message says what is accepted.
+    pool = ObjectPool(Conn, 1)
+    with pytest.raises(ValueError, match=r"interval must be a finite number of seconds "
+                                         r"from 0\.001 \(1 ms\) to ") as info:
+        pool.start_evictor(interval)
+    assert "None" not in str(info.value)
+    with pytest.raises(TypeError, match="interval must be a number of seconds, not NoneType"):
+        pool.start_evictor(None)
+    pool.start_evictor(0.001)                # the least accepted
+    pool.stop_evictor()
+
+
 def test_the_evictor_survives_a_failing_factory_and_logs_it(caplog):
     fail = [True]
 
