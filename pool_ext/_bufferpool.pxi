@@ -295,4 +295,6 @@ cdef class _BufferArrayBase:
             self._buf._release_if_live()
 
     def __repr__(self):
+        if self._buf is None:   # (only the pool makes one: never, but be sure)
+            return "<pool_ext buffer, none>"
         return f"<pool_ext buffer of {self._buf._len} bytes>"

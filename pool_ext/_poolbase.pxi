@@ -100,7 +100,7 @@ cdef class _PoolBase:
         cdef uint64_t leak_ns = _parse_limit(leak_timeout, "leak_timeout")
         self._name = _parse_name(name)
         if track or leak_ns != POOL_CLOCK_NEVER or _track_from_environment():
-            self._holders = _Holders(self._capacity, leak_ns)
+            self._holders = _Holders.__new__(_Holders, self._capacity, leak_ns)
         return 0
 
     # -- each pool's own -------------------------------------------------
@@ -392,7 +392,7 @@ cdef class _PoolBase:
         _check_timeout(timeout)
         if _is_closed(self):
             raise PoolClosed("lease_async() on a closed pool")
-        return _AsyncLease(self, timeout)
+        return _AsyncLease.__new__(_AsyncLease, self, timeout)   # (its type refuses Python)
 
     def __enter__(self):
         return self
