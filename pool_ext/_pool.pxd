@@ -26,7 +26,7 @@ cdef class _Hold:
     cdef uint64_t since_ns
     cdef str thread_name           # None: the thread was not made by threading
     cdef unsigned long ident       # its thread id
-    cdef object handle             # BufferPool: a weak reference to the PooledBuffer
+    cdef object handle             # BufferPool: a weak reference to the PooledBuffer (or array)
     cdef bint warned               # PoolLeakWarning emitted for this hand-out
     # the acquiring stack, innermost first: code objects (owned) and the byte
     # offset of each frame's instruction (pool_frames.h)
@@ -260,6 +260,7 @@ cdef class _Block(_Store):
 @cython.final
 cdef class _BufferArrayBase:
     cdef PooledBuffer _buf         # holds a BufferPool slot for an array
+    cdef bint _exported            # and exports it (a tracking pool: _array_hold)
 
 
 @cython.final

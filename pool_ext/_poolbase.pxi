@@ -293,7 +293,8 @@ cdef class _PoolBase:
 
         Thread-safety: a snapshot, safe while other threads acquire and
         release; `obj` is the object as handed out (use it only to identify
-        the hand-out: its holder owns it)."""
+        the hand-out: its holder owns it); for a BufferPool's empty() and
+        zeros(), the array (its buffer is the array's own: no release)."""
         if self._holders is None:
             raise PoolError(f"holders() needs tracking: build the {self._label()} with "
                             f"track=True, or set POOL_EXT_TRACK=1 in the environment")
