@@ -153,6 +153,8 @@ cdef class ObjectPool(_PoolBase):
     cdef uint64_t _max_idle_ns    # max_idle; POOL_CLOCK_NEVER: none
     cdef uint64_t *_expires_ns    # slot -> when its object's lifetime ends
     cdef uint64_t *_idle_ns       # slot -> when its object last went idle
+    cdef uint64_t *_hook_thread   # slot -> the thread running its reset, validate or
+                                  # check (0: none); NULL without such hooks
     cdef uint32_t _min_idle
     cdef object _lock             # a threading.Lock: start/stop_evictor
     cdef object _evictor          # the evictor's threading.Thread, or None
