@@ -674,9 +674,9 @@ cdef class ObjectPool(_PoolBase):
         min_idle are idle (and slots are free).  interval: seconds, from
         0.001 (1 ms: shorter would be a busy loop) to threading.TIMEOUT_MAX
         (ValueError otherwise).  RuntimeError if it already runs; PoolClosed
-        on a closed pool.  An exception from the factory or
-        destroy() in that thread is logged (logger "pool_ext") and the thread
-        goes on; a leak past leak_timeout is reported there too.
+        on a closed pool.  An exception from the factory or destroy() in
+        that thread is logged (logger "pool_ext") and the thread goes on; a
+        leak past leak_timeout is reported there too.
 
         >>> pool = ObjectPool(dict, 4, min_idle=2)
         >>> pool.start_evictor(60.0)

@@ -143,7 +143,8 @@ PyType_Modified(<PyTypeObject *>_PoolBase)
 # T.__new__(T) alike (and T() finds the slot: Cython's own vectorcall of the
 # type, which would bypass it, is cleared); this module's own T.__new__(T)
 # compiles to a direct call of the generated tp_new function, not through
-# the slot, so it costs nothing.  PooledBuffer stays public: one made by Python is a dead handle.
+# the slot, so it costs nothing.  PooledBuffer stays public: one made by
+# Python is a dead handle.
 # (_AsyncWaiter is made with _AsyncWaiter(loop), through the slot; its
 # __cinit__ builds it whole and it has no Python method.)
 cdef extern from *:
