@@ -68,14 +68,28 @@ cdef uint64_t _parse_limit(object value, str name) except? 0:
     return POOL_CLOCK_NEVER if t < 0 else pool_clock_from_seconds(t)
 
 
+#: start_evictor()'s shortest interval: shorter, its thread would be a busy
+#: loop (a round costs microseconds); the longest is what Event.wait takes.
+cdef double _MIN_INTERVAL = 0.001
+
+
 cdef double _parse_interval(object interval) except -1.0:
-    """start_evictor(interval): seconds, > 0 and finite."""
+    """start_evictor(interval): seconds, finite, from _MIN_INTERVAL to
+    threading.TIMEOUT_MAX (None is no interval: refused)."""
     cdef double t
-    if interval is None:
-        raise TypeError("interval must be a number of seconds, not None")
-    t = _parse_seconds(interval, "interval")
-    if t <= 0:
-        raise ValueError(f"interval must be a positive number of seconds, got {interval!r}")
+    if interval is None or _is_bool(interval):
+        raise TypeError(f"interval must be a number of seconds, not {type(interval).__name__}")
+    try:
+        t = PyFloat_AsDouble(interval)   # TypeError for non-numbers
+    except TypeError:
+        raise TypeError(f"interval must be a number of seconds, not "
+                        f"{type(interval).__name__}") from None
+    except OverflowError:                # an int too big for a float
+        t = <double>_threading.TIMEOUT_MAX * 2
+    if not (_MIN_INTERVAL <= t <= <double>_threading.TIMEOUT_MAX):   # (NaN too)
+        raise ValueError(f"interval must be a finite number of seconds from "
+                         f"{_MIN_INTERVAL:g} (1 ms) to {_threading.TIMEOUT_MAX:g}, "
+                         f"got {interval!r}")
     return t
 
 

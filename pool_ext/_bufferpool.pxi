@@ -215,6 +215,9 @@ cdef class BufferPool(_PoolBase):
 
         Gives buf back; the same as ``buf.release()``."""
         if not isinstance(buf, PooledBuffer):
+            if type(getattr(buf, "base", None)) is _BufferArrayBase:
+                raise PoolError("release of an array from empty() or zeros(): its "
+                                "buffer goes back when the array and its views are gone")
             raise PoolError(f"release of an object this pool did not hand out: "
                             f"{type(buf).__name__} is not a PooledBuffer")
         if (<PooledBuffer>buf)._store is not self._store:
@@ -246,9 +249,16 @@ cdef class BufferPool(_PoolBase):
                              f"pool's buffer_size ({self._arena.size})")
         base = _BufferArrayBase.__new__(_BufferArrayBase)
         base._buf = self._acquire(timeout)
+        if self._holders is not None:
+            _array_hold(self, base, timeout)
         if (zero or req.needs_init) and not self._zero_on_release:
             memset(base._buf._ptr, 0, req.nbytes)
-        return _array_make(&req, descr, base._buf._ptr, base)
+        arr = _array_make(&req, descr, base._buf._ptr, base)
+        if self._holders is not None:
+            # holders() shows the array from now on, not its private handle
+            # (a new record for the same hand-out: begin() replaces it)
+            _hold_begin(self, base._buf._index, arr)
+        return arr
 
     def close(self):
         """Later acquires raise PoolClosed; sleeping acquirers wake and raise
@@ -284,15 +294,36 @@ cdef class BufferPool(_PoolBase):
         return _pool_repr(self, f"buffer_size={self._arena.size}")
 
 
+cdef int _array_hold(BufferPool pool, _BufferArrayBase base, object timeout) except -1:
+    """A tracking pool's array: its handle was in holders() from its hand-out
+    until the array replaces it there, so whoever took it from there might
+    release it.  The base exports the buffer, as a memoryview would: such a
+    release is then deferred until the array dies.  If one came first (the
+    slot is gone), acquire again."""
+    cdef PooledBuffer buf = base._buf
+    while pool_slots_export_begin(buf._store.slots, buf._index, buf._gen) != POOL_OK:
+        base._buf = None
+        base._buf = buf = pool._acquire(timeout)
+    base._exported = True
+    return 0
+
+
 @cython.no_gc   # references a handle, which references no base
 cdef class _BufferArrayBase:
     """The base of a BufferPool array: it holds the buffer, privately (no
     one can release it early), and releases it when it dies, that is when
-    the array and all its views have."""
+    the array and all its views have.  A tracking pool's base also exports
+    the buffer (_array_hold)."""
 
     def __dealloc__(self):
-        if self._buf is not None:
-            self._buf._release_if_live()
+        cdef PooledBuffer buf = self._buf
+        if buf is not None:
+            buf._release_if_live()
+            if self._exported and pool_slots_export_end(buf._store.slots, buf._index,
+                                                        buf._gen) == POOL_FREED:
+                buf._retire()
 
     def __repr__(self):
+        if self._buf is None:   # (only the pool makes one: never, but be sure)
+            return "<pool_ext buffer, none>"
         return f"<pool_ext buffer of {self._buf._len} bytes>"

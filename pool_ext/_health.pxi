@@ -110,7 +110,7 @@ cdef bint _run_check(ObjectPool pool, uint32_t i, object obj) except -1:
     propagates."""
     r = None
     try:
-        r = pool._check(obj)
+        r = _call_hook(pool, i, pool._check, obj)
         if not _awaitable(r) and r:
             return True
     except Exception as e:
@@ -211,9 +211,41 @@ def _evictor_main(pool_ref, stop, double interval):
 
 # -- drain() ----------------------------------------------------------------------------------
 
+cdef object _call_hook(ObjectPool pool, uint32_t i, object hook, object obj):
+    """hook(obj): reset, validate or check on slot i's object (owned by this
+    thread), with slot i marked as running a hook in this thread meanwhile,
+    for drain().  (A store before and after: the hook is a Python call.)"""
+    pool_store64(&pool._hook_thread[i], PyThread_get_thread_ident(), POOL_RELAXED)
+    try:
+        return hook(obj)
+    finally:
+        pool_store64(&pool._hook_thread[i], 0, POOL_RELEASE)
+
+
+cdef int _refuse_in_hook(ObjectPool pool, str what) except -1:
+    """drain() from inside a reset, validate or check of this pool, in this
+    thread, would wait for that hook's own object (held until the hook
+    returns): RuntimeError at once, before anything is closed.  Only this
+    thread's marks can hold its id (another thread's hook has another id;
+    an exited thread cleared its marks before its id could be reused)."""
+    cdef uint64_t me = PyThread_get_thread_ident()
+    cdef uint32_t i
+    if pool._hook_thread == NULL:
+        return 0
+    for i in range(pool._capacity):
+        if pool_load64(&pool._hook_thread[i], POOL_ACQUIRE) == me:
+            raise RuntimeError(
+                f"{what} from inside a hook of the same pool (reset, validate or "
+                f"check, running in this thread) would wait for that hook's own "
+                f"object: call close() there (no wait), or {what} from outside "
+                f"the hook")
+    return 0
+
+
 cdef object _drain(ObjectPool pool, object timeout):
     cdef double t = _parse_timeout(timeout)
     cdef double deadline = -1.0 if t < 0 else _monotonic() + t
+    _refuse_in_hook(pool, "drain()")
     if not pool._close_begin():
         return None              # closed already: at once (close() or drain() did it)
     evictor = pool._stop_evictor()

@@ -12,8 +12,9 @@
 # instruction offset) pairs of the acquiring stack, read from the frames
 # with C calls into the record's own arrays.  Line numbers, file names and
 # source lines are computed only when a record is read.
-# A record references no user object (a PooledBuffer only weakly), so the
-# table, which the garbage collector does not see, holds no cycle.
+# A record references no user object (a PooledBuffer or an array only
+# weakly), so the table, which the garbage collector does not see, holds no
+# cycle.
 #
 # Who touches a record: the slot's owner makes it (begin, at hand-out) and
 # drops it (end, at release, before the object leaves the slot); any thread
@@ -60,7 +61,9 @@ Holder = _collections.namedtuple("Holder", "obj thread_name held_seconds stack")
 Holder.__module__ = "pool_ext"
 Holder.__doc__ = """One hand-out of a tracking pool, as pool.holders() reports it.
 
-obj           the object handed out (BufferPool: the PooledBuffer)
+obj           the object handed out (BufferPool: the PooledBuffer, or for
+              empty() and zeros() the array, whose buffer is its own: no
+              release() frees it while the array lives)
 thread_name   the name of the thread that acquired it
 held_seconds  how long it has been out
 stack         a traceback.StackSummary of the acquiring call, oldest frame
@@ -181,7 +184,7 @@ cdef class _Holders:
         with cython.critical_section(self):
             old = self._records[i]
             self._records[i] = <PyObject *>rec
-        Py_XDECREF(old)   # (none: the slot's last hand-out ended its record)
+        Py_XDECREF(old)   # (none, unless an array replaces its handle's record)
 
     cdef _Hold end(self, uint32_t i):
         """Slot i's hand-out ended: its record (None if it had none)."""
@@ -226,7 +229,8 @@ def _by_age(entry):
 # -- what the pools call --------------------------------------------------------
 
 cdef inline void _hold_begin(_PoolBase pool, uint32_t i, object handle) noexcept:
-    """At hand-out of slot i, if the pool tracks (handle: a PooledBuffer)."""
+    """At hand-out of slot i, if the pool tracks (handle: a PooledBuffer, or
+    the array that holds it: what holders() shows, weakly)."""
     if pool._holders is not None:
         pool._holders.begin(i, handle)
 

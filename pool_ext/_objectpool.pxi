@@ -94,6 +94,7 @@ cdef class ObjectPool(_PoolBase):
         self._items = NULL
         self._expires_ns = NULL
         self._idle_ns = NULL
+        self._hook_thread = NULL
         self._lifetime_ns = POOL_CLOCK_NEVER
         self._max_idle_ns = POOL_CLOCK_NEVER
         pool_addrmap_init_empty(&self._map)
@@ -141,7 +142,8 @@ cdef class ObjectPool(_PoolBase):
             raise MemoryError(f"cannot allocate {n} pool slots")
         free(self._expires_ns)   # (a failed __init__ may have made them)
         free(self._idle_ns)
-        self._expires_ns = self._idle_ns = NULL
+        free(self._hook_thread)
+        self._expires_ns = self._idle_ns = self._hook_thread = NULL
         if self._lifetime_ns != POOL_CLOCK_NEVER:
             self._expires_ns = <uint64_t *>calloc(n, sizeof(uint64_t))
             if self._expires_ns == NULL:
@@ -149,6 +151,10 @@ cdef class ObjectPool(_PoolBase):
         if self._max_idle_ns != POOL_CLOCK_NEVER:
             self._idle_ns = <uint64_t *>calloc(n, sizeof(uint64_t))
             if self._idle_ns == NULL:
+                raise MemoryError(f"cannot allocate {n} pool slots")
+        if reset is not None or validate is not None or check is not None:
+            self._hook_thread = <uint64_t *>calloc(n, sizeof(uint64_t))   # (_health.pxi)
+            if self._hook_thread == NULL:
                 raise MemoryError(f"cannot allocate {n} pool slots")
         pool_freelist_init(&self._idle)
         if pool_slots_init(&self._slots, n, &self._empty) != 0:
@@ -173,6 +179,7 @@ cdef class ObjectPool(_PoolBase):
         free(self._items)
         free(self._expires_ns)
         free(self._idle_ns)
+        free(self._hook_thread)
         pool_slots_free(&self._slots)
         pool_addrmap_free(&self._map)
 
@@ -470,11 +477,11 @@ cdef class ObjectPool(_PoolBase):
             return self._discard(i, obj, False)
         try:
             if self._reset is not None:
-                r = self._reset(obj)
+                r = _call_hook(self, i, self._reset, obj)
                 if _awaitable(r):
                     _not_awaited(r, "reset")
             if self._validate is not None:
-                r = self._validate(obj)
+                r = _call_hook(self, i, self._validate, obj)
                 if _awaitable(r):
                     _not_awaited(r, "validate")
                 keep = bool(r)
@@ -606,6 +613,10 @@ cdef class ObjectPool(_PoolBase):
         >>> pool.closed, pool.size
         (True, 0)
 
+        From inside a reset, validate or check hook of this pool it raises
+        RuntimeError at once (it would wait for that hook's own object);
+        close() does not wait.
+
         Thread-safety: any thread may call it; releases from other threads
         are what it waits for.  Ctrl-C ends the wait (the pool stays closed).
         An exception from destroy() reaches the caller (every object is
@@ -660,10 +671,12 @@ cdef class ObjectPool(_PoolBase):
     def start_evictor(self, interval):
         """Starts a daemon thread that calls evict() every `interval` seconds
         (the first time at once) and creates objects while fewer than
-        min_idle are idle (and slots are free).  RuntimeError if it already
-        runs; PoolClosed on a closed pool.  An exception from the factory or
-        destroy() in that thread is logged (logger "pool_ext") and the thread
-        goes on; a leak past leak_timeout is reported there too.
+        min_idle are idle (and slots are free).  interval: seconds, from
+        0.001 (1 ms: shorter would be a busy loop) to threading.TIMEOUT_MAX
+        (ValueError otherwise).  RuntimeError if it already runs; PoolClosed
+        on a closed pool.  An exception from the factory or destroy() in
+        that thread is logged (logger "pool_ext") and the thread goes on; a
+        leak past leak_timeout is reported there too.
 
         >>> pool = ObjectPool(dict, 4, min_idle=2)
         >>> pool.start_evictor(60.0)

@@ -26,7 +26,7 @@ cdef class _Hold:
     cdef uint64_t since_ns
     cdef str thread_name           # None: the thread was not made by threading
     cdef unsigned long ident       # its thread id
-    cdef object handle             # BufferPool: a weak reference to the PooledBuffer
+    cdef object handle             # BufferPool: a weak reference to the PooledBuffer (or array)
     cdef bint warned               # PoolLeakWarning emitted for this hand-out
     # the acquiring stack, innermost first: code objects (owned) and the byte
     # offset of each frame's instruction (pool_frames.h)
@@ -153,6 +153,8 @@ cdef class ObjectPool(_PoolBase):
     cdef uint64_t _max_idle_ns    # max_idle; POOL_CLOCK_NEVER: none
     cdef uint64_t *_expires_ns    # slot -> when its object's lifetime ends
     cdef uint64_t *_idle_ns       # slot -> when its object last went idle
+    cdef uint64_t *_hook_thread   # slot -> the thread running its reset, validate or
+                                  # check (0: none); NULL without such hooks
     cdef uint32_t _min_idle
     cdef object _lock             # a threading.Lock: start/stop_evictor
     cdef object _evictor          # the evictor's threading.Thread, or None
@@ -260,6 +262,7 @@ cdef class _Block(_Store):
 @cython.final
 cdef class _BufferArrayBase:
     cdef PooledBuffer _buf         # holds a BufferPool slot for an array
+    cdef bint _exported            # and exports it (a tracking pool: _array_hold)
 
 
 @cython.final

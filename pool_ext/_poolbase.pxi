@@ -105,7 +105,7 @@ cdef class _PoolBase:
         cdef uint64_t leak_ns = _parse_limit(leak_timeout, "leak_timeout")
         self._name = _parse_name(name)
         if track or leak_ns != POOL_CLOCK_NEVER or _track_from_environment():
-            self._holders = _Holders(self._capacity, leak_ns)
+            self._holders = _Holders.__new__(_Holders, self._capacity, leak_ns)
         return 0
 
     # -- each pool's own -------------------------------------------------
@@ -305,7 +305,8 @@ cdef class _PoolBase:
 
         Thread-safety: a snapshot, safe while other threads acquire and
         release; `obj` is the object as handed out (use it only to identify
-        the hand-out: its holder owns it)."""
+        the hand-out: its holder owns it); for a BufferPool's empty() and
+        zeros(), the array (its buffer is the array's own: no release)."""
         if self._holders is None:
             raise PoolError(f"holders() needs tracking: build the {self._label()} with "
                             f"track=True, or set POOL_EXT_TRACK=1 in the environment")
@@ -404,7 +405,7 @@ cdef class _PoolBase:
         _check_timeout(timeout)
         if _is_closed(self):
             raise PoolClosed("lease_async() on a closed pool")
-        return _AsyncLease(self, timeout)
+        return _AsyncLease.__new__(_AsyncLease, self, timeout)   # (its type refuses Python)
 
     def __enter__(self):
         return self

@@ -809,3 +809,91 @@ def test_second_release_after_validate_discarded_says_not_in_use():
     with pytest.raises(PoolError, match="did not hand out"):
         pool.release(stranger)
     assert pool.in_use == 0
+
+
+# Every private class of pool_ext._pool: what the pools make for themselves
+# (records, stores, array bases, leases).  Python code must not make one: a
+# half-built one (no pool, no memory) would read through its NULL fields.
+_PRIVATE_TYPES = {"_PoolBase", "_Hold", "_Holders", "_Lease", "_ArrayLease", "_AsyncLease",
+                  "_Store", "_BufferStore", "_ArrayCache", "_Block", "_BufferArrayBase"}
+# ...but for _AsyncWaiter, whose __cinit__ builds it whole (a loop is all it
+# needs) and which has no method Python can call.
+_PRIVATE_BUILT_WHOLE = {"_AsyncWaiter"}
+
+
+def test_private_types_refuse_creation(tmp_path):
+    import pool_ext._pool as m
+    private = {name for name, v in vars(m).items()
+               if isinstance(v, type) and name.startswith("_")}
+    assert private == _PRIVATE_TYPES | _PRIVATE_BUILT_WHOLE   # a new one: sort it here
+    # In a child: a type that lets itself be made may crash its repr.
+    proc = run_script(tmp_path, f"""
+        import asyncio, pool_ext._pool as m
+        pool = m.ObjectPool(object, 1)
+        for name in sorted({sorted(_PRIVATE_TYPES)!r}):
+            T = getattr(m, name)
+            for args in ((), (1, 0), (pool, 0), (None, None)):
+                for make in (T, lambda *a: T.__new__(T, *a)):
+                    try:
+                        x = make(*args)
+                    except TypeError as e:
+                        continue
+                    print("made", name, args, flush=True)
+                    repr(x)
+                    for f in ("__enter__", "__aenter__"):
+                        if hasattr(x, f):
+                            try:
+                                r = getattr(x, f)()
+                                if asyncio.iscoroutine(r):
+                                    asyncio.run(r)
+                            except Exception:
+                                pass
+            try:
+                type("Sub", (T,), {{}})
+                print("subclassed", name, flush=True)
+            except TypeError:
+                pass
+        print("done")
+        """)
+    assert proc.returncode == 0 and proc.stdout == "done\n"
+
+
+def test_private_types_refuse_creation_with_a_clear_message():
+    import pool_ext._pool as m
+    for name in _PRIVATE_TYPES - {"_PoolBase"}:    # (which says what to use instead)
+        T = getattr(m, name)
+        with pytest.raises(TypeError, match=f"cannot create 'pool_ext._pool.{name}' instances"):
+            T.__new__(T)
+
+
+@pytest.mark.parametrize("cls", ["ObjectPool", "BufferPool", "ArrayPool", "PooledBuffer"])
+def test_half_built_public_objects_never_crash(tmp_path, cls):
+    # Made with __new__ and never __init__ed: repr() and every method and
+    # property either work or raise an Exception.  (In a child: a crash
+    # fails this test only.)
+    proc = run_script(tmp_path, f"""
+        import asyncio, pool_ext
+        T = getattr(pool_ext, {cls!r})
+        x = T.__new__(T)
+        repr(x), str(x)
+        for name in sorted(dir(x)):
+            if name.startswith("__") and name not in (
+                    "__len__", "__enter__", "__exit__", "__aenter__", "__aexit__"):
+                continue
+            try:
+                attr = getattr(x, name)
+            except Exception:
+                continue
+            if not callable(attr):
+                continue
+            for args in ((), (None,), (1,), (None, None, None), ((4,),)):
+                try:
+                    r = attr(*args)
+                    if asyncio.iscoroutine(r):
+                        asyncio.run(asyncio.wait_for(r, 5))
+                except Exception:
+                    pass
+        repr(x)
+        print("done")
+        """)
+    assert proc.returncode == 0 and proc.stdout.endswith("done\n")

@@ -340,6 +340,22 @@ def test_start_evictor_twice_and_on_a_closed_pool():
         pool.start_evictor(10)
 
 
+@pytest.mark.parametrize("interval", [1e-9, 0.0005, 0.000999, -1, 0, float("inf"), 1e300],
+                         ids=repr)
+def test_start_evictor_refuses_intervals_it_cannot_keep_saying_what_it_accepts(interval):
+    # Below 1 ms the evictor would be a busy loop; past threading.TIMEOUT_MAX
+    # its thread's wait fails.  The message says what is accepted.
+    pool = ObjectPool(Conn, 1)
+    with pytest.raises(ValueError, match=r"interval must be a finite number of seconds "
+                                         r"from 0\.001 \(1 ms\) to ") as info:
+        pool.start_evictor(interval)
+    assert "None" not in str(info.value)
+    with pytest.raises(TypeError, match="interval must be a number of seconds, not NoneType"):
+        pool.start_evictor(None)
+    pool.start_evictor(0.001)                # the least accepted
+    pool.stop_evictor()
+
+
 def test_the_evictor_survives_a_failing_factory_and_logs_it(caplog):
     fail = [True]
 
@@ -503,6 +519,58 @@ def test_drain_wakes_waiters_with_pool_closed():
     for t in threads:
         t.join(10)
     assert len(errors) == 3 and pool.size == 0
+
+
+@pytest.mark.parametrize("hook", ["reset", "validate", "check"])
+def test_drain_from_inside_a_hook_of_the_same_pool_refuses_at_once(hook):
+    # It would wait for the very object whose hook is running: PoolExhausted
+    # at its timeout, or a hang without one.  It refuses before closing.
+    seen = []
+
+    def call_drain(obj):
+        t0 = time.monotonic()
+        try:
+            pool.drain(timeout=1)
+        except BaseException as e:
+            seen.append((e, time.monotonic() - t0))
+        return True
+
+    pool = ObjectPool(Conn, 2, destroy=close, **{hook: call_drain})
+    obj = pool.acquire()
+    pool.release(obj)
+    if hook == "check":
+        assert pool.acquire() is obj      # check() runs on the idle object
+        pool.release(obj)
+    ((e, took),) = seen
+    assert isinstance(e, RuntimeError) and took < 0.5
+    assert "drain() from inside a hook of the same pool" in str(e) and hook in str(e)
+    assert not pool.closed and pool.in_use == 0 and pool.idle == 1   # nothing lost
+    assert pool.acquire(timeout=0) is obj
+    pool.release(obj)
+    pool.drain(timeout=5)                 # from outside any hook: drains
+    assert obj.closed and pool.size == 0
+
+
+def test_drain_from_a_hook_of_another_pool_and_while_another_thread_runs_a_hook():
+    # The refusal is for the hook's own pool, in the hook's own thread.
+    other = ObjectPool(Conn, 1)
+    other.release(other.acquire())
+    running, go_on = threading.Event(), threading.Event()
+
+    def reset(obj):
+        other.drain(timeout=5)            # another pool: drains
+        running.set()
+        assert go_on.wait(10)
+
+    pool = ObjectPool(Conn, 1, reset=reset)
+    obj = pool.acquire()
+    t = threading.Thread(target=pool.release, args=(obj,))
+    t.start()
+    assert running.wait(10) and other.closed and other.size == 0
+    threading.Timer(0.1, go_on.set).start()
+    pool.drain(timeout=10)                # another thread's hook: waits for it
+    t.join(10)
+    assert pool.closed and pool.size == 0
 
 
 def test_drain_on_a_closed_pool_returns_at_once():

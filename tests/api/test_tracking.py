@@ -3,6 +3,7 @@ naming the longest holder, leak_timeout and PoolLeakWarning, the acquiring
 stack in the warnings of a dropped lease or PooledBuffer, name= and repr().
 """
 import gc
+import os
 import threading
 import time
 import traceback
@@ -99,6 +100,47 @@ def test_bufferpool_holders_report_the_buffer():
     with bufs.lease() as b2:
         assert [x.obj for x in bufs.holders()] == [b2]
     assert bufs.stats()["holds"] == 2
+
+
+@pytest.mark.parametrize("make", ["empty", "zeros"])
+def test_bufferpool_holders_report_an_array_as_the_array_and_cannot_free_it(np, make):
+    # empty()/zeros() hold their buffer privately, under the array: holders()
+    # shows the array itself, and nothing it hands out releases the slot
+    # while the array lives (the next acquire would write into it).
+    bufs = BufferPool(64, 1, track=True)
+    arr = getattr(bufs, make)(8, np.uint8)
+    arr[:] = 7
+    (h,) = bufs.holders()
+    assert h.obj is arr and h.stack[-1].lineno == line_of("getattr(bufs, make)(8")
+    with pytest.raises(PoolError, match="array"):
+        bufs.release(h.obj)
+    with pytest.raises(AttributeError):
+        h.obj.release()
+    assert bufs.try_acquire() is None and bufs.in_use == 1
+    assert (arr == 7).all()
+    del h, arr
+    gc.collect()
+    assert bufs.holders() == [] and bufs.in_use == 0 and bufs.stats()["holds"] == 1
+    with bufs.acquire() as buf:
+        assert [x.obj for x in bufs.holders()] == [buf]
+
+
+def test_bufferpool_array_holders_under_pool_ext_track(np, tmp_path):
+    proc = run_script(tmp_path, """
+        import numpy as np
+        from pool_ext import BufferPool, PoolError
+        bufs = BufferPool(64, 1)
+        arr = bufs.zeros(4, np.int32)
+        (h,) = bufs.holders()
+        assert h.obj is arr, h
+        try:
+            bufs.release(h.obj)
+        except PoolError:
+            pass
+        assert bufs.try_acquire() is None
+        print("ok")
+        """, env={**os.environ, "POOL_EXT_TRACK": "1"})
+    assert proc.returncode == 0 and proc.stdout == "ok\n"
 
 
 def test_holders_while_threads_churn():

@@ -139,7 +139,7 @@ def test_fork_while_the_evictor_runs(tmp_path):
         made = []
         pool = ObjectPool(lambda: made.append(1) or object(), 4, min_idle=3,
                           max_idle=0.001, destroy=lambda o: None)
-        pool.start_evictor(0.0005)           # busy: evicting and refilling all the time
+        pool.start_evictor(0.001)            # busy: evicting and refilling all the time
         for k in range(30):
             pid = os.fork()
             if pid == 0:

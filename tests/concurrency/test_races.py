@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from pool_ext import BufferPool, ObjectPool, PoolClosed, PoolExhausted
+from pool_ext import BufferPool, ObjectPool, PoolClosed, PoolError, PoolExhausted
 
 
 # ---- close() racing acquires and releases --------------------------------------
@@ -161,3 +161,52 @@ def test_discarded_object_is_destroyed_before_its_slot_is_refilled(why):
     if b is not None:
         pool.release(b)
     assert pool.in_use == 0
+
+
+# ---- holders() racing BufferPool arrays ------------------------------------------
+
+def test_what_holders_shows_never_frees_an_array_s_buffer(np):
+    # A tracking pool's array is in holders() as its private PooledBuffer
+    # from the hand-out until the array replaces it there.  A thread that
+    # releases whatever holders() shows, and writes into what it acquires
+    # next, must never touch a live array's memory: such a release is
+    # deferred until the array dies (the base exports the buffer).
+    bufs = BufferPool(64, 4, track=True)
+    stop = threading.Event()
+    errors = []
+
+    def meddler():
+        while not stop.is_set():
+            for h in bufs.holders():
+                try:
+                    bufs.release(h.obj)
+                except (PoolError, ValueError):
+                    pass
+            buf = bufs.try_acquire()
+            if buf is not None:
+                memoryview(buf)[:] = b"\xff" * 64
+                buf.release()
+
+    def user(k):
+        try:
+            for _ in range(500):
+                arr = bufs.zeros(64, np.uint8, timeout=10)
+                arr[:] = k
+                time.sleep(0)
+                if not (arr == k).all():
+                    errors.append(f"array {k} overwritten")
+                    return
+                del arr
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=meddler)] + [
+        threading.Thread(target=user, args=(k,)) for k in (1, 2, 3)]
+    for t in threads[1:]:
+        t.start()
+    threads[0].start()
+    for t in threads[1:]:
+        t.join(120)
+    stop.set()
+    threads[0].join(30)
+    assert errors == [] and bufs.in_use == 0 and bufs.holders() == []
