@@ -283,10 +283,15 @@ root = Path(sys.argv[1])
 reqs = tomllib.loads((root / "pyproject.toml").read_text())["build-system"]["requires"]
 pins = []
 for r in reqs:
-    m = re.fullmatch(r"([A-Za-z0-9_.-]+)\s*>=\s*([0-9][0-9.]*)", r.split(";")[0].strip())
+    # a '>=' floor, with at most a '<' cap beside it (numpy on 3.13)
+    m = re.fullmatch(r"([A-Za-z0-9_.-]+)\s*>=\s*([0-9][0-9.]*)(\s*,\s*<\s*[0-9][0-9.]*)?",
+                     r.split(";")[0].strip())
     if not m:
         sys.exit(f"build requirement without a plain '>=' floor: {r!r}")
-    pins.append(f"{m.group(1)}=={m.group(2)}")
+    pin = f"{m.group(1)}=={m.group(2)}"
+    if pin in pins:
+        continue
+    pins.append(pin)
     if m.group(1).lower() == "cython":
         cm = (root / "CMakeLists.txt").read_text()
         found = re.search(r"find_package\(Cython[^)]*VERSION\s+([0-9.]+)", cm)
