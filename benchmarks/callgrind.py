@@ -24,7 +24,7 @@ installed package, never the source tree.
 
 --all-pythons counts ALL_CASES under each CPython it finds, from the
 package's requires-python on: pyenv's (the newest patch release of each
-minor version), then those that newer-pythons.sh (../shared/tools/) runs in
+minor version), then those that tools/newer-pythons.sh runs in
 its Debian sid chroot and pyenv lacks.  Each gets a venv of its own, into
 which pool_ext is built, non-editable, from one copy of this repository (the
 files git sees, as they are when the run starts); the table, a row per
@@ -520,9 +520,9 @@ def main(argv=None):
                    help="the repository to build and measure (default: this script's)")
     g.add_argument("--newer-pythons", metavar="SCRIPT",
                    default=os.environ.get("NEWER_PYTHONS",
-                                          os.path.join(here, "..", "shared", "tools",
-                                                       "newer-pythons.sh")),
-                   help="newer-pythons.sh (default $NEWER_PYTHONS or ../shared/tools/; "
+                                          os.path.join(here, "tools", "newer-pythons.sh")),
+                   help="newer-pythons.sh (default $NEWER_PYTHONS or this repository's "
+                        "tools/newer-pythons.sh; "
                         "'' for none)")
     g.add_argument("--chroot", default=os.environ.get("NEWER_PY_ROOT", "/var/tmp/newer-pythons"),
                    help="the chroot newer-pythons.sh uses ($NEWER_PY_ROOT)")
