@@ -68,3 +68,20 @@ def test_block_runs_alone(tmp_path, name, line, source):
                           cwd=str(tmp_path), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, (f"{name}, the block at line {line}, run alone, "
                                   f"failed:\n{proc.stdout}{proc.stderr}")
+
+
+def test_docs_requirements_are_the_docs_extra():
+    """docs/requirements.txt (the site without building the package) lists
+    what pyproject.toml's docs extra does."""
+    try:
+        import tomllib
+    except ImportError:
+        tomllib = pytest.importorskip("tomli")
+    requirements, pyproject = ROOT / "docs" / "requirements.txt", ROOT / "pyproject.toml"
+    if not (requirements.is_file() and pyproject.is_file()):
+        pytest.skip("no docs/requirements.txt or pyproject.toml here (the wheel tests)")
+    with open(pyproject, "rb") as f:
+        extra = tomllib.load(f)["project"]["optional-dependencies"]["docs"]
+    listed = [line.strip() for line in requirements.read_text(encoding="utf-8").splitlines()
+              if line.strip() and not line.lstrip().startswith("#")]
+    assert listed == extra
