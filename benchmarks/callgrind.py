@@ -24,7 +24,7 @@ installed package, never the source tree.
 
 --all-pythons counts ALL_CASES under each CPython it finds, from the
 package's requires-python on: pyenv's (the newest patch release of each
-minor version), then those that newer-pythons.sh (../shared/tools/) runs in
+minor version), then those that tools/newer-pythons.sh runs in
 its Debian sid chroot and pyenv lacks.  Each gets a venv of its own, into
 which pool_ext is built, non-editable, from one copy of this repository (the
 files git sees, as they are when the run starts); the table, a row per
@@ -334,22 +334,30 @@ def _over(a, b):
     return f"{a / b:.2f}"
 
 
-#: the table's columns: (heading, the cell, from a version's counts c)
-TABLE = [
-    ("Floor", lambda c: _int(c["floor_pair"])),
-    ("Floor FK", lambda c: _int(c["floor_pair_fastcall"])),
+#: the two tables' columns: (heading, the cell, from a version's counts c).
+#: Two tables of few columns rather than one wide one, so that each fits a
+#: page; docs/performance.md says what each heading means.
+COUNTS = [
+    ("empty pair", lambda c: _int(c["floor_pair"])),
+    ("empty pair, keywords", lambda c: _int(c["floor_pair_fastcall"])),
     ("list", lambda c: _int(c["list"])),
     ("deque", lambda c: _int(c["deque"])),
-    ("SimpleQueue", lambda c: _int(c["simplequeue"])),
+    ("SimpleQueue pool", lambda c: _int(c["simplequeue"])),
     ("acquire pair", lambda c: _int(c["obj_pair"])),
     ("try_acquire pair", lambda c: _int(c["obj_try_pair"])),
-    ("acquire ÷ Floor FK", lambda c: _over(c["obj_pair"], c["floor_pair_fastcall"])),
-    ("try ÷ Floor", lambda c: _over(c["obj_try_pair"], c["floor_pair"])),
-    ("SimpleQueue ÷ acquire", lambda c: _over(c["simplequeue"], c["obj_pair"])),
-    ("lease ÷ Floor lease", lambda c: _over(c["obj_with"], c["floor_with"])),
-    ("BufferPool pair (with ÷ empty with)",
-     lambda c: f"{_int(c['buf_pair'])} ({_over(c['buf_with'], c['floor_with_self'])})"),
+    ("BufferPool pair", lambda c: _int(c["buf_pair"])),
 ]
+RATIOS = [
+    ("acquire pair", lambda c: _over(c["obj_pair"], c["floor_pair_fastcall"])),
+    ("try_acquire pair", lambda c: _over(c["obj_try_pair"], c["floor_pair"])),
+    ("lease", lambda c: _over(c["obj_with"], c["floor_with"])),
+    ("BufferPool with", lambda c: _over(c["buf_with"], c["floor_with_self"])),
+    ("SimpleQueue pool ÷ acquire pair", lambda c: _over(c["simplequeue"], c["obj_pair"])),
+]
+TABLES = [("Instructions per statement:", COUNTS),
+          ("Ratios: each pool_ext statement's count over its empty counterpart's (see "
+           "above); the last column, a SimpleQueue pool's pair over pool_ext's acquire "
+           "pair (above 1: pool_ext runs fewer instructions):", RATIOS)]
 
 
 def table(report):
@@ -360,21 +368,21 @@ def table(report):
     runs = "one run" if report["repeat"] == 1 else f"the least of {report['repeat']} runs"
     lines = [f"Measured {report['date']}, commit `{report['commit']}`{dirty}, "
              f"N = {report['n']:,d}, {runs} per count, {report['seconds'] / 60:.0f} min "
-             f"({report['j']} valgrind runs at once): `{report['command']}`", "",
-             "| CPython | " + " | ".join(h for h, _ in TABLE) + " |",
-             "| --- |" + " ---: |" * len(TABLE)]
-    notes = []
-    for v, r in report["pythons"].items():
-        cells = []
-        for _, cell in TABLE:
-            try:
-                cells.append(cell(r.get("counts", {})))
-            except (KeyError, ZeroDivisionError):
-                cells.append("—")
-        name = r.get("python", v) + (" (Debian)" if r.get("kind") == Chroot.kind else "")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-        if r.get("error"):
-            notes.append(f"{v}: {r['error']}")
+             f"({report['j']} valgrind runs at once): `{report['command']}`"]
+    for title, columns in TABLES:
+        lines += ["", title, "",
+                  "| CPython | " + " | ".join(h for h, _ in columns) + " |",
+                  "| --- |" + " ---: |" * len(columns)]
+        for v, r in report["pythons"].items():
+            cells = []
+            for _, cell in columns:
+                try:
+                    cells.append(cell(r.get("counts", {})))
+                except (KeyError, ZeroDivisionError):
+                    cells.append("—")
+            name = r.get("python", v) + (" (Debian)" if r.get("kind") == Chroot.kind else "")
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    notes = [f"{v}: {r['error']}" for v, r in report["pythons"].items() if r.get("error")]
     return "\n".join(lines + ([""] + notes if notes else []))
 
 
@@ -520,9 +528,9 @@ def main(argv=None):
                    help="the repository to build and measure (default: this script's)")
     g.add_argument("--newer-pythons", metavar="SCRIPT",
                    default=os.environ.get("NEWER_PYTHONS",
-                                          os.path.join(here, "..", "shared", "tools",
-                                                       "newer-pythons.sh")),
-                   help="newer-pythons.sh (default $NEWER_PYTHONS or ../shared/tools/; "
+                                          os.path.join(here, "tools", "newer-pythons.sh")),
+                   help="newer-pythons.sh (default $NEWER_PYTHONS or this repository's "
+                        "tools/newer-pythons.sh; "
                         "'' for none)")
     g.add_argument("--chroot", default=os.environ.get("NEWER_PY_ROOT", "/var/tmp/newer-pythons"),
                    help="the chroot newer-pythons.sh uses ($NEWER_PY_ROOT)")

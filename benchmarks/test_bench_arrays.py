@@ -20,7 +20,7 @@ from pool_ext.bench.cases import ARRAY_SIZES, array_cases, size_text
 CASES = {(size, key): (stmt, ns) for size in ARRAY_SIZES
          for key, _label, stmt, ns in array_cases(size)}
 KINDS = {"empty": ("arr_empty", "np_empty"), "touch": ("arr_touch", "np_touch"),
-         "zeros": ("arr_zeros", "np_zeros_touch")}
+         "zeros": ("arr_zeros_touch", "np_zeros_touch")}
 
 
 @pytest.mark.parametrize("kind", list(KINDS))

@@ -9,11 +9,15 @@ import os
 import sys
 import threading
 
-import psycopg
+dsn = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("POOL_PG_DSN")
+if not dsn:
+    sys.exit('usage: python examples/postgres_pool.py "host=/tmp/pg dbname=postgres '
+             'user=postgres"\n(or set POOL_PG_DSN; eval "$(bash tools/pg_server.sh start '
+             '/tmp/pg)" starts a throwaway server)')
 
-from pool_ext import ObjectPool
+import psycopg  # noqa: E402  (after the usage line: it may be missing too)
 
-dsn = sys.argv[1] if len(sys.argv) > 1 else os.environ["POOL_PG_DSN"]
+from pool_ext import ObjectPool  # noqa: E402
 
 pool = ObjectPool(
     lambda: psycopg.connect(dsn, application_name="pool_ext example"),

@@ -204,6 +204,8 @@ cdef class BufferPool(_PoolBase):
     @cython.always_allow_keywords(False)   # METH_NOARGS / METH_O
     def try_acquire(self):
         """Hands out a PooledBuffer, or returns None at once if none is free."""
+        if _is_closed(self):
+            raise PoolClosed(f"try_acquire() on a closed {self._label()}")
         item = self._take()
         return None if item is _NOTHING else item
 
@@ -218,12 +220,13 @@ cdef class BufferPool(_PoolBase):
             if type(getattr(buf, "base", None)) is _BufferArrayBase:
                 raise PoolError("release of an array from empty() or zeros(): its "
                                 "buffer goes back when the array and its views are gone")
-            raise PoolError(f"release of an object this pool did not hand out: "
-                            f"{type(buf).__name__} is not a PooledBuffer")
+            raise PoolError(f"release of an object that was not handed out by this "
+                            f"{self._label()}: {type(buf).__name__} is not a PooledBuffer")
         if (<PooledBuffer>buf)._store is not self._store:
             if (<PooledBuffer>buf)._store is None:
                 raise PoolError("release of a PooledBuffer that no pool handed out")
-            raise PoolError("release of a PooledBuffer that belongs to another pool")
+            raise PoolError(f"release of a PooledBuffer that was not handed out by this "
+                            f"{self._label()}: another pool's")
         (<PooledBuffer>buf)._release()
 
     def empty(self, shape, dtype=None, order="C", *, timeout=None):

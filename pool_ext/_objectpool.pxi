@@ -271,15 +271,17 @@ cdef class ObjectPool(_PoolBase):
         if gone is not None and gone[0] is type(obj):
             if how == _LEASE_EXIT and gone[1]:
                 return 0   # discard()ed inside its `with` block: nothing to give back
-            raise PoolError(f"{_VERB[how]} of an object that is not in use (already "
-                            f"released, and discarded): {type(obj).__name__} at "
+            raise PoolError(f"{_VERB[how]} of an object that is not in use in this "
+                            f"{self._label()} (already released, and discarded): "
+                            f"{type(obj).__name__} at "
                             f"{id(obj):#x}")
-        raise PoolError(f"{_VERB[how]} of an object this {self._label()} did not hand "
-                        f"out: {type(obj).__name__} at {id(obj):#x}")
+        raise PoolError(f"{_VERB[how]} of an object that was not handed out by this "
+                        f"{self._label()}: {type(obj).__name__} at {id(obj):#x}")
 
     cdef int _cold_not_in_use(self, object obj, int how) except -1:
-        raise PoolError(f"{_VERB[how]} of an object that is not in use (already "
-                        f"released?): {type(obj).__name__} at {id(obj):#x}")
+        raise PoolError(f"{_VERB[how]} of an object that is not in use in this "
+                        f"{self._label()} (already released?): {type(obj).__name__} at "
+                        f"{id(obj):#x}")
 
     cdef int _cold_slot_not_in_use(self, uintptr_t addr) except -1:
         """A lease's hand-out ended before its exit: fine if the object was
@@ -543,7 +545,7 @@ cdef class ObjectPool(_PoolBase):
         (It never sleeps; it does run check() and the factory.)"""
         cdef uint32_t i, gen
         if _is_closed(self):
-            return self._cold_closed()
+            raise PoolClosed(f"try_acquire() on a closed {self._label()}")
         if self._plain_take:
             i = self._pop_idle(&gen)
             if i != POOL_NIL:

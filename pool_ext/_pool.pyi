@@ -8,7 +8,12 @@ from typing import (
 
 if TYPE_CHECKING:
     import numpy
-    from numpy.typing import DTypeLike
+    from numpy.typing import DTypeLike, NDArray
+
+    # A dtype given as a scalar type (np.float32) or a dtype object: the
+    # array's type says which; anything else ("f4", a list) gives NDArray[Any].
+    _SCT = TypeVar("_SCT", bound=numpy.generic)
+    _DType = Union[Type[_SCT], numpy.dtype[_SCT]]
 
 _T = TypeVar("_T")
 _Self = TypeVar("_Self")
@@ -76,18 +81,21 @@ class _Lease(Generic[_T]):
 
 @final
 class ObjectPool(_PoolBase, Generic[_T]):
-    # an async factory (awaited by acquire_async) first, then a sync one
+    # The factory's signature follows pass_slot: called with no argument by
+    # default, with the slot number under pass_slot=True.  An async factory
+    # (awaited by acquire_async) first, then a sync one.  pass_slot must be
+    # a literal True or False for a type checker to pick the signature.
     @overload
     def __init__(
         self,
-        factory: Union[Callable[[], Awaitable[_T]], Callable[[int], Awaitable[_T]]],
+        factory: Callable[[], Awaitable[_T]],
         capacity: int,
         *,
         reset: Optional[Callable[[_T], Any]] = None,
         validate: Optional[Callable[[_T], Any]] = None,
         destroy: Optional[Callable[[_T], Any]] = None,
         prefill: int = 0,
-        pass_slot: bool = False,
+        pass_slot: Literal[False] = False,
         check: Optional[Callable[[_T], Any]] = None,
         max_lifetime: Optional[float] = None,
         max_idle: Optional[float] = None,
@@ -99,14 +107,52 @@ class ObjectPool(_PoolBase, Generic[_T]):
     @overload
     def __init__(
         self,
-        factory: Union[Callable[[], _T], Callable[[int], _T]],
+        factory: Callable[[int], Awaitable[_T]],
         capacity: int,
         *,
         reset: Optional[Callable[[_T], Any]] = None,
         validate: Optional[Callable[[_T], Any]] = None,
         destroy: Optional[Callable[[_T], Any]] = None,
         prefill: int = 0,
-        pass_slot: bool = False,
+        pass_slot: Literal[True],
+        check: Optional[Callable[[_T], Any]] = None,
+        max_lifetime: Optional[float] = None,
+        max_idle: Optional[float] = None,
+        min_idle: int = 0,
+        track: bool = False,
+        leak_timeout: Optional[float] = None,
+        name: Optional[str] = None,
+    ) -> None: ...
+    @overload
+    def __init__(
+        self,
+        factory: Callable[[], _T],
+        capacity: int,
+        *,
+        reset: Optional[Callable[[_T], Any]] = None,
+        validate: Optional[Callable[[_T], Any]] = None,
+        destroy: Optional[Callable[[_T], Any]] = None,
+        prefill: int = 0,
+        pass_slot: Literal[False] = False,
+        check: Optional[Callable[[_T], Any]] = None,
+        max_lifetime: Optional[float] = None,
+        max_idle: Optional[float] = None,
+        min_idle: int = 0,
+        track: bool = False,
+        leak_timeout: Optional[float] = None,
+        name: Optional[str] = None,
+    ) -> None: ...
+    @overload
+    def __init__(
+        self,
+        factory: Callable[[int], _T],
+        capacity: int,
+        *,
+        reset: Optional[Callable[[_T], Any]] = None,
+        validate: Optional[Callable[[_T], Any]] = None,
+        destroy: Optional[Callable[[_T], Any]] = None,
+        prefill: int = 0,
+        pass_slot: Literal[True],
         check: Optional[Callable[[_T], Any]] = None,
         max_lifetime: Optional[float] = None,
         max_idle: Optional[float] = None,
@@ -187,6 +233,25 @@ class BufferPool(_PoolBase):
     def try_acquire(self) -> Optional[PooledBuffer]: ...
     def release(self, buf: PooledBuffer, /) -> None: ...
     def lease(self, timeout: Optional[float] = None) -> _Lease[PooledBuffer]: ...
+    @overload
+    def empty(
+        self,
+        shape: _Shape,
+        dtype: None = None,
+        order: Literal["C", "F"] = "C",
+        *,
+        timeout: Optional[float] = None,
+    ) -> NDArray[numpy.float64]: ...
+    @overload
+    def empty(
+        self,
+        shape: _Shape,
+        dtype: _DType[_SCT],
+        order: Literal["C", "F"] = "C",
+        *,
+        timeout: Optional[float] = None,
+    ) -> NDArray[_SCT]: ...
+    @overload
     def empty(
         self,
         shape: _Shape,
@@ -194,7 +259,26 @@ class BufferPool(_PoolBase):
         order: Literal["C", "F"] = "C",
         *,
         timeout: Optional[float] = None,
-    ) -> numpy.ndarray[Any, Any]: ...
+    ) -> NDArray[Any]: ...
+    @overload
+    def zeros(
+        self,
+        shape: _Shape,
+        dtype: None = None,
+        order: Literal["C", "F"] = "C",
+        *,
+        timeout: Optional[float] = None,
+    ) -> NDArray[numpy.float64]: ...
+    @overload
+    def zeros(
+        self,
+        shape: _Shape,
+        dtype: _DType[_SCT],
+        order: Literal["C", "F"] = "C",
+        *,
+        timeout: Optional[float] = None,
+    ) -> NDArray[_SCT]: ...
+    @overload
     def zeros(
         self,
         shape: _Shape,
@@ -202,7 +286,7 @@ class BufferPool(_PoolBase):
         order: Literal["C", "F"] = "C",
         *,
         timeout: Optional[float] = None,
-    ) -> numpy.ndarray[Any, Any]: ...
+    ) -> NDArray[Any]: ...
     async def acquire_async(self, timeout: Optional[float] = None) -> PooledBuffer: ...
     def lease_async(self, timeout: Optional[float] = None) -> _AsyncLease[PooledBuffer]: ...
     def close(self) -> None: ...
@@ -237,21 +321,111 @@ class ArrayPool:
         alignment: int = 64,
         clear: Literal["never", "on_release", "poison"] = "never",
     ) -> None: ...
+    @overload
     def empty(
-        self, shape: _Shape, dtype: Optional[DTypeLike] = None, order: Literal["C", "F"] = "C"
-    ) -> numpy.ndarray[Any, Any]: ...
+        self,
+        shape: _Shape,
+        dtype: None = None,
+        order: Literal["C", "F"] = "C",
+    ) -> NDArray[numpy.float64]: ...
+    @overload
+    def empty(
+        self,
+        shape: _Shape,
+        dtype: _DType[_SCT],
+        order: Literal["C", "F"] = "C",
+    ) -> NDArray[_SCT]: ...
+    @overload
+    def empty(
+        self,
+        shape: _Shape,
+        dtype: Optional[DTypeLike] = None,
+        order: Literal["C", "F"] = "C",
+    ) -> NDArray[Any]: ...
+    @overload
     def zeros(
-        self, shape: _Shape, dtype: Optional[DTypeLike] = None, order: Literal["C", "F"] = "C"
-    ) -> numpy.ndarray[Any, Any]: ...
+        self,
+        shape: _Shape,
+        dtype: None = None,
+        order: Literal["C", "F"] = "C",
+    ) -> NDArray[numpy.float64]: ...
+    @overload
+    def zeros(
+        self,
+        shape: _Shape,
+        dtype: _DType[_SCT],
+        order: Literal["C", "F"] = "C",
+    ) -> NDArray[_SCT]: ...
+    @overload
+    def zeros(
+        self,
+        shape: _Shape,
+        dtype: Optional[DTypeLike] = None,
+        order: Literal["C", "F"] = "C",
+    ) -> NDArray[Any]: ...
+    @overload
     def empty_like(
-        self, a: Any, dtype: Optional[DTypeLike] = None, order: Literal["C", "F", "K", "A"] = "K"
-    ) -> numpy.ndarray[Any, Any]: ...
+        self,
+        a: NDArray[_SCT],
+        dtype: None = None,
+        order: Literal["C", "F", "K", "A"] = "K",
+    ) -> NDArray[_SCT]: ...
+    @overload
+    def empty_like(
+        self,
+        a: Any,
+        dtype: _DType[_SCT],
+        order: Literal["C", "F", "K", "A"] = "K",
+    ) -> NDArray[_SCT]: ...
+    @overload
+    def empty_like(
+        self,
+        a: Any,
+        dtype: Optional[DTypeLike] = None,
+        order: Literal["C", "F", "K", "A"] = "K",
+    ) -> NDArray[Any]: ...
+    @overload
     def zeros_like(
-        self, a: Any, dtype: Optional[DTypeLike] = None, order: Literal["C", "F", "K", "A"] = "K"
-    ) -> numpy.ndarray[Any, Any]: ...
+        self,
+        a: NDArray[_SCT],
+        dtype: None = None,
+        order: Literal["C", "F", "K", "A"] = "K",
+    ) -> NDArray[_SCT]: ...
+    @overload
+    def zeros_like(
+        self,
+        a: Any,
+        dtype: _DType[_SCT],
+        order: Literal["C", "F", "K", "A"] = "K",
+    ) -> NDArray[_SCT]: ...
+    @overload
+    def zeros_like(
+        self,
+        a: Any,
+        dtype: Optional[DTypeLike] = None,
+        order: Literal["C", "F", "K", "A"] = "K",
+    ) -> NDArray[Any]: ...
+    @overload
     def borrow(
-        self, shape: _Shape, dtype: Optional[DTypeLike] = None, order: Literal["C", "F"] = "C"
-    ) -> _ArrayLease[numpy.ndarray[Any, Any]]: ...
+        self,
+        shape: _Shape,
+        dtype: None = None,
+        order: Literal["C", "F"] = "C",
+    ) -> _ArrayLease[NDArray[numpy.float64]]: ...
+    @overload
+    def borrow(
+        self,
+        shape: _Shape,
+        dtype: _DType[_SCT],
+        order: Literal["C", "F"] = "C",
+    ) -> _ArrayLease[NDArray[_SCT]]: ...
+    @overload
+    def borrow(
+        self,
+        shape: _Shape,
+        dtype: Optional[DTypeLike] = None,
+        order: Literal["C", "F"] = "C",
+    ) -> _ArrayLease[NDArray[Any]]: ...
     def acquire(self, nbytes: int) -> PooledBuffer: ...
     def lease(self, nbytes: int) -> _ArrayLease[PooledBuffer]: ...
     def trim(self, max_bytes: int = 0) -> int: ...

@@ -150,6 +150,11 @@ cdef class _PoolBase:
             _count(&self._timeouts)
             raise PoolExhausted(self._exhausted_message(f"no free slot among {self._capacity}"))
         self._check_leaks()   # a caller has to wait: hand-outs held too long?
+        if _asyncio._get_running_loop() is not None:   # this wait stops the loop
+            _warnings.warn(f"acquire() waits for a free slot of this {self._label()} on the "
+                           f"thread of a running event loop, which stops the loop until it "
+                           f"returns: in a coroutine, await pool.acquire_async() (or use "
+                           f"async with pool.lease_async())", RuntimeWarning, stacklevel=1)
         if t > 0.0:
             deadline = (start if start >= 0 else _monotonic()) + t
         _sleeper_init(&sleeper)
@@ -377,6 +382,10 @@ cdef class _PoolBase:
         """PoolExhausted's message: what happened, the pool's name, and with
         tracking, who has held a slot longest and where they acquired it."""
         where = "" if self._name is None else f" (pool {self._name!r})"
+        if self._holders is None:   # untracked: a lost slot has no other symptom
+            return (what + where + ("; an object dropped without release() keeps its slot"
+                                    if type(self) is ObjectPool else "") +
+                    "; track=True (or POOL_EXT_TRACK=1) names who holds each slot")
         return what + where + _longest_holder(self)
 
     # -- asyncio (_async.pxi) ----------------------------------------------

@@ -7,6 +7,7 @@
 """
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -17,9 +18,22 @@ from pool_ext.bench import memory, report, timing
 DEFAULT_PLOT = "pool_ext_bench.png"
 
 
+def shorten(text, width):
+    """text, or its words that fit in width followed by '...': never cut
+    inside a word."""
+    if len(text) <= width:
+        return text
+    cut = text[:width - 3]
+    if " " in cut and not text[width - 3].isspace():
+        cut = cut[:cut.rindex(" ")]
+    return cut.rstrip(" ,:;") + "..."
+
+
 class Progress:
     """A progress bar on stderr: redrawn in place on a terminal, a line per
     10% in a log."""
+
+    LABEL = 48   # characters of the step's label; a longer one ends at a word
 
     def __init__(self, total, enabled=True, width=30, stream=None):
         self.total = max(total, 1)
@@ -39,13 +53,14 @@ class Progress:
         if not self.tty and pct // 10 == self._last // 10 and self.done < self.total:
             return
         self._last = pct
-        line = f"[{'#' * int(frac * self.width):<{self.width}}] {pct:3d}% {text[:40]:<40}"
+        line = (f"[{'#' * int(frac * self.width):<{self.width}}] {pct:3d}% "
+                f"{shorten(text, self.LABEL):<{self.LABEL}}")
         self.stream.write("\r" + line if self.tty else line.rstrip() + "\n")
         self.stream.flush()
 
     def close(self):
         if self.enabled and self.tty:
-            self.stream.write("\r" + " " * (self.width + 48) + "\r")
+            self.stream.write("\r" + " " * (self.width + 8 + self.LABEL) + "\r")
             self.stream.flush()
 
 
@@ -63,6 +78,9 @@ def run(rounds=15, batch=0.02, capacities=None, sizes=None, with_threads=True,
     total = (len(cases) * (rounds + 1) + 2 * 3 * len(capacities) + len(sizes) + len(array_sizes)
              + (len(timing.THREAD_POOLS) if with_threads else 0) + (1 if with_memory else 0))
     bar = Progress(total, enabled=progress)
+    busy = report.overloaded(report.load_average(), os.cpu_count())
+    if busy:
+        print(f"pool-ext bench: warning: {busy}", file=sys.stderr)
     t0 = time.perf_counter()
     result = {"machine": report.machine(), "settings": {"rounds": rounds, "batch": batch},
               "columns": C.COLUMNS, "path_buffer_size": path_size}

@@ -27,6 +27,17 @@ def load_average():
     return list(os.getloadavg()) if hasattr(os, "getloadavg") else None
 
 
+def overloaded(loadavg, cpus):
+    """A warning if the load average (1 minute) exceeds the CPU count:
+    other work then competes for the cores and the timings are unreliable;
+    '' otherwise (or where there is no load average)."""
+    if not loadavg or not cpus or loadavg[0] <= cpus:
+        return ""
+    return (f"the load average is {loadavg[0]:.2f}, above the {cpus} CPUs: other programs "
+            f"compete for the cores, so these figures are unreliable; run again on an idle "
+            f"machine")
+
+
 def _half(iqr):
     return (iqr[1] - iqr[0]) / 2
 
@@ -47,26 +58,35 @@ def _ratio(v, column):
     return f"{v[column]:.2f}±{_half(v[column + '_iqr']):.2f}x"
 
 
-_TITLES = {"x_empty": "x empty", "x_object_pool": "x ObjectPool"}
+_TITLES = {"x_empty": "x empty", "x_object_pool": "ObjectPool faster"}
 _SECTIONS = {
     "pair": "One acquire + release per statement.  x empty: its time / the empty method "
             "call's.",
     "with": "One with-block per statement.  x empty: its time / the empty with-block's.",
     "python": "The same pair on Python's containers and on pools written in Python.  "
-              "x ObjectPool: its time / ObjectPool's pair, so how many times faster "
-              "ObjectPool is.",
+              "ObjectPool faster: its time / ObjectPool's pair, so how many times faster "
+              "ObjectPool is; below 1, ObjectPool is slower (a bare list or deque is no "
+              "pool: it checks nothing).",
 }
 
 
 def _header(result):
     m = result["machine"]
     la = m.get("loadavg")
+    end = m.get("loadavg_end")
     rounds = result.get("settings", {}).get("rounds", "the")
-    return [f"pool_ext {m['pool_ext']}, {m['implementation']} {m['python']}, "
-            f"{m['cpus']} CPUs, load average {'n/a' if la is None else f'{la[0]:.2f}'}",
-            f"C core: {m['atomics']}",
-            f"Each time is the median of {rounds} rounds ± half the interquartile range "
-            "(the middle half of the rounds)."]
+    load = "n/a" if la is None else f"{la[0]:.2f}"
+    if la is not None and end is not None:
+        load += f" at the start, {end[0]:.2f} at the end"
+    lines = [f"pool_ext {m['pool_ext']}, {m['implementation']} {m['python']}, "
+             f"{m['cpus']} CPUs, load average {load}",
+             f"C core: {m['atomics']}",
+             f"Each time is the median of {rounds} rounds ± half the interquartile range "
+             "(the middle half of the rounds)."]
+    busy = overloaded(la, m["cpus"]) or overloaded(end, m["cpus"])
+    if busy:
+        lines.insert(0, f"WARNING: {busy}.")
+    return lines
 
 
 def _cases(result):
@@ -103,8 +123,9 @@ def _arrays(series):
     """ArrayPool's rows against numpy's: time, and the ratio to numpy."""
     xs = sorted({p["nbytes"] for s in series for p in s["points"]})
     lines = ["", "Temporary arrays, pooled (ArrayPool) or new (numpy), against their size; "
-                 "ArrayPool's rows also give their time / numpy's (median of per-round "
-                 "ratios, +- half the IQR).",
+                 "under each ArrayPool row, its time / the numpy row's below it (median of "
+                 "per-round ratios, ± half the IQR): below 1, ArrayPool is faster; above 1, "
+                 "slower.",
              "".join(f"{C.size_text(x):>16s}" for x in xs)]
     for s in series:
         pts = {p["nbytes"]: p for p in s["points"]}
@@ -114,6 +135,11 @@ def _arrays(series):
             lines.append("".join(
                 f"{pts[x]['ratio']:.2f}±{_half(pts[x]['ratio_iqr']):.2f}x".rjust(16)
                 if x in pts else f"{'-':>16s}" for x in xs) + "    (time / numpy's)")
+    if 1 << 24 in xs:
+        lines.append("At 16 MiB both sides reuse resident memory (glibc keeps numpy's block "
+                     "below its mmap threshold): the write-each-page ratio swings either way, "
+                     "from about 0.7x to 2x, from run to run; docs/performance.md, "
+                     "\"Temporary arrays\", says why.")
     return lines
 
 
@@ -154,6 +180,10 @@ def format_table(result):
                          result["sizes"], "buffer_size", C.size_text, lambda s: s["label"])
     if result.get("arrays"):
         lines += _arrays(result["arrays"])
+    elif result["machine"].get("numpy") is None:
+        lines += ["", "Temporary arrays (ArrayPool against numpy), and the numpy rows of the "
+                      "scratch-buffer tables: not measured, numpy is not installed here "
+                      "(pip install numpy, then run pool-ext bench again)."]
     if result.get("threads"):
         lines += _threads(result)
     if result.get("memory"):

@@ -2,6 +2,7 @@
 loop and uvloop (the loop_kind fixture)."""
 import asyncio
 import threading
+import warnings
 
 import pytest
 
@@ -65,6 +66,36 @@ def test_a_waiting_task_is_woken_by_a_release_and_the_loop_keeps_running(make_po
 
     run_async(main(), loop_kind)
     assert pool.in_use == 0 and pool.stats()["waiting"] == 0
+
+
+def test_a_sync_acquire_that_waits_on_the_loop_warns(make_pool, loop_kind):
+    """acquire() that must wait, called on a running loop's thread, stops the
+    loop for the whole wait: RuntimeWarning naming acquire_async, once per
+    call.  A sync acquire that needs no wait (or timeout=0) says nothing."""
+    pool = make_pool(1)
+
+    async def main():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            held = pool.acquire()                 # free: no wait, no warning
+            with pytest.raises(PoolExhausted):
+                pool.acquire(timeout=0)           # never waits: no warning
+            assert caught == []
+            with pytest.raises(PoolExhausted):
+                pool.acquire(timeout=0.01)
+        assert [w.category for w in caught] == [RuntimeWarning]
+        message = str(caught[0].message)
+        assert "running event loop" in message and "acquire_async()" in message
+        assert caught[0].filename == __file__
+        _release(pool, held)
+
+    run_async(main(), loop_kind)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        held = pool.acquire()
+        with pytest.raises(PoolExhausted):   # no loop in this thread: no warning
+            pool.acquire(timeout=0.01)
+        _release(pool, held)
 
 
 def test_release_from_another_thread_wakes_the_task(make_pool, loop_kind):

@@ -438,10 +438,10 @@ def test_double_release_and_foreign_release_leave_pool_unchanged():
     before = pool.stats()
     with pytest.raises(PoolError, match="not in use"):
         pool.release(a)
-    with pytest.raises(PoolError, match="did not hand out"):
+    with pytest.raises(PoolError, match="was not handed out by this pool"):
         pool.release(Thing())
     b = other.acquire()
-    with pytest.raises(PoolError, match="did not hand out"):
+    with pytest.raises(PoolError, match="was not handed out by this pool"):
         pool.release(b)
     assert pool.stats() == before
     assert isinstance(PoolError("x"), ValueError)
@@ -457,7 +457,7 @@ def test_objectpool_foreign_release(foreign, how):
     pool = ObjectPool(Thing, 2)
     a = pool.acquire()
     before = snapshot(pool)
-    with pytest.raises(PoolError, match=f"{how} of an object this pool did not hand out"):
+    with pytest.raises(PoolError, match=f"{how} of an object that was not handed out by this pool"):
         getattr(pool, how)(foreign)
     assert snapshot(pool) == before
     pool.release(a)
@@ -806,7 +806,7 @@ def test_second_release_after_validate_discarded_says_not_in_use():
     with pytest.raises(PoolError, match="not in use"):
         pool.release(obj)
     stranger = Thing()
-    with pytest.raises(PoolError, match="did not hand out"):
+    with pytest.raises(PoolError, match="was not handed out by this pool"):
         pool.release(stranger)
     assert pool.in_use == 0
 
@@ -897,3 +897,38 @@ def test_half_built_public_objects_never_crash(tmp_path, cls):
         print("done")
         """)
     assert proc.returncode == 0 and proc.stdout.endswith("done\n")
+
+def test_wrong_pool_release_has_one_wording_in_both_pools():
+    objects, other_objects = ObjectPool(Thing, 1, name="db"), ObjectPool(Thing, 1)
+    bufs, other_bufs = BufferPool(8, 1, name="io"), BufferPool(8, 1)
+    obj, buf = other_objects.acquire(), other_bufs.acquire()
+    with pytest.raises(PoolError, match=r"^release of an object that was not handed out "
+                                        r"by this pool 'db': Thing at 0x"):
+        objects.release(obj)
+    with pytest.raises(PoolError, match=r"^release of a PooledBuffer that was not handed "
+                                        r"out by this pool 'io': another pool's$"):
+        bufs.release(buf)
+    with pytest.raises(PoolError, match=r"^release of an object that was not handed out "
+                                        r"by this pool 'io': Thing is not a PooledBuffer$"):
+        bufs.release(Thing())
+    other_objects.release(obj)
+    buf.release()
+
+
+def test_double_release_names_the_pool():
+    pool = ObjectPool(Thing, 1, name="db")
+    obj = pool.acquire()
+    pool.release(obj)
+    with pytest.raises(PoolError, match=r"^release of an object that is not in use in "
+                                        r"this pool 'db' \(already released\?\)"):
+        pool.release(obj)
+
+
+@pytest.mark.parametrize("make", [lambda: ObjectPool(Thing, 1, name="db"),
+                                  lambda: BufferPool(8, 1, name="db")],
+                         ids=["ObjectPool", "BufferPool"])
+def test_try_acquire_on_a_closed_pool_says_try_acquire(make):
+    pool = make()
+    pool.close()
+    with pytest.raises(PoolClosed, match=r"^try_acquire\(\) on a closed pool 'db'$"):
+        pool.try_acquire()

@@ -408,7 +408,7 @@ def test_discard_destroys_without_reset_or_validate_and_frees_the_slot():
 def test_discard_of_an_object_not_held_raises_pool_error():
     pool = ObjectPool(Conn, 2)
     a = pool.acquire()
-    with pytest.raises(PoolError, match="discard of an object this pool did not hand out"):
+    with pytest.raises(PoolError, match="discard of an object that was not handed out by this pool"):
         pool.discard(Conn())
     pool.release(a)
     with pytest.raises(PoolError, match="not in use"):

@@ -186,11 +186,22 @@ def test_pool_exhausted_names_the_longest_holder_and_where():
     pool.release(second)
 
 
-def test_without_tracking_pool_exhausted_says_what_it_always_said(untracked):
+def test_without_tracking_pool_exhausted_suggests_tracking(untracked):
+    """A dropped, never released object is a lost slot whose only symptom
+    is PoolExhausted: without tracking, its message says how to find it."""
     pool = ObjectPool(Thing, 1)
-    pool.acquire()
-    with pytest.raises(PoolExhausted, match=r"^no free slot among 1 within 0.01 s$"):
+    pool.acquire()    # dropped: its slot is lost
+    with pytest.raises(PoolExhausted) as info:
         pool.acquire(timeout=0.01)
+    assert str(info.value) == (
+        "no free slot among 1 within 0.01 s; an object dropped without release() keeps "
+        "its slot; track=True (or POOL_EXT_TRACK=1) names who holds each slot")
+    bufs = BufferPool(8, 1)   # a dropped buffer frees its slot: only the hint
+    held = bufs.acquire()
+    with pytest.raises(PoolExhausted, match=r"^no free slot among 1; track=True "
+                                            r"\(or POOL_EXT_TRACK=1\) names who"):
+        bufs.acquire(timeout=0)
+    held.release()
 
 
 # ---- leak_timeout -----------------------------------------------------------------------
@@ -333,7 +344,7 @@ def test_the_name_is_in_messages_and_warnings():
     held = pool.acquire()
     with pytest.raises(PoolExhausted, match="'db'"):
         pool.acquire(timeout=0)
-    with pytest.raises(PoolError, match="pool 'db' did not hand out"):
+    with pytest.raises(PoolError, match="was not handed out by this pool 'db'"):
         pool.release(Thing())
     pool.release(held)
     pool.close()

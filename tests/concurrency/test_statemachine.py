@@ -191,7 +191,7 @@ class ObjectPoolMachine(PoolMachine):
     def foreign_release(self):
         count(self, "steps")
         before = self.pool.stats()
-        with pytest.raises(PoolError, match="did not hand out"):
+        with pytest.raises(PoolError, match="was not handed out by this pool"):
             self.pool.release(Obj(-1))
         assert self.pool.stats() == before
 

@@ -99,3 +99,37 @@ def test_plot_without_a_name_writes_pool_ext_bench_png(tmp_path):
     png = tmp_path / "pool_ext_bench.png"
     assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "pool_ext_bench.png" in proc.stderr
+
+
+def minimal_result(**machine):
+    """The least `pool-ext bench --json` result report.format_table reads."""
+    m = {"pool_ext": "0", "implementation": "CPython", "python": "3", "cpus": 2,
+         "atomics": "plain", "numpy": "2.0", "loadavg": [0.5, 0.5, 0.5],
+         "loadavg_end": [0.6, 0.5, 0.5]}
+    m.update(machine)
+    return {"machine": m, "cases": {}, "seconds": 1.0}
+
+
+def test_a_loaded_machine_is_warned_about():
+    from pool_ext.bench import report
+    assert "WARNING" not in report.format_table(minimal_result())
+    for load in ({"loadavg": [2.5, 1, 1]}, {"loadavg_end": [3.1, 1, 1]}):
+        first = report.format_table(minimal_result(**load)).splitlines()[0]
+        assert first.startswith("WARNING: the load average is ") and "unreliable" in first
+
+
+def test_without_numpy_the_table_says_what_is_missing():
+    from pool_ext.bench import report
+    table = report.format_table(minimal_result(numpy=None))
+    assert "not measured, numpy is not installed here (pip install numpy" in table
+
+
+def test_progress_labels_end_at_a_word():
+    from pool_ext.bench.cli import shorten
+    label = "the linear-scan pool from the Object Pool pattern article, 64 slots"
+    assert shorten(label, 48) == "the linear-scan pool from the Object Pool..."
+    assert shorten("short", 48) == "short"
+    for width in range(10, len(label)):
+        cut = shorten(label, width)
+        assert len(cut) <= width and label.startswith(cut[:-3].rstrip(" ,"))
+        assert label[len(cut) - 3] in " ,", cut    # the cut is at a word's end

@@ -38,3 +38,15 @@ def test_http_keep_alive_connections(tmp_path):
 def test_postgres_connections(tmp_path, pg_dsn):
     out = run_example("postgres_pool.py", tmp_path, pg_dsn)
     assert "rows: 800" in out and "connections made: 8," in out
+
+
+def test_postgres_example_without_a_dsn_prints_its_usage(tmp_path, monkeypatch):
+    path = EXAMPLES / "postgres_pool.py"
+    if not path.is_file():
+        pytest.skip(f"{path} is not here (a copy of tests/ without examples/)")
+    monkeypatch.delenv("POOL_PG_DSN", raising=False)
+    proc = subprocess.run([sys.executable, str(path)], cwd=str(tmp_path),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.startswith("usage: python examples/postgres_pool.py "), proc.stderr
+    assert "Traceback" not in proc.stderr

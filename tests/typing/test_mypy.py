@@ -164,3 +164,41 @@ def test_stats_reset_is_keyword_only_to_mypy(tmp_path, mypy_cache):
                                "from pool_ext import ObjectPool\n"
                                "ObjectPool(dict, 1).stats(True)\n")
     assert code != 0 and "stats" in output, output
+
+
+def test_a_factory_that_takes_the_slot_needs_pass_slot_to_mypy(tmp_path, mypy_cache):
+    """ObjectPool's overloads tie the factory's signature to pass_slot: a
+    factory of one argument without pass_slot=True (which fails at the first
+    acquire()) is a type error, and so is the reverse."""
+    code, output = mypy_strict(tmp_path, mypy_cache, THIS_PYTHON, "pass_slot.py",
+                               "from pool_ext import ObjectPool\n"
+                               "def numbered(slot: int) -> list[int]:\n"
+                               "    return [slot]\n"
+                               "def plain() -> list[int]:\n"
+                               "    return []\n"
+                               "good = ObjectPool(numbered, 3, pass_slot=True)\n"
+                               "also_good = ObjectPool(plain, 3)\n"
+                               "bad = ObjectPool(numbered, 3)\n"
+                               "worse = ObjectPool(plain, 3, pass_slot=True)\n")
+    errors = [line for line in output.splitlines() if ": error:" in line]
+    assert code == 1 and sorted({e.split(":")[1] for e in errors}) == ["8", "9"], output
+
+
+def test_arrays_are_typed_by_their_dtype_to_mypy(tmp_path, mypy_cache):
+    """arrays.empty(shape, np.float32) is an NDArray[np.float32], not an
+    ndarray[Any, Any]: assigning it to an NDArray of another dtype fails."""
+    pytest.importorskip("numpy")
+    code, output = mypy_strict(tmp_path, mypy_cache, THIS_PYTHON, "dtypes.py",
+                               "import numpy as np\n"
+                               "from numpy.typing import NDArray\n"
+                               "from pool_ext import BufferPool, arrays\n"
+                               "a: NDArray[np.float32] = arrays.empty((2, 3), np.float32)\n"
+                               "b: NDArray[np.float64] = arrays.zeros(4)\n"
+                               "c: NDArray[np.float32] = arrays.empty_like(a)\n"
+                               "d: NDArray[np.uint8] = BufferPool(64, 1).empty(8, np.uint8)\n"
+                               "with arrays.borrow(8, np.int16) as e:\n"
+                               "    f: NDArray[np.int16] = e\n"
+                               "g = arrays.empty(3, np.float32)\n"
+                               "wrong: NDArray[np.int64] = g\n")
+    errors = [line for line in output.splitlines() if ": error:" in line]
+    assert code == 1 and [e.split(":")[1] for e in errors] == ["11"], output
