@@ -132,6 +132,9 @@ cdef class BufferPool(_PoolBase):
         _count(&self._acquires)
         return handle
 
+    cdef object _cold_closed_try(self):
+        raise PoolClosed(f"try_acquire() on a closed {self._label()}")
+
     cdef object _cold_closed(self):
         raise PoolClosed("acquire() on a closed pool")
 
@@ -205,7 +208,7 @@ cdef class BufferPool(_PoolBase):
     def try_acquire(self):
         """Hands out a PooledBuffer, or returns None at once if none is free."""
         if _is_closed(self):
-            raise PoolClosed(f"try_acquire() on a closed {self._label()}")
+            return self._cold_closed_try()
         item = self._take()
         return None if item is _NOTHING else item
 

@@ -260,6 +260,9 @@ cdef class ObjectPool(_PoolBase):
     cdef int _cold_async_release(self) except -1:
         _async_only(self, "release()", "await pool.release_async(obj)")
 
+    cdef object _cold_closed_try(self):
+        raise PoolClosed(f"try_acquire() on a closed {self._label()}")
+
     cdef object _cold_closed(self):
         raise PoolClosed(f"acquire() on a closed {self._label()}")
 
@@ -545,7 +548,7 @@ cdef class ObjectPool(_PoolBase):
         (It never sleeps; it does run check() and the factory.)"""
         cdef uint32_t i, gen
         if _is_closed(self):
-            raise PoolClosed(f"try_acquire() on a closed {self._label()}")
+            return self._cold_closed_try()
         if self._plain_take:
             i = self._pop_idle(&gen)
             if i != POOL_NIL:

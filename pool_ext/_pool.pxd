@@ -167,6 +167,7 @@ cdef class ObjectPool(_PoolBase):
     cdef inline int _unhold_idle(self, uint32_t i) except -1
     cdef inline int _after_idle_push(self) except -1
     # out of line
+    cdef object _cold_closed_try(self)
     cdef object _cold_closed(self)
     cdef int _cold_unknown(self, object obj, int how) except -1
     cdef int _cold_not_in_use(self, object obj, int how) except -1
@@ -212,6 +213,7 @@ cdef class BufferPool(_PoolBase):
     cdef size_t _requested_alignment
 
     cdef inline object _take(self)
+    cdef object _cold_closed_try(self)
     cdef object _cold_closed(self)
     cdef object _cold_new_handle(self, uint32_t i, uint32_t gen)
     cdef inline void _keep_handle(self, PooledBuffer buf) noexcept
