@@ -13,7 +13,10 @@
 # retries the free-list.  So a task cancelled at any point (before or after
 # its wake-up, inside or outside asyncio.timeout / wait_for / a TaskGroup)
 # owns no slot to lose, and one that leaves with a wake-up it did not use
-# passes it to the next waiter (pool_waitq_leave).
+# passes it to the next waiter (pool_waitq_leave).  A task that can never
+# run again (its loop was closed while it waited) cannot be woken: its
+# wake-up goes on to the next waiter (pool_waitq_pass_on), and the waker
+# drops the queue's reference to it as usual.
 
 cdef object _peek_running_loop = _asyncio._get_running_loop   # None, never raises
 cdef object _TIMED_OUT = object()
@@ -25,13 +28,21 @@ cdef int _no_running_loop() except -1:
                        "task), not outside one")
 
 
-cdef void _wake_deferred(pool_waiter_t *w) noexcept:
+cdef void _wake_deferred(_PoolBase pool, pool_waiter_t *w) noexcept:
     """Wakes the deferred records a wake or leave handed back to us; each
-    carries the queue's reference to its _AsyncWaiter, dropped here."""
+    carries the queue's reference to its _AsyncWaiter, dropped here.  A
+    wake-up that cannot be delivered (the task's loop is closed) goes on to
+    the next waiter, and the dead record stays off the queue."""
     cdef pool_waiter_t *next_
+    cdef pool_waiter_t *more
     while w != NULL:
         next_ = w.next
-        (<_AsyncWaiter>w.ctx)._wake()
+        if not (<_AsyncWaiter>w.ctx)._wake():
+            more = NULL
+            pool_waitq_pass_on(&pool._waitq, w, &more)
+            if more != NULL:           # (one record: a wake wakes one)
+                more.next = next_
+                next_ = more
         Py_DECREF(<object>w.ctx)
         w = next_
 
@@ -67,11 +78,17 @@ cdef class _AsyncWaiter:
         self.rec.ctx = <void *>self
         self.rec.queued = self.rec.signaled = False
 
-    cdef void _wake(self) noexcept:
+    cdef bint _wake(self) noexcept:
+        """Wakes the task; False if it cannot be woken (its loop is closed:
+        nothing there will ever run)."""
         fut = self.fut
         try:
-            if fut is None or fut.done():
-                return
+            if fut is None:
+                return False       # a wake failed before: the task is dead
+            if fut.done():
+                # cancelled or timed out: the task leaves, and passes the
+                # wake on (pool_waitq_leave), unless its loop is closed
+                return not self.loop.is_closed()
             if PyThread_get_thread_ident() == self.thread:
                 # on the loop's own thread (whose running loop it is):
                 # directly, without asyncio._get_running_loop(), which
@@ -79,8 +96,12 @@ cdef class _AsyncWaiter:
                 fut.set_result(None)
             else:
                 self.loop.call_soon_threadsafe(_set_pending, fut, None)
+            return True
         except BaseException:
-            pass   # its loop is closed: nothing there can run to be woken
+            # RuntimeError: its loop is closed, the task never runs again
+            # (and the task's future lets go of it)
+            self.fut = None
+            return False
 
 
 # What a waiting task waits for (_wait_async's `what`).

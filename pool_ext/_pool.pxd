@@ -103,7 +103,7 @@ cdef class _AsyncWaiter:
     cdef object fut
     cdef unsigned long thread     # PyThread_get_thread_ident() of the loop's thread
 
-    cdef void _wake(self) noexcept
+    cdef bint _wake(self) noexcept
 
 
 @cython.final

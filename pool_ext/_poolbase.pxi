@@ -208,13 +208,13 @@ cdef class _PoolBase:
     cdef void _wake(self, uint32_t n) noexcept:
         cdef pool_waiter_t *deferred = NULL
         pool_waitq_wake(&self._waitq, n, &deferred)
-        _wake_deferred(deferred)
+        _wake_deferred(self, deferred)
 
     cdef int _leave(self, pool_waiter_t *w) noexcept:
         """A waiter leaves the queue (pool_waitq_leave); returns its flags."""
         cdef pool_waiter_t *deferred = NULL
         cdef int left = pool_waitq_leave(&self._waitq, w, &deferred)
-        _wake_deferred(deferred)
+        _wake_deferred(self, deferred)
         return left
 
     # -- closing and leases ------------------------------------------------
@@ -222,7 +222,7 @@ cdef class _PoolBase:
         """Marks the pool closed and wakes every waiter; False if it already was."""
         cdef pool_waiter_t *deferred = NULL
         cdef bint closed_now = pool_waitq_close(&self._waitq, &deferred)
-        _wake_deferred(deferred)
+        _wake_deferred(self, deferred)
         return closed_now
 
     cdef object _new_lease(self, object timeout):
