@@ -19,12 +19,14 @@
 # exception, CancelledError included, gives the slot back before it
 # propagates; on that path destroy() is not awaited (a second cancellation
 # or a closing coroutine could not wait for it): it runs as a task on the
-# loop (_destroy_soon).  An acquire is counted while the factory runs, so
+# loop (_destroy_soon), and that task gives the slot back when it ends, so
+# the factory never refills a slot whose old object still exists.  An acquire is counted while the factory runs, so
 # drain_async() waits for it.
 #
 # Sync methods that meet a coroutine destroy() (discard, close, evict, a
 # release on a closed pool) run it the same way, as a task on the running
-# loop; with no loop running in that thread it cannot run, and they warn.
+# loop (the slot back when it ends); with no loop running in that thread it
+# cannot run, and they warn (the slot back at once).
 
 cdef object _iscoroutinefunction = _inspect.iscoroutinefunction
 cdef set _destroy_tasks = set()   # destroy() tasks until done (the loop holds them weakly)
@@ -79,14 +81,43 @@ def _destroy_done(task):
         _log.warning("destroy() failed in its task", exc_info=task.exception())
 
 
-async def _await_it(aw):
-    return await aw
+@cython.final
+cdef class _SlotAfterDestroy:
+    """The empty slot of an object whose destroy() runs in a task: it goes
+    back on the empty list once destroy() has finished, failed or been
+    cancelled (even before it started), not before, so that the factory
+    cannot refill it while the old object still exists."""
+
+    def __cinit__(self, ObjectPool pool, uint32_t i):
+        self.pool = pool
+        self.i = i
+
+    cdef void give_back(self) noexcept:
+        pool = self.pool
+        if pool is not None:   # (once: the task's end and its callback both try)
+            self.pool = None
+            pool._unhold_empty(self.i)
+
+    def _task_done(self, task):
+        self.give_back()
+        _destroy_done(task)
 
 
-cdef int _destroy_soon(object aw) except -1:
-    """Runs destroy()'s awaitable as a task on this thread's running loop."""
+async def _await_it(aw, _SlotAfterDestroy slot):
+    try:
+        return await aw
+    finally:
+        if slot is not None:
+            slot.give_back()
+
+
+cdef int _destroy_soon(object aw, _SlotAfterDestroy slot) except -1:
+    """Runs destroy()'s awaitable as a task on this thread's running loop;
+    the task gives `slot` back (if not None) when it ends."""
     loop = _peek_running_loop()
     if loop is None:
+        if slot is not None:
+            slot.give_back()   # destroy() cannot run: nothing to wait for
         try:
             aw.close()
         except BaseException:
@@ -97,9 +128,14 @@ cdef int _destroy_soon(object aw) except -1:
                        "close_async() or drain_async() from the event loop",
                        RuntimeWarning, stacklevel=3)
         return 0
-    task = loop.create_task(_await_it(aw))
+    try:
+        task = loop.create_task(_await_it(aw, slot))
+    except BaseException:
+        if slot is not None:
+            slot.give_back()
+        raise
     _destroy_tasks.add(task)
-    task.add_done_callback(_destroy_done)
+    task.add_done_callback(_destroy_done if slot is None else slot._task_done)
     return 0
 
 

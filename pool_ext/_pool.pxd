@@ -189,6 +189,14 @@ cdef class ObjectPool(_PoolBase):
     cdef object _stop_evictor(self)
 
 
+@cython.final
+cdef class _SlotAfterDestroy:
+    cdef ObjectPool pool          # None once the slot is back
+    cdef uint32_t i
+
+    cdef void give_back(self) noexcept
+
+
 cdef class _Store:
     cdef pool_slots_t *slots       # the slot states a PooledBuffer is checked against
 

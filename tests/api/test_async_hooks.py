@@ -267,6 +267,66 @@ def test_a_cancellation_inside_any_hook_loses_no_slot(where, loop_kind):
     assert pool.in_use == 0 and pool.size <= 1
 
 
+class Live:
+    """Counts the objects alive (made by the factory, not yet destroyed),
+    and the most ever alive at once; destroy() takes a while."""
+
+    def __init__(self):
+        self.now = self.most = 0
+
+    async def factory(self):
+        self.now += 1
+        self.most = max(self.most, self.now)
+        return Thing()
+
+    async def destroy(self, thing):
+        await asyncio.sleep(0.05)
+        self.now -= 1
+
+
+@pytest.mark.parametrize("where", ["check", "reset", "validate", "sync discard"])
+def test_the_slot_stays_taken_until_destroy_has_finished(where, loop_kind):
+    """Cancelled inside check(), reset() or validate(), the object is
+    destroyed in a task; its slot must not be refilled before destroy()
+    has finished: never two objects alive in a pool of capacity 1."""
+    live = Live()
+    hang = {}
+
+    async def hook(thing):
+        if hang.get("on"):
+            hang["entered"].set()
+            await asyncio.sleep(10)
+        return True
+
+    kwargs = {} if where == "sync discard" else {where: hook}
+    pool = ObjectPool(live.factory, 1, destroy=live.destroy, **kwargs)
+
+    async def main():
+        hang["entered"] = asyncio.Event()
+        thing = await pool.acquire_async()
+        if where == "sync discard":
+            pool.discard(thing)                 # destroy() runs as a task
+        else:
+            if where == "check":
+                await pool.release_async(thing)
+                hang["on"] = True
+                task = asyncio.create_task(pool.acquire_async())
+            else:
+                hang["on"] = True
+                task = asyncio.create_task(pool.release_async(thing))
+            await asyncio.wait_for(hang["entered"].wait(), 2)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            hang["on"] = False
+        fresh = await asyncio.wait_for(pool.acquire_async(timeout=2), 3)
+        assert live.most <= 1, "the factory ran while the old object was not destroyed"
+        await pool.release_async(fresh)
+
+    run_async(main(), loop_kind)
+    assert live.most == 1 and pool.in_use == 0 and pool.size == 1
+
+
 def test_cancelling_a_task_waiting_for_a_slot_on_a_hooked_pool(loop_kind):
     pool = ObjectPool(capacity=1, **Log().hooks())
 
