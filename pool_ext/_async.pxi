@@ -132,12 +132,14 @@ cdef object _wait_timeout(_PoolBase pool, int what, double t):
         f"no free slot among {pool._capacity}{within}"))
 
 
-async def _wait_async(_PoolBase pool, timeout, int what=_FOR_SLOT):
+async def _wait_async(_PoolBase pool, timeout, int what=_FOR_SLOT, double until=-1.0):
     """The slow path of acquire_async() (and drain_async()): wait, without
     blocking the loop, until a slot is free (everything is back), the time
-    is up, or the pool closes."""
+    is up, or the pool closes.  until: the acquire's deadline
+    (time.monotonic()), if its hooks ran before this wait; else the timeout
+    counts from now.  The hooks awaited here end by the same deadline."""
     cdef double t = _parse_timeout(timeout)
-    cdef double take_deadline = -1.0   # for _take_async: time.monotonic()
+    cdef double take_deadline = -1.0   # time.monotonic(); < 0: none
     cdef _AsyncWaiter waiter
     cdef int left
     loop = _peek_running_loop()
@@ -145,9 +147,8 @@ async def _wait_async(_PoolBase pool, timeout, int what=_FOR_SLOT):
         _no_running_loop()
     if t == 0.0:
         return _wait_timeout(pool, what, t)
-    deadline = loop.time() + t if t > 0.0 else None
     if t > 0.0:
-        take_deadline = _monotonic() + t
+        take_deadline = until if until >= 0 else _monotonic() + t
     waiter = _AsyncWaiter(loop)
     timer = None
     if what != _FOR_ALL_BACK:
@@ -162,8 +163,8 @@ async def _wait_async(_PoolBase pool, timeout, int what=_FOR_SLOT):
                 item = await _take_async(<ObjectPool>pool, take_deadline)
             if item is not _NOTHING:
                 return item
-            if deadline is not None:
-                remaining = deadline - loop.time()
+            if take_deadline >= 0:
+                remaining = take_deadline - _monotonic()
                 if remaining <= 0:
                     # something may have come at the wire
                     if what == _FOR_SLOT_HOOKS:
@@ -190,6 +191,8 @@ async def _wait_async(_PoolBase pool, timeout, int what=_FOR_SLOT):
                     return item
                 return _wait_timeout(pool, what, t)
             # woken: the waker unlinked us and keeps the queue's reference
+    except _Deadline as e:   # a hook still ran at the deadline (_await_hook)
+        return _hook_timed_out(pool, e, t)
     finally:
         if timer is not None:
             timer.cancel()

@@ -461,7 +461,8 @@ cdef class ObjectPool(_PoolBase):
             self._unhold_empty(i)
             raise
         if _awaitable(r):
-            return _destroy_soon(r, _SlotAfterDestroy(self, i))
+            _destroy_soon(r, _SlotAfterDestroy(self, i))
+            return 0
         self._unhold_empty(i)
         return 0
 

@@ -374,7 +374,11 @@ cdef class _PoolBase:
         suspending the task.  Otherwise the task waits, in the same FIFO as
         waiting threads, without blocking its event loop; a release from any
         thread or loop wakes it.  timeout as for acquire(): PoolExhausted when
-        it runs out, PoolClosed once closed.  A cancellation (task.cancel(),
+        it runs out, PoolClosed once closed.  The timeout bounds the whole
+        call, an ObjectPool's coroutine hooks included: a factory() or
+        check() still awaited at the deadline is cancelled, the slot given
+        back (a checked object destroyed first) and PoolExhausted raised.
+        (timeout=0 only means: do not wait for a slot.)  A cancellation (task.cancel(),
         asyncio.timeout(), wait_for, a TaskGroup failing) never loses a slot:
         a wake-up the task was given passes to the next waiter.
         RuntimeError if no event loop is running."""
@@ -388,7 +392,8 @@ cdef class _PoolBase:
 
     def lease_async(self, timeout=None):
         """lease() for asyncio: ``async with pool.lease_async() as obj: ...``
-        acquires with acquire_async() on entry and gives back on exit."""
+        acquires with acquire_async() on entry and gives back on exit.  The
+        timeout bounds the whole entry, hooks included, as acquire_async's."""
         _check_timeout(timeout)
         if _is_closed(self):
             raise PoolClosed("lease_async() on a closed pool")

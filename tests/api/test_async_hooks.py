@@ -360,6 +360,99 @@ def test_asyncio_timeout_around_a_slow_factory(loop_kind):
     run_async(main(), loop_kind)
 
 
+# -- the timeout bounds the whole call, hooks included -----------------------------------
+
+@pytest.mark.parametrize("how", ["acquire_async", "lease_async", "after a wait"])
+@pytest.mark.parametrize("stalled", ["factory", "check"])
+def test_the_timeout_bounds_a_stalled_hook(stalled, how, loop_kind):
+    """acquire_async(timeout=0.3) awaiting a factory() or check() that
+    stalls: PoolExhausted well within 2 s, the hook's await cancelled, and
+    the slot free again."""
+    stall = {"on": False}
+    destroyed = []
+
+    async def hook(*args):
+        if stall["on"]:
+            await asyncio.sleep(30)
+        return Thing() if not args else True
+
+    async def destroy(thing):
+        destroyed.append(thing)
+
+    kwargs = {"check": hook} if stalled == "check" else {}
+    pool = ObjectPool(hook if stalled == "factory" else Thing, 1, destroy=destroy, **kwargs)
+
+    async def acquire():
+        if how == "lease_async":
+            async with pool.lease_async(timeout=0.3):
+                pass
+        else:
+            await pool.acquire_async(timeout=0.3)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        thing = await pool.acquire_async()
+        if stalled == "factory":
+            await pool.discard_async(thing)     # the next acquire calls the factory
+        if how == "after a wait":               # the slot comes free after 0.1 s
+            if stalled == "check":
+                loop.call_later(0.1, pool.release, thing)
+            else:
+                held = await pool.acquire_async()
+                loop.call_later(0.1, lambda: asyncio.ensure_future(
+                    pool.discard_async(held)))
+        elif stalled == "check":
+            await pool.release_async(thing)     # idle: the next acquire checks it
+        stall["on"] = True
+        start = loop.time()
+        with pytest.raises(PoolExhausted, match="0.3 s"):
+            await asyncio.wait_for(acquire(), 3)
+        assert loop.time() - start < 2
+        stall["on"] = False
+        await asyncio.sleep(0.01)               # a destroy() task ends
+        assert pool.in_use == 0 and pool.size == 0 and pool.stats()["waiting"] == 0
+        if stalled == "check":
+            assert destroyed[-1] is thing       # checked half-way: destroyed
+        fresh = await asyncio.wait_for(pool.acquire_async(timeout=1), 2)
+        await pool.release_async(fresh)
+
+    run_async(main(), loop_kind)
+    assert pool.in_use == 0
+
+
+def test_the_timeout_bounds_a_stalled_destroy_of_a_rejected_object(loop_kind):
+    """An idle object fails check() and its destroy() stalls: the acquire
+    ends at its deadline; destroy() goes on in a task, whose end frees the
+    slot."""
+    async def check(thing):
+        return False
+
+    gate = []
+
+    async def destroy(thing):
+        await gate[0].wait()
+
+    pool = ObjectPool(Thing, 1, check=check, destroy=destroy)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        gate.append(asyncio.Event())
+        await pool.release_async(await pool.acquire_async())
+        start = loop.time()
+        with pytest.raises(PoolExhausted, match="0.3 s"):
+            await asyncio.wait_for(pool.acquire_async(timeout=0.3), 3)
+        assert loop.time() - start < 2
+        assert pool.in_use == 0 and pool.size == 0
+        with pytest.raises(PoolExhausted):      # destroy() has not ended: slot taken
+            await pool.acquire_async(timeout=0)
+        gate[0].set()
+        fresh = await asyncio.wait_for(pool.acquire_async(timeout=1), 2)
+        await pool.release_async(fresh)
+
+    run_async(main(), loop_kind)
+    assert pool.in_use == 0
+
+
 # -- destroy() from sync methods, closing -----------------------------------------------
 
 def test_sync_close_and_discard_run_a_coroutine_destroy_as_tasks(loop_kind):
