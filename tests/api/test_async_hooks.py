@@ -420,6 +420,37 @@ def test_the_timeout_bounds_a_stalled_hook(stalled, how, loop_kind):
     assert pool.in_use == 0
 
 
+def test_a_hooks_own_timeout_error_is_not_taken_for_the_acquires_deadline(loop_kind):
+    """Under a deadline, a TimeoutError the factory raises itself reaches the
+    caller as it is; one from check() fails the check (the factory then
+    makes a fresh object)."""
+    calls = []
+
+    async def factory():
+        calls.append("factory")
+        if len(calls) == 1:
+            raise TimeoutError("connect timed out")
+        return Thing()
+
+    async def check(thing):
+        raise TimeoutError("ping timed out")
+
+    pool = ObjectPool(factory, 1, check=check)
+
+    async def main():
+        with pytest.raises(TimeoutError, match="connect timed out") as caught:
+            await pool.acquire_async(timeout=5)
+        assert not isinstance(caught.value, PoolExhausted)
+        first = await pool.acquire_async(timeout=5)
+        await pool.release_async(first)
+        fresh = await pool.acquire_async(timeout=5)   # first failed its check
+        assert fresh is not first and pool.stats()["checks_failed"] == 1
+        await pool.release_async(fresh)
+
+    run_async(main(), loop_kind)
+    assert pool.in_use == 0 and pool.size == 1
+
+
 def test_the_timeout_bounds_a_stalled_destroy_of_a_rejected_object(loop_kind):
     """An idle object fails check() and its destroy() stalls: the acquire
     ends at its deadline; destroy() goes on in a task, whose end frees the
