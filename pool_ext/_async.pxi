@@ -145,6 +145,8 @@ async def _wait_async(_PoolBase pool, timeout, int what=_FOR_SLOT, double until=
     loop = _peek_running_loop()
     if loop is None:
         _no_running_loop()
+    if _destroy_tasks:   # a slot kept by a destroy() whose loop is gone?
+        _reap_orphaned_destroys()
     if t == 0.0:
         return _wait_timeout(pool, what, t)
     if t > 0.0:

@@ -26,10 +26,14 @@
 # Sync methods that meet a coroutine destroy() (discard, close, evict, a
 # release on a closed pool) run it the same way, as a task on the running
 # loop (the slot back when it ends); with no loop running in that thread it
-# cannot run, and they warn (the slot back at once).
+# cannot run, and they warn (the slot back at once).  A task whose loop is
+# closed before it ends gives its slot back at the next wait
+# (_reap_orphaned_destroys).
 
 cdef object _iscoroutinefunction = _inspect.iscoroutinefunction
-cdef set _destroy_tasks = set()   # destroy() tasks until done (the loop holds them weakly)
+# destroy() tasks until done (the loop holds them weakly) -> the slot each
+# gives back when it ends (_SlotAfterDestroy), or None
+cdef dict _destroy_tasks = {}
 
 
 cdef bint _is_coroutine_hook(object hook) except -1:
@@ -76,7 +80,7 @@ cdef object _async_only(ObjectPool pool, str method, str instead):
 # -- destroy() ----------------------------------------------------------------------
 
 def _destroy_done(task):
-    _destroy_tasks.discard(task)
+    _destroy_tasks.pop(task, None)
     if not task.cancelled() and task.exception() is not None:
         _log.warning("destroy() failed in its task", exc_info=task.exception())
 
@@ -135,9 +139,21 @@ cdef object _destroy_soon(object aw, _SlotAfterDestroy slot):
         if slot is not None:
             slot.give_back()
         raise
-    _destroy_tasks.add(task)
+    _destroy_tasks[task] = slot
     task.add_done_callback(_destroy_done if slot is None else slot._task_done)
     return task
+
+
+cdef int _reap_orphaned_destroys() except -1:
+    """Gives back the slots kept by destroy() tasks whose event loop was
+    closed before they ran to their end (closed without running its
+    leftover tasks, as asyncio.run() would): they never will.  Called by
+    the waits, on their slow path, when such tasks exist."""
+    for task, slot in _destroy_tasks.copy().items():   # (copy(): atomic, free-threaded too)
+        if slot is not None and not task.done() and task.get_loop().is_closed():
+            _destroy_tasks.pop(task, None)   # (then collectable, as asyncio's own)
+            (<_SlotAfterDestroy>slot).give_back()
+    return 0
 
 
 async def _destroy_async(ObjectPool pool, obj):

@@ -145,6 +145,8 @@ cdef class _PoolBase:
             _count(&self._timeouts)
             raise PoolExhausted(self._exhausted_message(f"no free slot among {self._capacity}"))
         self._check_leaks()   # a caller has to wait: hand-outs held too long?
+        if _destroy_tasks:    # or a slot kept by a destroy() whose loop is gone?
+            _reap_orphaned_destroys()
         if t > 0.0:
             deadline = (start if start >= 0 else _monotonic()) + t
         _sleeper_init(&sleeper)

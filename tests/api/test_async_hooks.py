@@ -284,6 +284,30 @@ class Live:
         self.now -= 1
 
 
+def test_a_destroy_task_left_on_a_closed_loop_gives_its_slot_back(loop_kind):
+    """A sync discard() at the end of a run leaves destroy() as a task that
+    never runs if the loop is then closed without running its leftover
+    tasks: the slot it keeps must come back once that loop is closed."""
+    from helpers import loop_factories
+    live = Live()
+    pool = ObjectPool(live.factory, 1, destroy=live.destroy)
+
+    async def discard_one():
+        pool.discard(await pool.acquire_async())   # destroy(): a task, not run
+
+    loop = loop_factories()[loop_kind]()
+    loop.set_exception_handler(lambda loop, context: None)
+    loop.run_until_complete(discard_one())
+    loop.close()                                     # the task never runs
+
+    async def main():
+        fresh = await asyncio.wait_for(pool.acquire_async(timeout=1), 2)
+        await pool.release_async(fresh)
+
+    run_async(main(), loop_kind)
+    assert pool.in_use == 0 and pool.size == 1
+
+
 @pytest.mark.parametrize("where", ["check", "reset", "validate", "sync discard"])
 def test_the_slot_stays_taken_until_destroy_has_finished(where, loop_kind):
     """Cancelled inside check(), reset() or validate(), the object is
