@@ -83,12 +83,10 @@ cdef class _AsyncWaiter:
         nothing there will ever run)."""
         fut = self.fut
         try:
-            if fut is None:
-                return False       # a wake failed before: the task is dead
-            if fut.done():
+            if fut is None or fut.done():
                 # cancelled or timed out: the task leaves, and passes the
                 # wake on (pool_waitq_leave), unless its loop is closed
-                return not self.loop.is_closed()
+                return fut is None or not self.loop.is_closed()
             if PyThread_get_thread_ident() == self.thread:
                 # on the loop's own thread (whose running loop it is):
                 # directly, without asyncio._get_running_loop(), which
@@ -98,10 +96,7 @@ cdef class _AsyncWaiter:
                 self.loop.call_soon_threadsafe(_set_pending, fut, None)
             return True
         except BaseException:
-            # RuntimeError: its loop is closed, the task never runs again
-            # (and the task's future lets go of it)
-            self.fut = None
-            return False
+            return False   # RuntimeError: its loop is closed, the task never runs again
 
 
 # What a waiting task waits for (_wait_async's `what`).

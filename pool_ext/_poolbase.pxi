@@ -379,11 +379,11 @@ cdef class _PoolBase:
         it runs out, PoolClosed once closed.  The timeout bounds the whole
         call, an ObjectPool's coroutine hooks included: a factory() or
         check() still awaited at the deadline is cancelled, the slot given
-        back (a checked object destroyed first) and PoolExhausted raised.
-        (timeout=0 only means: do not wait for a slot.)  A cancellation (task.cancel(),
-        asyncio.timeout(), wait_for, a TaskGroup failing) never loses a slot:
-        a wake-up the task was given passes to the next waiter.
-        RuntimeError if no event loop is running."""
+        back (a checked object destroyed first) and PoolExhausted raised
+        (timeout=0 only means: do not wait for a slot).  A cancellation
+        (task.cancel(), asyncio.timeout(), wait_for, a TaskGroup failing)
+        never loses a slot: a wake-up the task was given passes to the next
+        waiter.  RuntimeError if no event loop is running."""
         _check_timeout(timeout)
         if _peek_running_loop() is None:
             _no_running_loop()
