@@ -221,8 +221,9 @@ def test_a_failing_or_none_returning_async_factory_loses_no_slot(loop_kind):
     assert pool.in_use == 0 and pool.size == 1 and pool.stats()["acquires"] == 1
 
 
+@pytest.mark.parametrize("timeout", [None, 5])   # 5: the hooks' awaits are bounded
 @pytest.mark.parametrize("where", ["factory", "check", "reset", "validate", "destroy"])
-def test_a_cancellation_inside_any_hook_loses_no_slot(where, loop_kind):
+def test_a_cancellation_inside_any_hook_loses_no_slot(where, timeout, loop_kind):
     hooks = Log().hooks()
     slow_in = [None]            # the hook that hangs, until the cancellation
     entered = []
@@ -243,11 +244,11 @@ def test_a_cancellation_inside_any_hook_loses_no_slot(where, loop_kind):
         entered.append(asyncio.Event())
         if where == "factory":
             slow_in[0] = where
-            task = asyncio.create_task(pool.acquire_async())
+            task = asyncio.create_task(pool.acquire_async(timeout=timeout))
         elif where == "check":
             await pool.release_async(await pool.acquire_async())   # one idle object
             slow_in[0] = where
-            task = asyncio.create_task(pool.acquire_async())
+            task = asyncio.create_task(pool.acquire_async(timeout=timeout))
         else:
             thing = await pool.acquire_async()
             slow_in[0] = where
