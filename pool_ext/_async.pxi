@@ -13,7 +13,10 @@
 # retries the free-list.  So a task cancelled at any point (before or after
 # its wake-up, inside or outside asyncio.timeout / wait_for / a TaskGroup)
 # owns no slot to lose, and one that leaves with a wake-up it did not use
-# passes it to the next waiter (pool_waitq_leave).
+# passes it to the next waiter (pool_waitq_leave).  A task that can never
+# run again (its loop was closed while it waited) cannot be woken: its
+# wake-up goes on to the next waiter (pool_waitq_pass_on), and the waker
+# drops the queue's reference to it as usual.
 
 cdef object _peek_running_loop = _asyncio._get_running_loop   # None, never raises
 cdef object _TIMED_OUT = object()
@@ -25,13 +28,21 @@ cdef int _no_running_loop() except -1:
                        "task), not outside one")
 
 
-cdef void _wake_deferred(pool_waiter_t *w) noexcept:
+cdef void _wake_deferred(_PoolBase pool, pool_waiter_t *w) noexcept:
     """Wakes the deferred records a wake or leave handed back to us; each
-    carries the queue's reference to its _AsyncWaiter, dropped here."""
+    carries the queue's reference to its _AsyncWaiter, dropped here.  A
+    wake-up that cannot be delivered (the task's loop is closed) goes on to
+    the next waiter, and the dead record stays off the queue."""
     cdef pool_waiter_t *next_
+    cdef pool_waiter_t *more
     while w != NULL:
         next_ = w.next
-        (<_AsyncWaiter>w.ctx)._wake()
+        if not (<_AsyncWaiter>w.ctx)._wake():
+            more = NULL
+            pool_waitq_pass_on(&pool._waitq, w, &more)
+            if more != NULL:           # (one record: a wake wakes one)
+                more.next = next_
+                next_ = more
         Py_DECREF(<object>w.ctx)
         w = next_
 
@@ -67,11 +78,15 @@ cdef class _AsyncWaiter:
         self.rec.ctx = <void *>self
         self.rec.queued = self.rec.signaled = False
 
-    cdef void _wake(self) noexcept:
+    cdef bint _wake(self) noexcept:
+        """Wakes the task; False if it cannot be woken (its loop is closed:
+        nothing there will ever run)."""
         fut = self.fut
         try:
             if fut is None or fut.done():
-                return
+                # cancelled or timed out: the task leaves, and passes the
+                # wake on (pool_waitq_leave), unless its loop is closed
+                return fut is None or not self.loop.is_closed()
             if PyThread_get_thread_ident() == self.thread:
                 # on the loop's own thread (whose running loop it is):
                 # directly, without asyncio._get_running_loop(), which
@@ -79,8 +94,9 @@ cdef class _AsyncWaiter:
                 fut.set_result(None)
             else:
                 self.loop.call_soon_threadsafe(_set_pending, fut, None)
+            return True
         except BaseException:
-            pass   # its loop is closed: nothing there can run to be woken
+            return False   # RuntimeError: its loop is closed, the task never runs again
 
 
 # What a waiting task waits for (_wait_async's `what`).
@@ -111,22 +127,25 @@ cdef object _wait_timeout(_PoolBase pool, int what, double t):
         f"no free slot among {pool._capacity}{within}"))
 
 
-async def _wait_async(_PoolBase pool, timeout, int what=_FOR_SLOT):
+async def _wait_async(_PoolBase pool, timeout, int what=_FOR_SLOT, double until=-1.0):
     """The slow path of acquire_async() (and drain_async()): wait, without
     blocking the loop, until a slot is free (everything is back), the time
-    is up, or the pool closes."""
+    is up, or the pool closes.  until: the acquire's deadline
+    (time.monotonic()), if its hooks ran before this wait; else the timeout
+    counts from now.  The hooks awaited here end by the same deadline."""
     cdef double t = _parse_timeout(timeout)
-    cdef double take_deadline = -1.0   # for _take_async: time.monotonic()
+    cdef double take_deadline = -1.0   # time.monotonic(); < 0: none
     cdef _AsyncWaiter waiter
     cdef int left
     loop = _peek_running_loop()
     if loop is None:
         _no_running_loop()
+    if _destroy_tasks:   # a slot kept by a destroy() whose loop is gone?
+        _reap_orphaned_destroys()
     if t == 0.0:
         return _wait_timeout(pool, what, t)
-    deadline = loop.time() + t if t > 0.0 else None
     if t > 0.0:
-        take_deadline = _monotonic() + t
+        take_deadline = until if until >= 0 else _monotonic() + t
     waiter = _AsyncWaiter(loop)
     timer = None
     if what != _FOR_ALL_BACK:
@@ -141,8 +160,8 @@ async def _wait_async(_PoolBase pool, timeout, int what=_FOR_SLOT):
                 item = await _take_async(<ObjectPool>pool, take_deadline)
             if item is not _NOTHING:
                 return item
-            if deadline is not None:
-                remaining = deadline - loop.time()
+            if take_deadline >= 0:
+                remaining = take_deadline - _monotonic()
                 if remaining <= 0:
                     # something may have come at the wire
                     if what == _FOR_SLOT_HOOKS:
@@ -169,6 +188,8 @@ async def _wait_async(_PoolBase pool, timeout, int what=_FOR_SLOT):
                     return item
                 return _wait_timeout(pool, what, t)
             # woken: the waker unlinked us and keeps the queue's reference
+    except _Deadline as e:   # a hook still ran at the deadline (_await_hook)
+        return _hook_timed_out(pool, e, t)
     finally:
         if timer is not None:
             timer.cancel()

@@ -19,15 +19,21 @@
 # exception, CancelledError included, gives the slot back before it
 # propagates; on that path destroy() is not awaited (a second cancellation
 # or a closing coroutine could not wait for it): it runs as a task on the
-# loop (_destroy_soon).  An acquire is counted while the factory runs, so
+# loop (_destroy_soon), and that task gives the slot back when it ends, so
+# the factory never refills a slot whose old object still exists.  An acquire is counted while the factory runs, so
 # drain_async() waits for it.
 #
 # Sync methods that meet a coroutine destroy() (discard, close, evict, a
 # release on a closed pool) run it the same way, as a task on the running
-# loop; with no loop running in that thread it cannot run, and they warn.
+# loop (the slot back when it ends); with no loop running in that thread it
+# cannot run, and they warn (the slot back at once).  A task whose loop is
+# closed before it ends gives its slot back at the next wait
+# (_reap_orphaned_destroys).
 
 cdef object _iscoroutinefunction = _inspect.iscoroutinefunction
-cdef set _destroy_tasks = set()   # destroy() tasks until done (the loop holds them weakly)
+# destroy() tasks until done (the loop holds them weakly) -> the slot each
+# gives back when it ends (_SlotAfterDestroy), or None
+cdef dict _destroy_tasks = {}
 
 
 cdef bint _is_coroutine_hook(object hook) except -1:
@@ -74,19 +80,54 @@ cdef object _async_only(ObjectPool pool, str method, str instead):
 # -- destroy() ----------------------------------------------------------------------
 
 def _destroy_done(task):
-    _destroy_tasks.discard(task)
+    _destroy_tasks.pop(task, None)
     if not task.cancelled() and task.exception() is not None:
         _log.warning("destroy() failed in its task", exc_info=task.exception())
 
 
-async def _await_it(aw):
-    return await aw
+@cython.final
+cdef class _SlotAfterDestroy:
+    """The empty slot of an object whose destroy() runs in a task: it goes
+    back on the empty list once destroy() has finished, failed or been
+    cancelled (even before it started), not before, so that the factory
+    cannot refill it while the old object still exists."""
 
 
-cdef int _destroy_soon(object aw) except -1:
-    """Runs destroy()'s awaitable as a task on this thread's running loop."""
+    cdef void give_back(self) noexcept:
+        pool = self.pool
+        if pool is not None:   # (once: the task's end and its callback both try)
+            self.pool = None
+            pool._unhold_empty(self.i)
+
+    def _task_done(self, task):
+        self.give_back()
+        _destroy_done(task)
+
+
+cdef _SlotAfterDestroy _slot_after_destroy(ObjectPool pool, uint32_t i):
+    # (made only here: Python code cannot make one, _pool.pyx)
+    cdef _SlotAfterDestroy slot = _SlotAfterDestroy.__new__(_SlotAfterDestroy)
+    slot.pool = pool
+    slot.i = i
+    return slot
+
+
+async def _await_it(aw, _SlotAfterDestroy slot):
+    try:
+        return await aw
+    finally:
+        if slot is not None:
+            slot.give_back()
+
+
+cdef object _destroy_soon(object aw, _SlotAfterDestroy slot):
+    """Runs destroy()'s awaitable as a task on this thread's running loop;
+    the task gives `slot` back (if not None) when it ends.  Returns the
+    task (None if no loop runs)."""
     loop = _peek_running_loop()
     if loop is None:
+        if slot is not None:
+            slot.give_back()   # destroy() cannot run: nothing to wait for
         try:
             aw.close()
         except BaseException:
@@ -96,10 +137,27 @@ cdef int _destroy_soon(object aw) except -1:
                        "objects back with release_async() and close the pool with "
                        "close_async() or drain_async() from the event loop",
                        RuntimeWarning, stacklevel=3)
-        return 0
-    task = loop.create_task(_await_it(aw))
-    _destroy_tasks.add(task)
-    task.add_done_callback(_destroy_done)
+        return None
+    try:
+        task = loop.create_task(_await_it(aw, slot))
+    except BaseException:
+        if slot is not None:
+            slot.give_back()
+        raise
+    _destroy_tasks[task] = slot
+    task.add_done_callback(_destroy_done if slot is None else slot._task_done)
+    return task
+
+
+cdef int _reap_orphaned_destroys() except -1:
+    """Gives back the slots kept by destroy() tasks whose event loop was
+    closed before they ran to their end (closed without running its
+    leftover tasks, as asyncio.run() would): they never will.  Called by
+    the waits, on their slow path, when such tasks exist."""
+    for task, slot in _destroy_tasks.copy().items():   # (copy(): atomic, free-threaded too)
+        if slot is not None and not task.done() and task.get_loop().is_closed():
+            _destroy_tasks.pop(task, None)   # (then collectable, as asyncio's own)
+            (<_SlotAfterDestroy>slot).give_back()
     return 0
 
 
@@ -132,6 +190,67 @@ async def _destroy_all_async(ObjectPool pool, list objs):
         raise first_error
 
 
+# -- the acquire's deadline ------------------------------------------------------------
+# acquire_async(timeout=t) and lease_async(timeout=t) end by their deadline
+# whatever the hooks do: a hook's await still running there is cancelled
+# (asyncio.wait_for: portable to 3.9, where asyncio.timeout does not exist),
+# the slot is given back as a cancellation would give it back (a checked
+# object destroyed in a task, its slot back after), and _Deadline, caught
+# where the timeout is known, becomes PoolExhausted.  No deadline (timeout
+# None, or 0: do not wait for a slot) and the hooks are awaited as they are.
+
+class _Deadline(BaseException):
+    """A hook was still running at the acquire's deadline (internal: a
+    BaseException, so that the hooks' `except Exception` paths let it by).
+    args: what was cut short, and what became of it (for PoolExhausted)."""
+
+
+async def _outcome(aw):
+    """aw's result or Exception as a pair, so that a TimeoutError raised by
+    the hook itself is not taken for wait_for's."""
+    try:
+        return (await aw), None
+    except Exception as e:
+        return None, e
+
+
+cdef int _close_quietly(object aw) except -1:
+    close = getattr(aw, "close", None)
+    if close is not None:
+        try:
+            close()
+        except BaseException:
+            pass
+    return 0
+
+
+async def _await_hook(aw, double deadline, str what, str outcome):
+    """A hook's awaitable awaited; past deadline (time.monotonic(); < 0:
+    none) its await is cancelled and _Deadline(what, outcome) raised."""
+    if deadline < 0:
+        return await aw
+    remaining = deadline - _monotonic()
+    if remaining > 0:
+        try:
+            r, err = await _asyncio.wait_for(_outcome(aw), remaining)
+        except _asyncio.TimeoutError:
+            pass
+        else:
+            if err is not None:
+                raise err
+            return r
+    _close_quietly(aw)   # (a coroutine that never started: no "never awaited" warning)
+    raise _Deadline(what, outcome)
+
+
+cdef object _hook_timed_out(_PoolBase pool, object e, double t):
+    """PoolExhausted for a _Deadline: the acquire's timeout ran out in a hook."""
+    _count(&pool._timeouts)
+    raise PoolExhausted(pool._exhausted_message(
+        f"{e.args[0]} had not finished when the acquire's timeout ({t:g} s) ran "
+        f"out: {e.args[1]}")) from None
+
+
 # -- acquiring ------------------------------------------------------------------------
 
 cdef inline object _take_idle_plain(ObjectPool pool):
@@ -149,30 +268,36 @@ async def _acquire_objects_async(ObjectPool pool, timeout):
     """ObjectPool.acquire_async() past its fast path: check() and the
     factory, their results awaited if awaitable, or a wait."""
     cdef double t = _parse_timeout(timeout)
-    item = await _take_async(pool, _monotonic() + t if t > 0 else -1.0)
-    if item is _NOTHING:
-        return await _wait_async(pool, timeout, _FOR_SLOT_HOOKS)
+    cdef double deadline = _monotonic() + t if t > 0 else -1.0
+    try:
+        item = await _take_async(pool, deadline)
+    except _Deadline as e:
+        return _hook_timed_out(pool, e, t)
+    if item is _NOTHING:   # (the wait counts from the same deadline)
+        return await _wait_async(pool, timeout, _FOR_SLOT_HOOKS, deadline)
     return item
 
 
 async def _take_async(ObjectPool pool, double deadline):
     """_take() with the hooks awaited: a hand-out, or _NOTHING if no slot is
     free.  deadline (time.monotonic(); < 0: none) ends a series of failed
-    checks."""
+    checks, and cuts short a hook still running then (_Deadline)."""
     cdef uint32_t i, gen
     if _is_closed(pool):
         return pool._cold_closed()
     while True:
+        if pool._check is not None and deadline >= 0 and _monotonic() >= deadline:
+            return _NOTHING   # past the acquire's deadline: no check() is started
         i = pool_slots_pop_own(&pool._slots, &pool._idle)   # owned, for vetting
         if i == POOL_NIL:
             break
         _count(&pool._acquires)
         obj = <object>pool._items[i]
         if _expired(pool, i, pool_clock_ns()):
-            await _reject_async(pool, i, obj, _WHY_EXPIRED)
-        elif pool._check is None or await _run_check_async(pool, i, obj):
+            await _reject_async(pool, i, obj, _WHY_EXPIRED, deadline)
+        elif pool._check is None or await _run_check_async(pool, i, obj, deadline):
             if _is_closed(pool):
-                await _reject_async(pool, i, obj, _WHY_CLOSED)
+                await _reject_async(pool, i, obj, _WHY_CLOSED, deadline)
                 return pool._cold_closed()
             _hold_begin(pool, i, None)
             pool_slots_hold(&pool._slots, i)   # RELEASING -> HELD: handed out
@@ -182,6 +307,8 @@ async def _take_async(ObjectPool pool, double deadline):
             raise PoolExhausted(pool._exhausted_message(
                 "no idle object passed check() or the time limits before the "
                 "acquire's timeout ran out"))
+    if deadline >= 0 and _monotonic() >= deadline:
+        return _NOTHING       # nor a factory()
     i = pool_slots_pop_hold(&pool._slots, &pool._empty, &gen)
     if i == POOL_NIL:
         return _NOTHING
@@ -189,15 +316,16 @@ async def _take_async(ObjectPool pool, double deadline):
     try:
         obj = pool._factory(i) if pool._pass_slot else pool._factory()
         if _awaitable(obj):
-            obj = await obj
+            obj = await _await_hook(obj, deadline, "factory()",
+                                    "its await was cancelled and the slot given back")
         pool._adopt(i, obj)
-    except BaseException:
+    except BaseException:   # (_Deadline too: nothing was made)
         _uncount(&pool._acquires)   # before the push wakes a drain
         pool._unhold_empty(i)
         raise
     if _is_closed(pool):
         # closed while the factory ran: not handed out
-        await _reject_async(pool, i, obj, _WHY_CLOSED)
+        await _reject_async(pool, i, obj, _WHY_CLOSED, deadline)
         return pool._cold_closed()
     _hold_begin(pool, i, None)
     return obj
@@ -209,38 +337,75 @@ cdef enum:
     _WHY_CHECK = 2
 
 
-async def _reject_async(ObjectPool pool, uint32_t i, obj, int why):
-    """_reject() with destroy() awaited."""
+async def _reject_async(ObjectPool pool, uint32_t i, obj, int why, double deadline):
+    """_reject() with destroy() awaited; with a deadline (time.monotonic();
+    < 0: none) a coroutine destroy() runs as a task (the slot back when it
+    ends), awaited until the deadline only (then _Deadline)."""
     if why == _WHY_EXPIRED:
         _count(&pool._expired)
     elif why == _WHY_CHECK:
         _count(&pool._checks_failed)
     _uncount(&pool._acquires)
+    if deadline < 0:
+        try:
+            await _discard_async(pool, i, obj, False)
+        except Exception:   # as _reject: logged, the acquire goes on
+            _log.warning("destroy() failed on %r from %r, which was not handed out",
+                         obj, pool, exc_info=True)
+        return
+    pool._detach(i, obj, False)
     try:
-        await _discard_async(pool, i, obj, False)
-    except Exception:   # as _reject: logged, the acquire goes on
+        r = None if pool._destroy is None else pool._destroy(obj)
+    except BaseException as e:
+        pool._unhold_empty(i)
+        if not isinstance(e, Exception):
+            raise
         _log.warning("destroy() failed on %r from %r, which was not handed out",
                      obj, pool, exc_info=True)
+        return
+    if not _awaitable(r):
+        pool._unhold_empty(i)
+        return
+    # A task (which logs its failure) that gives the slot back when it ends;
+    # awaited until the deadline, never cancelled by it.
+    task = _destroy_soon(r, _slot_after_destroy(pool, i))
+    remaining = deadline - _monotonic()
+    if task is not None and remaining > 0:
+        await _asyncio.wait((task,), timeout=remaining)
+    if task is not None and not task.done():
+        raise _Deadline("destroy() of an object that failed check() or expired",
+                        "it goes on in a task, whose end frees the slot")
 
 
-async def _run_check_async(ObjectPool pool, uint32_t i, obj):
+async def _run_check_async(ObjectPool pool, uint32_t i, obj, double deadline):
     """_run_check() with check() awaited: True if it passes.  A false result
     or an Exception fails it (destroyed, logged); anything else (a
-    cancellation) destroys it too, in a task, and propagates."""
+    cancellation, the acquire's deadline) destroys it too, in a task, and
+    propagates."""
     try:
         r = pool._check(obj)
         if _awaitable(r):
-            r = await r
+            r = await _await_hook(r, deadline, "check()",
+                                  "its await was cancelled, the object is destroyed "
+                                  "and its slot given back")
         if r:
             return True
     except Exception as e:
         _log.info("check() failed on %r from %r: %r", obj, pool, e)
+    except _Deadline:   # cut short, not failed: not counted in checks_failed
+        _uncount(&pool._acquires)
+        try:
+            pool._discard(i, obj, False)   # destroy() as a task, the slot back after it
+        except Exception:   # (a sync destroy(): as _reject, logged)
+            _log.warning("destroy() failed on %r from %r, which was not handed out",
+                         obj, pool, exc_info=True)
+        raise
     except BaseException:
         _count(&pool._checks_failed)
         _uncount(&pool._acquires)
         pool._discard(i, obj, False)   # destroy() as a task
         raise
-    await _reject_async(pool, i, obj, _WHY_CHECK)
+    await _reject_async(pool, i, obj, _WHY_CHECK, deadline)
     return False
 
 

@@ -463,12 +463,19 @@ cdef class ObjectPool(_PoolBase):
         destroy() runs first, so the factory cannot refill the slot while the
         old object (an open connection, say) still exists: never more than
         `capacity` objects alive.  Whatever destroy() raises, the slot is back.
+        A coroutine destroy() runs as a task on the running loop, which
+        returns the slot when it has finished (_destroy_soon).
         by_user: discard() (see _detach)."""
         self._detach(i, obj, by_user)
         try:
-            self._call_destroy(obj)
-        finally:
+            r = None if self._destroy is None else self._destroy(obj)
+        except BaseException:
             self._unhold_empty(i)
+            raise
+        if _awaitable(r):
+            _destroy_soon(r, _slot_after_destroy(self, i))
+            return 0
+        self._unhold_empty(i)
         return 0
 
     cdef int _release_hooks(self, object obj, uint32_t i) except -1:
@@ -505,7 +512,7 @@ cdef class ObjectPool(_PoolBase):
         if self._destroy is not None:
             r = self._destroy(obj)
             if _awaitable(r):
-                _destroy_soon(r)   # a coroutine destroy(): a task on the running loop
+                _destroy_soon(r, None)   # a coroutine destroy(): a task on the running loop
         return 0
 
     cdef list _drain_idle(self):

@@ -103,7 +103,7 @@ cdef class _AsyncWaiter:
     cdef object fut
     cdef unsigned long thread     # PyThread_get_thread_ident() of the loop's thread
 
-    cdef void _wake(self) noexcept
+    cdef bint _wake(self) noexcept
 
 
 @cython.final
@@ -190,6 +190,14 @@ cdef class ObjectPool(_PoolBase):
     cdef list _drain_idle(self)
     cdef int _destroy_all(self, list objs) except -1
     cdef object _stop_evictor(self)
+
+
+@cython.final
+cdef class _SlotAfterDestroy:
+    cdef ObjectPool pool          # None once the slot is back
+    cdef uint32_t i
+
+    cdef void give_back(self) noexcept
 
 
 cdef class _Store:

@@ -155,6 +155,8 @@ cdef class _PoolBase:
                            f"thread of a running event loop, which stops the loop until it "
                            f"returns: in a coroutine, await pool.acquire_async() (or use "
                            f"async with pool.lease_async())", RuntimeWarning, stacklevel=1)
+        if _destroy_tasks:    # or a slot kept by a destroy() whose loop is gone?
+            _reap_orphaned_destroys()
         if t > 0.0:
             deadline = (start if start >= 0 else _monotonic()) + t
         _sleeper_init(&sleeper)
@@ -225,13 +227,13 @@ cdef class _PoolBase:
     cdef void _wake(self, uint32_t n) noexcept:
         cdef pool_waiter_t *deferred = NULL
         pool_waitq_wake(&self._waitq, n, &deferred)
-        _wake_deferred(deferred)
+        _wake_deferred(self, deferred)
 
     cdef int _leave(self, pool_waiter_t *w) noexcept:
         """A waiter leaves the queue (pool_waitq_leave); returns its flags."""
         cdef pool_waiter_t *deferred = NULL
         cdef int left = pool_waitq_leave(&self._waitq, w, &deferred)
-        _wake_deferred(deferred)
+        _wake_deferred(self, deferred)
         return left
 
     # -- closing and leases ------------------------------------------------
@@ -239,7 +241,7 @@ cdef class _PoolBase:
         """Marks the pool closed and wakes every waiter; False if it already was."""
         cdef pool_waiter_t *deferred = NULL
         cdef bint closed_now = pool_waitq_close(&self._waitq, &deferred)
-        _wake_deferred(deferred)
+        _wake_deferred(self, deferred)
         return closed_now
 
     cdef object _new_lease(self, object timeout):
@@ -396,10 +398,14 @@ cdef class _PoolBase:
         suspending the task.  Otherwise the task waits, in the same FIFO as
         waiting threads, without blocking its event loop; a release from any
         thread or loop wakes it.  timeout as for acquire(): PoolExhausted when
-        it runs out, PoolClosed once closed.  A cancellation (task.cancel(),
-        asyncio.timeout(), wait_for, a TaskGroup failing) never loses a slot:
-        a wake-up the task was given passes to the next waiter.
-        RuntimeError if no event loop is running."""
+        it runs out, PoolClosed once closed.  The timeout bounds the whole
+        call, an ObjectPool's coroutine hooks included: a factory() or
+        check() still awaited at the deadline is cancelled, the slot given
+        back (a checked object destroyed first) and PoolExhausted raised
+        (timeout=0 only means: do not wait for a slot).  A cancellation
+        (task.cancel(), asyncio.timeout(), wait_for, a TaskGroup failing)
+        never loses a slot: a wake-up the task was given passes to the next
+        waiter.  RuntimeError if no event loop is running."""
         _check_timeout(timeout)
         if _peek_running_loop() is None:
             _no_running_loop()
@@ -410,7 +416,8 @@ cdef class _PoolBase:
 
     def lease_async(self, timeout=None):
         """lease() for asyncio: ``async with pool.lease_async() as obj: ...``
-        acquires with acquire_async() on entry and gives back on exit."""
+        acquires with acquire_async() on entry and gives back on exit.  The
+        timeout bounds the whole entry, hooks included, as acquire_async's."""
         _check_timeout(timeout)
         if _is_closed(self):
             raise PoolClosed("lease_async() on a closed pool")

@@ -146,6 +146,20 @@ int pool_waitq_leave(pool_waitq_t *q, pool_waiter_t *w, pool_waiter_t **deferred
     return result;
 }
 
+int pool_waitq_pass_on(pool_waitq_t *q, pool_waiter_t *w, pool_waiter_t **deferred)
+{
+    int passed = 0;
+    pool_waitq_lock_(q);
+    /* Queued again: its owner ran after the wake and used it (a retry). */
+    if (w->signaled && !w->queued) {
+        w->signaled = 0;
+        pool_waitq_wake_locked_(q, 1, deferred);
+        passed = 1;
+    }
+    pool_waitq_unlock_(q);
+    return passed;
+}
+
 uint32_t pool_waitq_wake(pool_waitq_t *q, uint32_t n, pool_waiter_t **deferred)
 {
     uint32_t woken;

@@ -40,7 +40,9 @@
  * asyncio task whose wake-up is a call into Python.  Waking one only
  * unlinks and signals it and appends it to the caller's `deferred` list
  * (linked through `next`); the caller completes those after the lock is
- * dropped.  Whoever owns such a record must keep it alive until then.
+ * dropped.  Whoever owns such a record must keep it alive until then.  A
+ * wake-up the caller cannot deliver (the record's owner is gone) goes on
+ * to the next record with pool_waitq_pass_on, so it is never swallowed.
  *
  * Closing: pool_waitq_close sets `closed` and wakes everyone; waiters see
  * `closed` when they retry.  The releaser's fence in pool_waitq_notify
@@ -104,6 +106,13 @@ void pool_waitq_enqueue(pool_waitq_t *q, pool_waiter_t *w);
  * until it has woken it), or 0 if it was not queued (a fork forgot it). */
 enum { POOL_LEFT_UNLINKED = 1, POOL_LEFT_SIGNALED = 2 };
 int pool_waitq_leave(pool_waitq_t *q, pool_waiter_t *w, pool_waiter_t **deferred);
+
+/* A deferred record's wake-up could not be delivered (its owner is gone
+ * for good: an asyncio task whose event loop was closed).  If a waker had
+ * signaled it and it has not queued again since, the wake goes to the next
+ * record, as if its owner had left (pool_waitq_leave); the record stays
+ * unlinked.  Returns 1 if it passed a wake on. */
+int pool_waitq_pass_on(pool_waitq_t *q, pool_waiter_t *w, pool_waiter_t **deferred);
 
 /* Wakes up to n records (UINT32_MAX: all).  Returns how many. */
 uint32_t pool_waitq_wake(pool_waitq_t *q, uint32_t n, pool_waiter_t **deferred);

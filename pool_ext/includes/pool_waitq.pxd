@@ -17,6 +17,7 @@ cdef extern from "pool_waitq.h" nogil:
         POOL_LEFT_UNLINKED
         POOL_LEFT_SIGNALED
     int pool_waitq_leave(pool_waitq_t *q, pool_waiter_t *w, pool_waiter_t **deferred)
+    int pool_waitq_pass_on(pool_waitq_t *q, pool_waiter_t *w, pool_waiter_t **deferred)
     uint32_t pool_waitq_wake(pool_waitq_t *q, uint32_t n, pool_waiter_t **deferred)
     bint pool_waitq_close(pool_waitq_t *q, pool_waiter_t **deferred)
     uint64_t pool_waitq_waiting(pool_waitq_t *q)

@@ -1,12 +1,15 @@
 """asyncio: acquire_async() and lease_async() on both pools, under asyncio's
 loop and uvloop (the loop_kind fixture)."""
 import asyncio
+import gc
 import threading
+import time
 import warnings
+import weakref
 
 import pytest
 
-from helpers import Thing, run_async
+from helpers import Thing, loop_factories, run_async
 from pool_ext import BufferPool, ObjectPool, PoolClosed, PoolExhausted
 
 POOLS = {"objects": lambda n: ObjectPool(Thing, n), "buffers": lambda n: BufferPool(64, n)}
@@ -215,6 +218,40 @@ def test_cancel_after_the_wake_passes_the_slot_to_the_next_waiter(make_pool, loo
 
     run_async(main(), loop_kind)
     assert pool.in_use == 0 and pool.stats()["waiting"] == 0
+
+
+def test_a_task_left_waiting_on_a_closed_loop_passes_its_wake_up_on(make_pool, loop_kind):
+    """A task still waiting when its loop is closed cannot be woken: the
+    wake-up goes on to the thread queued behind it (which waits with no
+    timeout), and the queue lets go of the dead task."""
+    pool = make_pool(1)
+    held = pool.acquire()
+    loop = loop_factories()[loop_kind]()
+    # ("Task was destroyed but it is pending!" is expected; asyncio's report
+    # of it would keep the task alive for a while on older Pythons)
+    loop.set_exception_handler(lambda loop, context: None)
+    task = loop.create_task(pool.acquire_async())
+    loop.run_until_complete(asyncio.sleep(0.02))    # the task waits, queued
+    assert not task.done() and pool.stats()["waiting"] == 1
+    loop.close()                                    # ...and stays pending for ever
+    got = []
+    thread = threading.Thread(target=lambda: got.append(pool.acquire(timeout=None)),
+                              daemon=True)          # (a daemon: never blocks the exit)
+    thread.start()
+    deadline = time.monotonic() + 2
+    while pool.stats()["waiting"] < 2 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert pool.stats()["waiting"] == 2
+    _release(pool, held)                            # wakes the dead task first
+    thread.join(2)
+    assert got, "the thread behind the dead task never got the free slot"
+    assert pool.stats()["waiting"] == 0
+    _release(pool, got[0])
+    dead = weakref.ref(task)
+    del task
+    gc.collect()
+    assert dead() is None, gc.get_referrers(dead())
+    assert pool.in_use == 0
 
 
 def test_lease_async(make_pool, loop_kind):

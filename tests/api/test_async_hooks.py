@@ -221,8 +221,9 @@ def test_a_failing_or_none_returning_async_factory_loses_no_slot(loop_kind):
     assert pool.in_use == 0 and pool.size == 1 and pool.stats()["acquires"] == 1
 
 
+@pytest.mark.parametrize("timeout", [None, 5])   # 5: the hooks' awaits are bounded
 @pytest.mark.parametrize("where", ["factory", "check", "reset", "validate", "destroy"])
-def test_a_cancellation_inside_any_hook_loses_no_slot(where, loop_kind):
+def test_a_cancellation_inside_any_hook_loses_no_slot(where, timeout, loop_kind):
     hooks = Log().hooks()
     slow_in = [None]            # the hook that hangs, until the cancellation
     entered = []
@@ -243,11 +244,11 @@ def test_a_cancellation_inside_any_hook_loses_no_slot(where, loop_kind):
         entered.append(asyncio.Event())
         if where == "factory":
             slow_in[0] = where
-            task = asyncio.create_task(pool.acquire_async())
+            task = asyncio.create_task(pool.acquire_async(timeout=timeout))
         elif where == "check":
             await pool.release_async(await pool.acquire_async())   # one idle object
             slow_in[0] = where
-            task = asyncio.create_task(pool.acquire_async())
+            task = asyncio.create_task(pool.acquire_async(timeout=timeout))
         else:
             thing = await pool.acquire_async()
             slow_in[0] = where
@@ -265,6 +266,90 @@ def test_a_cancellation_inside_any_hook_loses_no_slot(where, loop_kind):
 
     run_async(main(), loop_kind)
     assert pool.in_use == 0 and pool.size <= 1
+
+
+class Live:
+    """Counts the objects alive (made by the factory, not yet destroyed),
+    and the most ever alive at once; destroy() takes a while."""
+
+    def __init__(self):
+        self.now = self.most = 0
+
+    async def factory(self):
+        self.now += 1
+        self.most = max(self.most, self.now)
+        return Thing()
+
+    async def destroy(self, thing):
+        await asyncio.sleep(0.05)
+        self.now -= 1
+
+
+def test_a_destroy_task_left_on_a_closed_loop_gives_its_slot_back(loop_kind):
+    """A sync discard() at the end of a run leaves destroy() as a task that
+    never runs if the loop is then closed without running its leftover
+    tasks: the slot it keeps must come back once that loop is closed."""
+    from helpers import loop_factories
+    live = Live()
+    pool = ObjectPool(live.factory, 1, destroy=live.destroy)
+
+    async def discard_one():
+        pool.discard(await pool.acquire_async())   # destroy(): a task, not run
+
+    loop = loop_factories()[loop_kind]()
+    loop.set_exception_handler(lambda loop, context: None)
+    loop.run_until_complete(discard_one())
+    loop.close()                                     # the task never runs
+
+    async def main():
+        fresh = await asyncio.wait_for(pool.acquire_async(timeout=1), 2)
+        await pool.release_async(fresh)
+
+    run_async(main(), loop_kind)
+    assert pool.in_use == 0 and pool.size == 1
+
+
+@pytest.mark.parametrize("where", ["check", "reset", "validate", "sync discard"])
+def test_the_slot_stays_taken_until_destroy_has_finished(where, loop_kind):
+    """Cancelled inside check(), reset() or validate(), the object is
+    destroyed in a task; its slot must not be refilled before destroy()
+    has finished: never two objects alive in a pool of capacity 1."""
+    live = Live()
+    hang = {}
+
+    async def hook(thing):
+        if hang.get("on"):
+            hang["entered"].set()
+            await asyncio.sleep(10)
+        return True
+
+    kwargs = {} if where == "sync discard" else {where: hook}
+    pool = ObjectPool(live.factory, 1, destroy=live.destroy, **kwargs)
+
+    async def main():
+        hang["entered"] = asyncio.Event()
+        thing = await pool.acquire_async()
+        if where == "sync discard":
+            pool.discard(thing)                 # destroy() runs as a task
+        else:
+            if where == "check":
+                await pool.release_async(thing)
+                hang["on"] = True
+                task = asyncio.create_task(pool.acquire_async())
+            else:
+                hang["on"] = True
+                task = asyncio.create_task(pool.release_async(thing))
+            await asyncio.wait_for(hang["entered"].wait(), 2)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            hang["on"] = False
+        fresh = await asyncio.wait_for(pool.acquire_async(timeout=2), 3)
+        assert live.most <= 1, "the factory ran while the old object was not destroyed"
+        await pool.release_async(fresh)
+
+    run_async(main(), loop_kind)
+    assert live.most == 1 and pool.in_use == 0 and pool.size == 1
 
 
 def test_cancelling_a_task_waiting_for_a_slot_on_a_hooked_pool(loop_kind):
@@ -298,6 +383,130 @@ def test_asyncio_timeout_around_a_slow_factory(loop_kind):
         assert pool.in_use == 0 and pool.size == 0
 
     run_async(main(), loop_kind)
+
+
+# -- the timeout bounds the whole call, hooks included -----------------------------------
+
+@pytest.mark.parametrize("how", ["acquire_async", "lease_async", "after a wait"])
+@pytest.mark.parametrize("stalled", ["factory", "check"])
+def test_the_timeout_bounds_a_stalled_hook(stalled, how, loop_kind):
+    """acquire_async(timeout=0.3) awaiting a factory() or check() that
+    stalls: PoolExhausted well within 2 s, the hook's await cancelled, and
+    the slot free again."""
+    stall = {"on": False}
+    destroyed = []
+
+    async def hook(*args):
+        if stall["on"]:
+            await asyncio.sleep(30)
+        return Thing() if not args else True
+
+    async def destroy(thing):
+        destroyed.append(thing)
+
+    kwargs = {"check": hook} if stalled == "check" else {}
+    pool = ObjectPool(hook if stalled == "factory" else Thing, 1, destroy=destroy, **kwargs)
+
+    async def acquire():
+        if how == "lease_async":
+            async with pool.lease_async(timeout=0.3):
+                pass
+        else:
+            await pool.acquire_async(timeout=0.3)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        thing = await pool.acquire_async()
+        if stalled == "factory":
+            await pool.discard_async(thing)     # the next acquire calls the factory
+        if how == "after a wait":               # the slot comes free after 0.1 s
+            if stalled == "check":
+                loop.call_later(0.1, pool.release, thing)
+            else:
+                held = await pool.acquire_async()
+                loop.call_later(0.1, lambda: asyncio.ensure_future(
+                    pool.discard_async(held)))
+        elif stalled == "check":
+            await pool.release_async(thing)     # idle: the next acquire checks it
+        stall["on"] = True
+        start = loop.time()
+        with pytest.raises(PoolExhausted, match="0.3 s"):
+            await asyncio.wait_for(acquire(), 3)
+        assert loop.time() - start < 2
+        stall["on"] = False
+        await asyncio.sleep(0.01)               # a destroy() task ends
+        assert pool.in_use == 0 and pool.size == 0 and pool.stats()["waiting"] == 0
+        if stalled == "check":
+            assert destroyed[-1] is thing       # checked half-way: destroyed
+        fresh = await asyncio.wait_for(pool.acquire_async(timeout=1), 2)
+        await pool.release_async(fresh)
+
+    run_async(main(), loop_kind)
+    assert pool.in_use == 0
+
+
+def test_a_hooks_own_timeout_error_is_not_taken_for_the_acquires_deadline(loop_kind):
+    """Under a deadline, a TimeoutError the factory raises itself reaches the
+    caller as it is; one from check() fails the check (the factory then
+    makes a fresh object)."""
+    calls = []
+
+    async def factory():
+        calls.append("factory")
+        if len(calls) == 1:
+            raise TimeoutError("connect timed out")
+        return Thing()
+
+    async def check(thing):
+        raise TimeoutError("ping timed out")
+
+    pool = ObjectPool(factory, 1, check=check)
+
+    async def main():
+        with pytest.raises(TimeoutError, match="connect timed out") as caught:
+            await pool.acquire_async(timeout=5)
+        assert not isinstance(caught.value, PoolExhausted)
+        first = await pool.acquire_async(timeout=5)
+        await pool.release_async(first)
+        fresh = await pool.acquire_async(timeout=5)   # first failed its check
+        assert fresh is not first and pool.stats()["checks_failed"] == 1
+        await pool.release_async(fresh)
+
+    run_async(main(), loop_kind)
+    assert pool.in_use == 0 and pool.size == 1
+
+
+def test_the_timeout_bounds_a_stalled_destroy_of_a_rejected_object(loop_kind):
+    """An idle object fails check() and its destroy() stalls: the acquire
+    ends at its deadline; destroy() goes on in a task, whose end frees the
+    slot."""
+    async def check(thing):
+        return False
+
+    gate = []
+
+    async def destroy(thing):
+        await gate[0].wait()
+
+    pool = ObjectPool(Thing, 1, check=check, destroy=destroy)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        gate.append(asyncio.Event())
+        await pool.release_async(await pool.acquire_async())
+        start = loop.time()
+        with pytest.raises(PoolExhausted, match="0.3 s"):
+            await asyncio.wait_for(pool.acquire_async(timeout=0.3), 3)
+        assert loop.time() - start < 2
+        assert pool.in_use == 0 and pool.size == 0
+        with pytest.raises(PoolExhausted):      # destroy() has not ended: slot taken
+            await pool.acquire_async(timeout=0)
+        gate[0].set()
+        fresh = await asyncio.wait_for(pool.acquire_async(timeout=1), 2)
+        await pool.release_async(fresh)
+
+    run_async(main(), loop_kind)
+    assert pool.in_use == 0
 
 
 # -- destroy() from sync methods, closing -----------------------------------------------

@@ -815,10 +815,12 @@ def test_second_release_after_validate_discarded_says_not_in_use():
 # (records, stores, array bases, leases).  Python code must not make one: a
 # half-built one (no pool, no memory) would read through its NULL fields.
 _PRIVATE_TYPES = {"_PoolBase", "_Hold", "_Holders", "_Lease", "_ArrayLease", "_AsyncLease",
-                  "_Store", "_BufferStore", "_ArrayCache", "_Block", "_BufferArrayBase"}
+                  "_Store", "_BufferStore", "_ArrayCache", "_Block", "_BufferArrayBase",
+                  "_SlotAfterDestroy"}
 # ...but for _AsyncWaiter, whose __cinit__ builds it whole (a loop is all it
-# needs) and which has no method Python can call.
-_PRIVATE_BUILT_WHOLE = {"_AsyncWaiter"}
+# needs) and which has no method Python can call, and _Deadline, an
+# exception class (the async hooks' internal signal).
+_PRIVATE_BUILT_WHOLE = {"_AsyncWaiter", "_Deadline"}
 
 
 def test_private_types_refuse_creation(tmp_path):
