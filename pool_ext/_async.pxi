@@ -205,10 +205,6 @@ cdef class _AsyncLease:
     """``async with pool.lease_async() as item``: acquire_async() on entry,
     the item given back on exit."""
 
-    def __cinit__(self, _PoolBase pool, timeout):
-        self._pool = pool
-        self._timeout = timeout
-
     async def __aenter__(self):
         if self._active:
             raise RuntimeError("this lease is already active; call pool.lease_async() again")

@@ -418,10 +418,14 @@ cdef class _PoolBase:
         """lease() for asyncio: ``async with pool.lease_async() as obj: ...``
         acquires with acquire_async() on entry and gives back on exit.  The
         timeout bounds the whole entry, hooks included, as acquire_async's."""
+        cdef _AsyncLease lease
         _check_timeout(timeout)
         if _is_closed(self):
             raise PoolClosed("lease_async() on a closed pool")
-        return _AsyncLease.__new__(_AsyncLease, self, timeout)   # (its type refuses Python)
+        lease = _AsyncLease.__new__(_AsyncLease)   # (its type refuses Python)
+        lease._pool = self
+        lease._timeout = timeout
+        return lease
 
     def __enter__(self):
         return self
