@@ -35,7 +35,11 @@ class _TimeValue(ctypes.Structure):
 
 
 class _MachTaskBasicInfo(ctypes.Structure):
-    # <mach/task_info.h>, declared under #pragma pack(4)
+    # <mach/task_info.h>, declared under #pragma pack(4).  The 'ms' layout
+    # packs as that pragma does for these fields; naming it keeps 3.14's
+    # DeprecationWarning for _pack_ without _layout_ away (older versions
+    # ignore _layout_).
+    _layout_ = "ms"
     _pack_ = 4
     _fields_ = [("virtual_size", ctypes.c_uint64), ("resident_size", ctypes.c_uint64),
                 ("resident_size_max", ctypes.c_uint64), ("user_time", _TimeValue),

@@ -21,6 +21,10 @@ import pytest
 
 from helpers import ROOT
 
+# Libraries the docs show pool_ext with, which an interpreter may lack
+# (asyncpg and uvloop have no wheels for every CPython, free-threaded ones
+# among them): a block importing one skips without it.
+OPTIONAL = ("numpy", "asyncpg", "uvloop", "psycopg", "psycopg_pool", "matplotlib")
 SKIP = re.compile(r"^\s*<!--\s*skip:\s*(.+?)\s*-->\s*$")
 
 
@@ -60,8 +64,9 @@ def collect():
 
 @pytest.mark.parametrize("name,line,source", collect())
 def test_block_runs_alone(tmp_path, name, line, source):
-    if re.search(r"^\s*(import numpy|from numpy)", source, re.M):
-        pytest.importorskip("numpy")
+    for module in OPTIONAL:   # a block about an optional library needs it installed
+        if re.search(rf"^\s*(import|from) {module}\b", source, re.M):
+            pytest.importorskip(module)
     script = tmp_path / f"block_line_{line}.py"
     script.write_text(source, encoding="utf-8")
     proc = subprocess.run([sys.executable, "-X", "faulthandler", "-W", "error", script.name],
