@@ -15,7 +15,7 @@
 # is one Debian's python3 build uses; missing ones are installed with
 # apt-get (as root).
 #
-# The venv ($cache/venv) gets the build tools as wheels (numpy has cp313t
+# The venv ($cache/venv, or $POOL_FT_VENV) gets the build tools as wheels (numpy has cp313t
 # wheels; pip must not compile it from source), then pool_ext from this
 # checkout, built without isolation (the build requirements are there).
 # With --tsan the interpreter is configured --with-thread-sanitizer and the
@@ -67,7 +67,7 @@ if [ ! -x "$py" ]; then
   rm -rf "$build"
 fi
 
-venv=$cache/venv
+venv=${POOL_FT_VENV:-$cache/venv}   # .ci/run: one of its own, in its scratch dir
 if [ ! -x "$venv/bin/python" ]; then
   say "making $venv"
   "$py" -m venv "$venv"          # pip from the interpreter's bundled wheel
@@ -79,5 +79,5 @@ if [ $tsan = 1 ]; then
 fi
 say "installing pool_ext from $repo"
 "$venv/bin/python" -m pip install -q --no-build-isolation \
-  --config-settings=build-dir="$cache/pool_ext-build" "$repo" >&2
+  --config-settings=build-dir="$venv-build" "$repo" >&2
 echo "$venv/bin/python"
