@@ -38,8 +38,7 @@ cimport cython
 from cpython.object cimport PyObject
 from cpython.buffer cimport PyBUF_FORMAT, PyBUF_ND, PyBUF_STRIDES
 from cpython.float cimport PyFloat_AsDouble
-from cpython.list cimport PyList_GET_ITEM, PyList_SET_ITEM
-from cpython.ref cimport Py_INCREF, Py_DECREF, Py_XINCREF, Py_XDECREF
+from cpython.ref cimport Py_INCREF, Py_DECREF, Py_XDECREF
 from cpython.pythread cimport PyThread_get_thread_ident
 from libc.stdlib cimport calloc, free
 from libc.math cimport isnan, isinf
