@@ -86,9 +86,9 @@ enum {
     POOL_EEXPORTS = -3        /* export count would overflow 24 bits */
 };
 
-#define POOL_SLOT_STATE(w)   ((uint32_t)((w) & 0xffu))
+#define POOL_SLOT_STATE(w) ((uint32_t)((w) & 0xffu))
 #define POOL_SLOT_EXPORTS(w) ((uint32_t)(((w) >> 8) & 0xffffffu))
-#define POOL_SLOT_GEN(w)     ((uint32_t)((w) >> 32))
+#define POOL_SLOT_GEN(w) ((uint32_t)((w) >> 32))
 #define POOL_SLOT_WORD(gen, exports, state) \
     (((uint64_t)(gen) << 32) | ((uint64_t)(exports) << 8) | (uint64_t)(state))
 #define POOL_SLOT_MAX_EXPORTS 0xffffffu
@@ -271,7 +271,8 @@ static inline int pool_slots_export_end(pool_slots_t *s, uint32_t i, uint32_t ge
         int result = POOL_OK;
         if (POOL_SLOT_GEN(w) != gen || POOL_SLOT_EXPORTS(w) == 0)
             return POOL_ESTALE;  /* unbalanced: a bug in the caller */
-        POOL_ASSERT(POOL_SLOT_STATE(w) == POOL_SLOT_HELD || POOL_SLOT_STATE(w) == POOL_SLOT_RETIRING,
+        POOL_ASSERT(POOL_SLOT_STATE(w) == POOL_SLOT_HELD
+                        || POOL_SLOT_STATE(w) == POOL_SLOT_RETIRING,
                     "export_end: an exported slot is neither HELD nor RETIRING");
         if (POOL_SLOT_STATE(w) == POOL_SLOT_RETIRING && POOL_SLOT_EXPORTS(w) == 1) {
             desired = POOL_SLOT_WORD(gen + 1u, 0, POOL_SLOT_FREE);
