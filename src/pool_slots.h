@@ -107,15 +107,18 @@ void pool_slots_free(pool_slots_t *s);
 
 /* ---- owner transitions -------------------------------------------------- */
 
-/* Owner: index i was just popped; mark it HELD and return its generation. */
+/* Owner: index i was just popped (FREE), or is owned RELEASING (an idle
+ * object taken to be vetted, pool_slots_own); mark it HELD and return its
+ * generation. */
 static inline uint32_t pool_slots_hold(pool_slots_t *s, uint32_t i)
 {
     /* relaxed: we own i, and nobody may leave FREE but us; others only fail
      * their CASes against FREE */
     uint64_t w = pool_load64(&s->state[i], POOL_RELAXED);
     POOL_ASSERT(i < s->capacity, "hold: index out of range");
-    POOL_ASSERT(POOL_SLOT_STATE(w) == POOL_SLOT_FREE && POOL_SLOT_EXPORTS(w) == 0,
-                "hold: a popped slot is not FREE");
+    POOL_ASSERT((POOL_SLOT_STATE(w) == POOL_SLOT_FREE || POOL_SLOT_STATE(w) == POOL_SLOT_RELEASING)
+                    && POOL_SLOT_EXPORTS(w) == 0,
+                "hold: the slot is not owned (FREE just popped, or RELEASING)");
     /* release: a releaser that reads this HELD word (acquire, in
      * pool_slots_load) also sees everything done to the slot before it was
      * handed out again, e.g. ObjectPool's removal of the previous object;
@@ -131,6 +134,9 @@ static inline uint32_t pool_slots_pop_hold(pool_slots_t *s, pool_freelist_t *fl,
                                            uint32_t *gen)
 {
     uint32_t i = pool_freelist_pop_mpmc(fl, s->next);
+    POOL_ASSERT(i == POOL_NIL
+                    || POOL_SLOT_STATE(pool_load64(&s->state[i], POOL_RELAXED)) == POOL_SLOT_FREE,
+                "pop_hold: a popped slot is not FREE");
     *gen = i != POOL_NIL ? pool_slots_hold(s, i) : 0;   /* always set: no caller */
     return i;                                           /* reads it uninitialised */
 }

@@ -51,7 +51,7 @@ def test_wait_queue_validate_program(built):
 
 @pytest.mark.parametrize("broken,message", [
     ("push_held", "push: the slot was not made FREE"),
-    ("hold_held", "hold: a popped slot is not FREE"),
+    ("hold_held", "hold: the slot is not owned"),
     ("free_push_free", "free_push: the slot is not owned"),
     ("export_end_free", "export_end: an exported slot is neither HELD nor RETIRING"),
     ("out_of_range", "release_handle: index out of range"),
