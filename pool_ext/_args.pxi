@@ -132,6 +132,16 @@ cdef uint32_t _parse_capacity(object capacity) except 0:
     return <uint32_t>_int_arg(capacity, "capacity", 1, POOL_MAX_CAPACITY)
 
 
+cdef object _capacity_error(str pool, uint32_t n, double nbytes):
+    """The MemoryError of a pool whose capacity's memory cannot be had: what
+    it asked for, per slot, and that MAX_CAPACITY is not the limit that hit."""
+    size = f"{nbytes / 2**30:.1f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.0f} MiB"
+    return MemoryError(
+        f"cannot allocate {pool}(capacity={n}): it needs {size} up front "
+        f"({nbytes / n:.0f} bytes per slot); MAX_CAPACITY ({POOL_MAX_CAPACITY}) only "
+        f"bounds the slot indices, memory bounds the capacity (docs/guide.md)")
+
+
 cdef object _check_hook(object hook, str name):
     if hook is not None and not callable(hook):
         raise TypeError(f"{name} must be callable or None, not {type(hook).__name__}")

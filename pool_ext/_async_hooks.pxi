@@ -92,7 +92,6 @@ cdef class _SlotAfterDestroy:
     cancelled (even before it started), not before, so that the factory
     cannot refill it while the old object still exists."""
 
-
     cdef void give_back(self) noexcept:
         pool = self.pool
         if pool is not None:   # (once: the task's end and its callback both try)

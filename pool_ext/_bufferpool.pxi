@@ -77,18 +77,19 @@ cdef class BufferPool(_PoolBase):
             raise MemoryError(f"cannot allocate {n} buffers of {size_arg} bytes")
         size = size_arg
         rc = pool_arena_init(self._arena, size, n, align)
-        if rc != 0:
+        if rc == POOL_MEM_EINVAL:   # the sizes overflow size_t
             raise MemoryError(f"cannot allocate {n} buffers of {size} bytes "
                               f"aligned to {align}")
-        if pool_slots_init(self._slots, n, &self._free) != 0:
+        # All or nothing: what was allocated goes before the error.
+        if rc != 0 or pool_slots_init(self._slots, n, &self._free) != 0:
             pool_arena_free(self._arena)
-            raise MemoryError(f"cannot allocate {n} pool slots")
+            raise _capacity_error("BufferPool", n, _bufferpool_bytes(size, n, align))
         if POOL_CACHE_HANDLES:
             self._handles = <PyObject **>calloc(2 * <size_t>n, sizeof(PyObject *))
             if self._handles == NULL:
                 pool_slots_free(self._slots)
                 pool_arena_free(self._arena)
-                raise MemoryError(f"cannot allocate {n} pool slots")
+                raise _capacity_error("BufferPool", n, _bufferpool_bytes(size, n, align))
         self._capacity = n
         self._observe_init(name, track, leak_timeout)   # (_poolbase.pxi)
         self._zero_on_release = bool(zero_on_release)
@@ -298,6 +299,17 @@ cdef class BufferPool(_PoolBase):
 
     def __repr__(self):
         return _pool_repr(self, f"buffer_size={self._arena.size}")
+
+
+cdef double _bufferpool_bytes(size_t size, uint32_t n, size_t align):
+    """What BufferPool(size, n) allocates up front, in bytes: per slot its
+    buffer (size rounded up to the alignment, at least 64), a state word (8),
+    a free-list link (4) and, on GIL builds, two cached handles (16)."""
+    cdef double stride
+    if align < POOL_CACHE_LINE:
+        align = POOL_CACHE_LINE
+    stride = <double>((size + align - 1) // align) * <double>align
+    return <double>n * (stride + 12 + (16 if POOL_CACHE_HANDLES else 0))
 
 
 cdef int _array_hold(BufferPool pool, _BufferArrayBase base, object timeout) except -1:

@@ -104,6 +104,7 @@ cdef class ObjectPool(_PoolBase):
                  max_lifetime=None, max_idle=None, min_idle=0, track=False,
                  leak_timeout=None, name=None):
         cdef uint32_t n, i, gen
+        cdef bint hooks
         if self._slots.state != NULL:
             raise RuntimeError("ObjectPool.__init__ called twice")
         if not callable(factory):
@@ -137,30 +138,14 @@ cdef class ObjectPool(_PoolBase):
                                 f"acquire_async() and release the objects instead")
         self._gone = {}
         self._lock = _threading.Lock()
-        self._items = <PyObject **>calloc(n, sizeof(PyObject *))
-        if self._items == NULL:
-            raise MemoryError(f"cannot allocate {n} pool slots")
-        free(self._expires_ns)   # (a failed __init__ may have made them)
-        free(self._idle_ns)
-        free(self._hook_thread)
-        self._expires_ns = self._idle_ns = self._hook_thread = NULL
-        if self._lifetime_ns != POOL_CLOCK_NEVER:
-            self._expires_ns = <uint64_t *>calloc(n, sizeof(uint64_t))
-            if self._expires_ns == NULL:
-                raise MemoryError(f"cannot allocate {n} pool slots")
-        if self._max_idle_ns != POOL_CLOCK_NEVER:
-            self._idle_ns = <uint64_t *>calloc(n, sizeof(uint64_t))
-            if self._idle_ns == NULL:
-                raise MemoryError(f"cannot allocate {n} pool slots")
-        if reset is not None or validate is not None or check is not None:
-            self._hook_thread = <uint64_t *>calloc(n, sizeof(uint64_t))   # (_health.pxi)
-            if self._hook_thread == NULL:
-                raise MemoryError(f"cannot allocate {n} pool slots")
-        pool_freelist_init(&self._idle)
-        if pool_slots_init(&self._slots, n, &self._empty) != 0:
-            raise MemoryError(f"cannot allocate {n} pool slots")
-        if pool_addrmap_init(&self._map, n) != 0:
-            raise MemoryError(f"cannot allocate the address map for {n} slots")
+        # All or nothing: a capacity whose memory cannot be had leaves no
+        # array behind (nor one a second __init__ would leak).
+        hooks = reset is not None or validate is not None or check is not None
+        if _objectpool_alloc(self, n, hooks) != 0:
+            _objectpool_free_arrays(self)
+            raise _capacity_error("ObjectPool", n, _objectpool_bytes(
+                n, (self._lifetime_ns != POOL_CLOCK_NEVER) + (self._max_idle_ns != POOL_CLOCK_NEVER)
+                + hooks))
         pool_waitq_open(&self._waitq)   # open for business
         for _ in range(<uint32_t>prefill):
             i = pool_slots_pop_hold(&self._slots, &self._empty, &gen)
@@ -176,12 +161,7 @@ cdef class ObjectPool(_PoolBase):
         # Our references go; destroy() is for close(), not garbage collection.
         # (A running evictor holds us weakly: it stops at its next round.)
         _objectpool_drop_items(self)
-        free(self._items)
-        free(self._expires_ns)
-        free(self._idle_ns)
-        free(self._hook_thread)
-        pool_slots_free(&self._slots)
-        pool_addrmap_free(&self._map)
+        _objectpool_free_arrays(self)
 
     # -- the hot path ------------------------------------------------------
     cdef inline uint32_t _pop_idle(self, uint32_t *gen) noexcept:
@@ -823,6 +803,54 @@ cdef int _objectpool_clear(ObjectPool pool) noexcept:
     pool._close_begin()
     _objectpool_drop_items(pool)
     return _objectpool_cython_clear(<PyObject *>pool)
+
+
+cdef int _objectpool_alloc(ObjectPool pool, uint32_t n, bint hooks) noexcept:
+    """The per-slot arrays, the slot table and the address map: 0, or -1 if
+    any cannot be allocated (the caller frees what was)."""
+    pool._items = <PyObject **>calloc(n, sizeof(PyObject *))
+    if pool._items == NULL:
+        return -1
+    if pool._lifetime_ns != POOL_CLOCK_NEVER:
+        pool._expires_ns = <uint64_t *>calloc(n, sizeof(uint64_t))
+        if pool._expires_ns == NULL:
+            return -1
+    if pool._max_idle_ns != POOL_CLOCK_NEVER:
+        pool._idle_ns = <uint64_t *>calloc(n, sizeof(uint64_t))
+        if pool._idle_ns == NULL:
+            return -1
+    if hooks:
+        pool._hook_thread = <uint64_t *>calloc(n, sizeof(uint64_t))   # (_health.pxi)
+        if pool._hook_thread == NULL:
+            return -1
+    pool_freelist_init(&pool._idle)
+    if pool_slots_init(&pool._slots, n, &pool._empty) != 0:
+        return -1
+    return pool_addrmap_init(&pool._map, n)
+
+
+cdef void _objectpool_free_arrays(ObjectPool pool) noexcept:
+    """Frees what _objectpool_alloc made (any part of it); the pool's objects
+    must be gone (_objectpool_drop_items)."""
+    free(pool._items)
+    free(pool._expires_ns)
+    free(pool._idle_ns)
+    free(pool._hook_thread)
+    pool._items = NULL
+    pool._expires_ns = pool._idle_ns = pool._hook_thread = NULL
+    pool_slots_free(&pool._slots)
+    pool_addrmap_free(&pool._map)
+
+
+cdef double _objectpool_bytes(uint32_t n, int extra_arrays):
+    """What ObjectPool(capacity=n) allocates up front, in bytes: per slot an
+    object pointer (8), a state word (8), a free-list link (4) and 8 per
+    optional array (max_lifetime, max_idle, hooks), plus the address map: a
+    power of two >= 2n of 16-byte entries (32 to 64 bytes per slot)."""
+    cdef uint64_t size = 4
+    while size < 2 * <uint64_t>n:
+        size <<= 1
+    return <double>n * (20 + 8 * extra_arrays) + <double>size * 16   # 16: sizeof(pool_addrmap_entry_t)
 
 
 cdef void _objectpool_drop_items(ObjectPool pool) noexcept:

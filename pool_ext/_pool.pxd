@@ -94,8 +94,6 @@ cdef class _PoolBase:
     cdef int _check_leaks(self) except -1
 
 
-
-
 @cython.final
 cdef class _AsyncWaiter:
     cdef pool_waiter_t rec        # a deferred record: woken from Python

@@ -19,6 +19,8 @@ _T = TypeVar("_T")
 _Self = TypeVar("_Self")
 
 ATOMICS: str
+# 2**31 - 1, the slot-index limit; memory bounds a capacity sooner (52 to 84
+# bytes per ObjectPool slot, allocated when the pool is built: docs/guide.md)
 MAX_CAPACITY: int
 
 class PoolError(ValueError): ...

@@ -38,8 +38,7 @@ cimport cython
 from cpython.object cimport PyObject
 from cpython.buffer cimport PyBUF_FORMAT, PyBUF_ND, PyBUF_STRIDES
 from cpython.float cimport PyFloat_AsDouble
-from cpython.list cimport PyList_GET_ITEM, PyList_SET_ITEM
-from cpython.ref cimport Py_INCREF, Py_DECREF, Py_XINCREF, Py_XDECREF
+from cpython.ref cimport Py_INCREF, Py_DECREF, Py_XDECREF
 from cpython.pythread cimport PyThread_get_thread_ident
 from libc.stdlib cimport calloc, free
 from libc.math cimport isnan, isinf
@@ -108,7 +107,13 @@ cdef extern from "Python.h":
 
 #: Which variant of the C core's atomics this build uses (docs: how it works).
 ATOMICS = (<bytes>POOL_ATOMIC_VARIANT).decode()
-#: The largest capacity a pool accepts (slot indices are 31-bit).
+#: The largest capacity a pool accepts: slot indices are 31-bit.  Memory
+#: bounds a capacity sooner: slots are allocated when the pool is built,
+#: 52 to 84 bytes each for ObjectPool (an address map of 16-byte entries, a
+#: power of two >= 2 x capacity, is most of it), the buffer + 12 (+ 16 on
+#: GIL builds) for BufferPool; MAX_CAPACITY objects need 104 GiB.  A
+#: capacity whose memory cannot be had raises MemoryError saying so
+#: (docs/guide.md: what a capacity costs).
 MAX_CAPACITY = POOL_MAX_CAPACITY
 # False if built without numpy's headers: ArrayPool then makes no arrays.
 _NUMPY_HEADERS = bool(POOL_NUMPY_HEADERS)

@@ -205,5 +205,3 @@ cdef class PooledBuffer:
         if pool_load32(&self._released, POOL_ACQUIRE) != 0:
             return "<PooledBuffer released>"
         return f"<PooledBuffer slot={self._index} size={self._len} at {<uintptr_t>self._ptr:#x}>"
-
-

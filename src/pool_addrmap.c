@@ -107,7 +107,10 @@ int pool_addrmap_remove(pool_addrmap_t *map, uintptr_t key)
     pool_addrmap_lock_(map);
     hole = pool_addrmap_home_(map, key);
     for (n = 0; n <= map->mask; n++, hole = (hole + 1) & map->mask) {
-        if (map->entries[hole].key == key) { found = 1; break; }
+        if (map->entries[hole].key == key) {
+            found = 1;
+            break;
+        }
         if (map->entries[hole].key == 0) break;
     }
     if (!found) {

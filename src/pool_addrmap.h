@@ -54,7 +54,11 @@ typedef struct pool_addrmap {
     pool_addrmap_entry_t *entries;
 } pool_addrmap_t;
 
-enum { POOL_MAP_EDUPLICATE = -4, POOL_MAP_ENOTFOUND = -5, POOL_MAP_EEMPTY = -6 };
+enum {
+    POOL_MAP_EDUPLICATE = -4,
+    POOL_MAP_ENOTFOUND = -5,
+    POOL_MAP_EEMPTY = -6
+};
 
 /* The empty map: no allocation, finds nothing; what init starts from and
  * free returns to, so both are safe on a map in any of those states. */

@@ -54,6 +54,8 @@
 #if defined(POOL_ATOMIC_PLAIN)
 /* ---- GIL build: plain operations; the GIL orders everything. ---------- */
 
+/* one line each, like the __atomic variants below */
+/* clang-format off */
 static inline uint64_t pool_load64(const uint64_t *p, int mo) { (void)mo; return *p; }
 static inline void pool_store64(uint64_t *p, uint64_t v, int mo) { (void)mo; *p = v; }
 static inline uint32_t pool_load32(const uint32_t *p, int mo) { (void)mo; return *p; }
@@ -70,6 +72,7 @@ static inline int pool_cas64(uint64_t *p, uint64_t *expected, uint64_t desired,
     *expected = *p;
     return 0;
 }
+/* clang-format on */
 
 static inline uint64_t pool_fetch_add64(uint64_t *p, uint64_t v, int mo)
 {
@@ -121,7 +124,8 @@ static inline int pool_cas64(uint64_t *p, uint64_t *expected, uint64_t desired,
                              int success_mo, int failure_mo)
 {
     __int64 seen;
-    (void)success_mo; (void)failure_mo;
+    (void)success_mo;
+    (void)failure_mo;
     seen = _InterlockedCompareExchange64((volatile __int64 *)p, (__int64)desired,
                                          (__int64)*expected);
     if ((uint64_t)seen == *expected) return 1;

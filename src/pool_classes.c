@@ -172,13 +172,13 @@ int pool_classes_init(pool_classes_t *pc, uint64_t max_bytes, size_t max_size,
     uint32_t min_shift, top_shift, c, i, cap = POOL_CLASSES_SLOTS;
     memset(pc, 0, sizeof *pc);
     if (alignment == 0 || (alignment & (alignment - 1)) != 0
-            || (uint64_t)alignment > ((uint64_t)1 << POOL_CLASSES_MAX_SHIFT)
-            || clear < POOL_CLEAR_NEVER || clear > POOL_CLEAR_POISON)
+        || (uint64_t)alignment > ((uint64_t)1 << POOL_CLASSES_MAX_SHIFT)
+        || clear < POOL_CLEAR_NEVER || clear > POOL_CLEAR_POISON)
         return -2;
     if (alignment < ((size_t)1 << POOL_CLASSES_MIN_SHIFT))
         alignment = (size_t)1 << POOL_CLASSES_MIN_SHIFT;
-    min_shift = pool_ceil_log2_(alignment) > POOL_CLASSES_MIN_SHIFT
-                    ? pool_ceil_log2_(alignment) : POOL_CLASSES_MIN_SHIFT;
+    min_shift = pool_ceil_log2_(alignment) > POOL_CLASSES_MIN_SHIFT ? pool_ceil_log2_(alignment)
+                                                                    : POOL_CLASSES_MIN_SHIFT;
     if (max_size == 0) {
         /* no limit: classes up to the largest block the budget can keep */
         top_shift = max_bytes >= 2 ? pool_ceil_log2_(max_bytes + 1) - 1 : 0;

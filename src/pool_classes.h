@@ -80,7 +80,11 @@
 #define POOL_BLOCK_MMAP_MIN ((size_t)65536) /* blocks this size and up are mapped pages */
 #define POOL_POISON_BYTE 0xDB               /* clear=poison fills released blocks with it */
 
-enum { POOL_CLEAR_NEVER = 0, POOL_CLEAR_ON_RELEASE = 1, POOL_CLEAR_POISON = 2 };
+enum {
+    POOL_CLEAR_NEVER = 0,
+    POOL_CLEAR_ON_RELEASE = 1,
+    POOL_CLEAR_POISON = 2
+};
 
 /* pool_classes_take results; negative values are failures */
 enum {

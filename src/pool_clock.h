@@ -31,7 +31,7 @@ static inline uint64_t pool_clock_ns(void)
     QueryPerformanceCounter(&c);
     /* split, so that c * 1e9 cannot overflow for uptimes of years */
     return (uint64_t)(c.QuadPart / f.QuadPart) * 1000000000u
-         + (uint64_t)(c.QuadPart % f.QuadPart) * 1000000000u / (uint64_t)f.QuadPart;
+        + (uint64_t)(c.QuadPart % f.QuadPart) * 1000000000u / (uint64_t)f.QuadPart;
 }
 #else
 #include <time.h>

@@ -11,7 +11,9 @@ int pool_slots_init(pool_slots_t *slots, uint32_t capacity, pool_freelist_t *fl)
     pool_freelist_init(fl);
     if (capacity == 0 || capacity > POOL_MAX_CAPACITY)
         return -1;
-    slots->next = (uint32_t *)malloc((size_t)capacity * sizeof(uint32_t));
+    /* calloc, not malloc(capacity * 4): it checks the product, which a
+     * 32-bit size_t would wrap to a small block the chain below overruns */
+    slots->next = (uint32_t *)calloc((size_t)capacity, sizeof(uint32_t));
     slots->state = (uint64_t *)calloc((size_t)capacity, sizeof(uint64_t));
     if (slots->next == NULL || slots->state == NULL) {
         pool_slots_free(slots);

@@ -51,6 +51,24 @@
 #include "pool_atomic.h"
 #include "pool_freelist.h"
 
+/* POOL_DEBUG (the sanitizer builds of tests/c): each transition checks the
+ * word it starts from and aborts with a message if the life cycle above is
+ * broken.  Compiled out otherwise: release builds run the same code. */
+#if defined(POOL_DEBUG)
+#include <stdio.h>
+#include <stdlib.h>
+#define POOL_ASSERT(cond, what)                                              \
+    do {                                                                     \
+        if (!(cond)) {                                                       \
+            fprintf(stderr, "%s:%d: POOL_ASSERT(%s) failed: %s\n", __FILE__, \
+                    __LINE__, #cond, what);                                  \
+            abort();                                                         \
+        }                                                                    \
+    } while (0)
+#else
+#define POOL_ASSERT(cond, what) ((void)0)
+#endif
+
 enum {
     POOL_SLOT_FREE = 0,       /* on a free-list, or being pushed there */
     POOL_SLOT_HELD = 1,       /* handed out to exactly one owner */
@@ -68,9 +86,9 @@ enum {
     POOL_EEXPORTS = -3        /* export count would overflow 24 bits */
 };
 
-#define POOL_SLOT_STATE(w)   ((uint32_t)((w) & 0xffu))
+#define POOL_SLOT_STATE(w) ((uint32_t)((w) & 0xffu))
 #define POOL_SLOT_EXPORTS(w) ((uint32_t)(((w) >> 8) & 0xffffffu))
-#define POOL_SLOT_GEN(w)     ((uint32_t)((w) >> 32))
+#define POOL_SLOT_GEN(w) ((uint32_t)((w) >> 32))
 #define POOL_SLOT_WORD(gen, exports, state) \
     (((uint64_t)(gen) << 32) | ((uint64_t)(exports) << 8) | (uint64_t)(state))
 #define POOL_SLOT_MAX_EXPORTS 0xffffffu
@@ -89,12 +107,18 @@ void pool_slots_free(pool_slots_t *s);
 
 /* ---- owner transitions -------------------------------------------------- */
 
-/* Owner: index i was just popped; mark it HELD and return its generation. */
+/* Owner: index i was just popped (FREE), or is owned RELEASING (an idle
+ * object taken to be vetted, pool_slots_own); mark it HELD and return its
+ * generation. */
 static inline uint32_t pool_slots_hold(pool_slots_t *s, uint32_t i)
 {
     /* relaxed: we own i, and nobody may leave FREE but us; others only fail
      * their CASes against FREE */
     uint64_t w = pool_load64(&s->state[i], POOL_RELAXED);
+    POOL_ASSERT(i < s->capacity, "hold: index out of range");
+    POOL_ASSERT((POOL_SLOT_STATE(w) == POOL_SLOT_FREE || POOL_SLOT_STATE(w) == POOL_SLOT_RELEASING)
+                    && POOL_SLOT_EXPORTS(w) == 0,
+                "hold: the slot is not owned (FREE just popped, or RELEASING)");
     /* release: a releaser that reads this HELD word (acquire, in
      * pool_slots_load) also sees everything done to the slot before it was
      * handed out again, e.g. ObjectPool's removal of the previous object;
@@ -110,6 +134,9 @@ static inline uint32_t pool_slots_pop_hold(pool_slots_t *s, pool_freelist_t *fl,
                                            uint32_t *gen)
 {
     uint32_t i = pool_freelist_pop_mpmc(fl, s->next);
+    POOL_ASSERT(i == POOL_NIL
+                    || POOL_SLOT_STATE(pool_load64(&s->state[i], POOL_RELAXED)) == POOL_SLOT_FREE,
+                "pop_hold: a popped slot is not FREE");
     *gen = i != POOL_NIL ? pool_slots_hold(s, i) : 0;   /* always set: no caller */
     return i;                                           /* reads it uninitialised */
 }
@@ -121,6 +148,9 @@ static inline void pool_slots_own(pool_slots_t *s, uint32_t i)
 {
     /* relaxed: as in pool_slots_hold; the owner is alone */
     uint64_t w = pool_load64(&s->state[i], POOL_RELAXED);
+    POOL_ASSERT(i < s->capacity, "own: index out of range");
+    POOL_ASSERT(POOL_SLOT_STATE(w) == POOL_SLOT_FREE && POOL_SLOT_EXPORTS(w) == 0,
+                "own: a popped slot is not FREE");
     pool_store64(&s->state[i], POOL_SLOT_WORD(POOL_SLOT_GEN(w), 0, POOL_SLOT_RELEASING),
                  POOL_RELAXED);
 }
@@ -142,6 +172,10 @@ static inline void pool_slots_free_push(pool_slots_t *s, pool_freelist_t *fl, ui
 {
     /* relaxed: only the owner writes now; the push's release CAS publishes */
     uint64_t w = pool_load64(&s->state[i], POOL_RELAXED);
+    POOL_ASSERT(i < s->capacity, "free_push: index out of range");
+    POOL_ASSERT((POOL_SLOT_STATE(w) == POOL_SLOT_HELD || POOL_SLOT_STATE(w) == POOL_SLOT_RELEASING)
+                    && POOL_SLOT_EXPORTS(w) == 0,
+                "free_push: the slot is not owned (HELD or RELEASING, no exports)");
     pool_store64(&s->state[i], POOL_SLOT_WORD(POOL_SLOT_GEN(w) + 1u, 0, POOL_SLOT_FREE),
                  POOL_RELAXED);
     pool_freelist_push_mpmc(fl, s->next, i);
@@ -151,6 +185,10 @@ static inline void pool_slots_free_push(pool_slots_t *s, pool_freelist_t *fl, ui
  * release_handle or export_end): push it onto fl. */
 static inline void pool_slots_push(pool_slots_t *s, pool_freelist_t *fl, uint32_t i)
 {
+    POOL_ASSERT(i < s->capacity, "push: index out of range");
+    /* the low 32 bits: state FREE and no exports, whatever the generation */
+    POOL_ASSERT((pool_load64(&s->state[i], POOL_RELAXED) & 0xffffffffu) == POOL_SLOT_FREE,
+                "push: the slot was not made FREE");
     pool_freelist_push_mpmc(fl, s->next, i);
 }
 
@@ -174,6 +212,7 @@ static inline uint64_t pool_slots_load(pool_slots_t *s, uint32_t i)
 static inline int pool_slots_release_begin(pool_slots_t *s, uint32_t i, uint32_t gen)
 {
     uint64_t expected = POOL_SLOT_WORD(gen, 0, POOL_SLOT_HELD);
+    POOL_ASSERT(i < s->capacity, "release_begin: index out of range");
     /* acquire: the winner takes ownership and must see the holder's writes;
      * relaxed on failure: we only report it */
     if (pool_cas64(&s->state[i], &expected, POOL_SLOT_WORD(gen, 0, POOL_SLOT_RELEASING),
@@ -187,6 +226,7 @@ static inline int pool_slots_release_begin(pool_slots_t *s, uint32_t i, uint32_t
 static inline int pool_slots_release_handle(pool_slots_t *s, uint32_t i, uint32_t gen)
 {
     uint64_t w = pool_load64(&s->state[i], POOL_RELAXED);  /* relaxed: the CAS decides */
+    POOL_ASSERT(i < s->capacity, "release_handle: index out of range");
     for (;;) {
         uint64_t desired;
         int result;
@@ -212,6 +252,7 @@ static inline int pool_slots_release_handle(pool_slots_t *s, uint32_t i, uint32_
 static inline int pool_slots_export_begin(pool_slots_t *s, uint32_t i, uint32_t gen)
 {
     uint64_t w = pool_load64(&s->state[i], POOL_RELAXED);  /* relaxed: the CAS decides */
+    POOL_ASSERT(i < s->capacity, "export_begin: index out of range");
     for (;;) {
         if (POOL_SLOT_GEN(w) != gen)
             return POOL_ESTALE;
@@ -230,11 +271,15 @@ static inline int pool_slots_export_begin(pool_slots_t *s, uint32_t i, uint32_t 
 static inline int pool_slots_export_end(pool_slots_t *s, uint32_t i, uint32_t gen)
 {
     uint64_t w = pool_load64(&s->state[i], POOL_RELAXED);  /* relaxed: the CAS decides */
+    POOL_ASSERT(i < s->capacity, "export_end: index out of range");
     for (;;) {
         uint64_t desired;
         int result = POOL_OK;
         if (POOL_SLOT_GEN(w) != gen || POOL_SLOT_EXPORTS(w) == 0)
             return POOL_ESTALE;  /* unbalanced: a bug in the caller */
+        POOL_ASSERT(POOL_SLOT_STATE(w) == POOL_SLOT_HELD
+                        || POOL_SLOT_STATE(w) == POOL_SLOT_RETIRING,
+                    "export_end: an exported slot is neither HELD nor RETIRING");
         if (POOL_SLOT_STATE(w) == POOL_SLOT_RETIRING && POOL_SLOT_EXPORTS(w) == 1) {
             desired = POOL_SLOT_WORD(gen + 1u, 0, POOL_SLOT_FREE);
             result = POOL_FREED;

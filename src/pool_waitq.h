@@ -104,7 +104,10 @@ void pool_waitq_enqueue(pool_waitq_t *q, pool_waiter_t *w);
  * took the record off the queue (its owner may drop what it kept for the
  * queue), POOL_LEFT_SIGNALED if a waker had taken it off (the waker keeps it
  * until it has woken it), or 0 if it was not queued (a fork forgot it). */
-enum { POOL_LEFT_UNLINKED = 1, POOL_LEFT_SIGNALED = 2 };
+enum {
+    POOL_LEFT_UNLINKED = 1,
+    POOL_LEFT_SIGNALED = 2
+};
 int pool_waitq_leave(pool_waitq_t *q, pool_waiter_t *w, pool_waiter_t **deferred);
 
 /* A deferred record's wake-up could not be delivered (its owner is gone

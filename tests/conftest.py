@@ -14,6 +14,8 @@ Environment knobs (all optional; pytest's header line shows the values in force)
                               conninfo; tools/pg_server.sh starts one); unset: skipped
     POOL_REQUIRE_POSTGRES     1: tests/integration fail, not skip, without a server
     POOL_PG_TRANSACTIONS      transactions per thread in the PostgreSQL stress (2000)
+    POOL_REQUIRE_LINT         1: tests/test_lint.py fails, not skips, without a
+                              linter (pip install ".[lint]"; .ci/run sets it)
     POOL_EXT_TRACK            1: every pool tracks its hand-outs (read by pool_ext
                               itself; the suite passes either way)
     CC                        C compiler for tests/c (default: gcc, cc or clang)
@@ -43,6 +45,7 @@ class Knobs:
     pg_dsn: Optional[str]
     require_postgres: bool
     pg_transactions: int
+    require_lint: bool
     cc: Optional[str]
 
     @classmethod
@@ -60,6 +63,7 @@ class Knobs:
             pg_dsn=env.get("POOL_PG_DSN") or None,
             require_postgres=env.get("POOL_REQUIRE_POSTGRES", "") not in ("", "0"),
             pg_transactions=int(env.get("POOL_PG_TRANSACTIONS", "2000")),
+            require_lint=env.get("POOL_REQUIRE_LINT", "") not in ("", "0"),
             cc=env.get("CC") or None,
         )
 

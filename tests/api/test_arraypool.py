@@ -2,8 +2,6 @@
 import copy
 import gc
 import pickle
-import sys
-import warnings
 
 import pytest
 
@@ -333,7 +331,7 @@ def test_borrow_without_as(pool):
 
 def test_borrow_nested_and_exception(pool):
     with pytest.raises(KeyError):
-        with pool.borrow(5) as a:
+        with pool.borrow(5):
             raise KeyError
     assert out_blocks(pool) == 0
 

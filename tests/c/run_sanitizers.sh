@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the C core's validate program (tests/c) under sanitizers and runs it:
+# Builds the C core's validate program (tests/c) under sanitizers, with POOL_DEBUG
+# (pool_slots.h's POOL_ASSERT checks), and runs it:
 #   1. -DPOOL_SANITIZE=thread            -> test_core_atomic, test_waitq, test_classes (threads)
 #   2. -DPOOL_SANITIZE=address,undefined -> test_core_atomic, test_core_plain, test_waitq,
 #                                           test_classes
@@ -55,17 +56,19 @@ fi
 # "detect_leaks is not supported on this platform" when it is asked for.
 leaks=""
 if [[ $(uname -s) == Linux ]]; then leaks="detect_leaks=1"; fi
-export TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1 ${TSAN_OPTIONS:-}"
-export ASAN_OPTIONS="halt_on_error=1 exitcode=67 ${leaks} abort_on_error=0 ${ASAN_OPTIONS:-}"
+# The builds define POOL_DEBUG (tests/c/CMakeLists.txt): a failed POOL_ASSERT
+# prints its message and abort()s; handle_abort=1 adds the sanitizer's stack.
+export TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1 handle_abort=1 ${TSAN_OPTIONS:-}"
+export ASAN_OPTIONS="halt_on_error=1 exitcode=67 ${leaks} abort_on_error=0 handle_abort=1 ${ASAN_OPTIONS:-}"
 export UBSAN_OPTIONS="halt_on_error=1 print_stacktrace=1 ${UBSAN_OPTIONS:-}"
 
 failed=0
 run_one() {   # run_one <sanitizers> <program...>
     local san=$1; shift
     local build="$root/${san//,/-}"
-    local defs=(-DPOOL_SANITIZE="$san" -DCMAKE_BUILD_TYPE=RelWithDebInfo)
+    local defs=(-DPOOL_SANITIZE="$san" -DPOOL_DEBUG=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo)
     [[ -n "${ITERS:-}" ]] && defs+=(-DITERS="$ITERS")
-    echo "== build: -DPOOL_SANITIZE=$san"
+    echo "== build: -DPOOL_SANITIZE=$san -DPOOL_DEBUG=ON"
     CC="$cc_bin" "$cmake_bin" -S "$here" -B "$build" "${defs[@]}" >"$build.configure.log" 2>&1 \
         || { cat "$build.configure.log"; echo "FAIL: configure ($san)"; failed=1; return; }
     if ! "$cmake_bin" --build "$build" >"$build.build.log" 2>&1; then

@@ -47,3 +47,21 @@ def test_wait_queue_validate_program(built):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert " 0 failed" in proc.stdout
     assert "no lost wake-up" in proc.stdout and "wakes them all" in proc.stdout
+
+
+@pytest.mark.parametrize("broken,message", [
+    ("push_held", "push: the slot was not made FREE"),
+    ("hold_held", "hold: the slot is not owned"),
+    ("free_push_free", "free_push: the slot is not owned"),
+    ("export_end_free", "export_end: an exported slot is neither HELD nor RETIRING"),
+    ("out_of_range", "release_handle: index out of range"),
+])
+def test_pool_debug_asserts_stop_a_broken_life_cycle(built, broken, message):
+    """POOL_DEBUG (the sanitizer builds): pool_slots.h's POOL_ASSERT aborts,
+    with its message, on a transition the life cycle does not allow."""
+    exe = built / ("test_debug" + (".exe" if os.name == "nt" else ""))
+    ok = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0 and "life cycle ok" in ok.stdout, ok.stdout + ok.stderr
+    proc = subprocess.run([str(exe), broken], capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert "POOL_ASSERT" in proc.stderr and message in proc.stderr, proc.stderr

@@ -2,7 +2,6 @@
 the loop's responsiveness while many tasks wait, and a hypothesis state
 machine with async steps; under asyncio's loop and uvloop."""
 import asyncio
-import random
 import sys
 import threading
 import time

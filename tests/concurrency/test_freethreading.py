@@ -23,7 +23,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-import pool_ext
 from pool_ext import BufferPool, ObjectPool, PoolExhausted
 
 FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
