@@ -83,17 +83,24 @@ cdef class _AsyncWaiter:
         nothing there will ever run)."""
         fut = self.fut
         try:
-            if fut is None or fut.done():
+            if fut is None:
+                return True
+            if PyThread_get_thread_ident() != self.thread:
+                # Another thread: the future is read on its loop only
+                # (_set_pending), since an asyncio future is not safe to
+                # read while its loop writes it (free-threaded builds).  A
+                # task that was cancelled meanwhile leaves and passes the
+                # wake on (pool_waitq_leave); a closed loop raises here.
+                self.loop.call_soon_threadsafe(_set_pending, fut, None)
+                return True
+            # On the loop's own thread (whose running loop it is): directly,
+            # without asyncio._get_running_loop(), which costs a getpid()
+            # system call up to 3.11.
+            if fut.done():
                 # cancelled or timed out: the task leaves, and passes the
                 # wake on (pool_waitq_leave), unless its loop is closed
-                return fut is None or not self.loop.is_closed()
-            if PyThread_get_thread_ident() == self.thread:
-                # on the loop's own thread (whose running loop it is):
-                # directly, without asyncio._get_running_loop(), which
-                # costs a getpid() system call up to 3.11
-                fut.set_result(None)
-            else:
-                self.loop.call_soon_threadsafe(_set_pending, fut, None)
+                return not self.loop.is_closed()
+            fut.set_result(None)
             return True
         except BaseException:
             return False   # RuntimeError: its loop is closed, the task never runs again

@@ -431,12 +431,14 @@ cdef class ObjectPool(_PoolBase):
         An id is an address, so a foreign object of the same type born at a
         discarded object's address would get the first message: a hint only."""
         gone = self._gone
-        try:
-            if len(gone) >= _GONE_MEMORY:
-                del gone[next(iter(gone))]   # the oldest
-            gone[id(obj)] = (type(obj), discarded)
-        except BaseException:   # another thread emptied it: a hint only
-            pass
+        if len(gone) >= _GONE_MEMORY:
+            try:
+                gone.pop(next(iter(gone)), None)   # the oldest
+            except BaseException:   # another thread changed it meanwhile
+                pass
+        # Always recorded, even when another thread evicted the same oldest
+        # entry first: a lease's exit after discard() reads it.
+        gone[id(obj)] = (type(obj), discarded)
 
     cdef int _discard(self, uint32_t i, object obj, bint by_user) except -1:
         """Detaches and destroys obj, then returns its (now empty) slot.

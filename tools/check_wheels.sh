@@ -31,6 +31,9 @@ PYTHON=${PYTHON:-python3}
 # Pinned, so that the check means the same thing every time.  Keep
 # CIBW_VERSION equal to the pypa/cibuildwheel@ tag in wheels.yml (checked).
 CIBW_VERSION=4.3.5
+# cibuildwheel 4 dropped CPython 3.13t: wheels.yml's build_wheels_cp313t job
+# builds it with the last 3.x (CIBW_ENABLE=cpython-freethreading); checked too.
+CIBW313T_VERSION=3.4.1
 TOOLS=(
   "cibuildwheel==$CIBW_VERSION"
   "auditwheel==6.8.2"
@@ -115,6 +118,30 @@ if missing or unexpected:
 EOF
   grep -q "uses: pypa/cibuildwheel@v$CIBW_VERSION\$" "$ROOT/.github/workflows/wheels.yml" \
     || fail "wheels.yml does not use pypa/cibuildwheel@v$CIBW_VERSION"
+  say "1b. matrix: cibuildwheel $CIBW313T_VERSION build identifiers for cp313t"
+  "$PYTHON" -m venv "$work/cibw3"
+  pip_quiet "$work/cibw3/bin/python" "cibuildwheel==$CIBW313T_VERSION"
+  (
+    cd "$ROOT"
+    while read -r var; do unset "$var"; done < <(compgen -e | grep '^CIBW_' || true)
+    export CIBW_ENABLE=cpython-freethreading CIBW_BUILD="cp313t-*"
+    CIBW_ARCHS_LINUX="x86_64 aarch64" "$work/cibw3/bin/cibuildwheel" --print-build-identifiers --platform linux
+    CIBW_ARCHS_MACOS="x86_64 arm64" "$work/cibw3/bin/cibuildwheel" --print-build-identifiers --platform macos
+    CIBW_ARCHS_WINDOWS="AMD64 ARM64" "$work/cibw3/bin/cibuildwheel" --print-build-identifiers --platform windows
+  ) > "$work/identifiers313t.txt"
+  "$T/python" - "$work/identifiers313t.txt" <<'EOF'
+import sys
+got = sorted(line.strip() for line in open(sys.argv[1]) if line.strip())
+want = sorted(f"cp313t-{plat}" for plat in [
+    "manylinux_x86_64", "manylinux_aarch64", "musllinux_x86_64", "musllinux_aarch64",
+    "macosx_x86_64", "macosx_arm64", "win_amd64", "win_arm64"])
+print(f"  {len(got)} identifiers: {' '.join(got)}")
+if got != want:
+    sys.exit(f"  cp313t: wanted {' '.join(want)}")
+EOF
+  for line in "uses: pypa/cibuildwheel@v$CIBW313T_VERSION" "CIBW_ENABLE: cpython-freethreading"; do
+    grep -q "^ *$line\$" "$ROOT/.github/workflows/wheels.yml" || fail "wheels.yml lacks '$line'"
+  done
   # [tool.cibuildwheel] against the schema cibuildwheel ships.
   "$T/python" - "$work/cibw.json" <<'EOF'
 import json, sys

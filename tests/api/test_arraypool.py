@@ -5,7 +5,7 @@ import pickle
 
 import pytest
 
-from helpers import run_script
+from helpers import run_script, wait_for_waiters
 
 np = pytest.importorskip("numpy")
 
@@ -27,6 +27,12 @@ def cached_blocks(pool):
 @pytest.fixture
 def pool():
     return ArrayPool(max_bytes=64 * MiB)
+
+
+# pytest-run-parallel's threads share the one `pool` a test gets: a test that
+# counts the blocks it has out (or its hits, retained bytes) counts theirs too.
+counts_the_shared_pool = pytest.mark.thread_unsafe(
+    reason="asserts exact block counts of the `pool` fixture, which the threads share")
 
 
 # -- the module ------------------------------------------------------------------
@@ -81,6 +87,7 @@ def test_like(pool):
     assert pool.zeros_like([[1, 2], [3, 4]]).shape == (2, 2)
 
 
+@counts_the_shared_pool
 def test_block_returns_when_last_view_dies(pool):
     a = pool.empty((100, 100))
     views = [a[1:], a.T, a.reshape(-1), np.asarray(a), a[::2, ::3], a.view(np.uint8),
@@ -96,6 +103,7 @@ def test_block_returns_when_last_view_dies(pool):
     assert out_blocks(pool) == 0 and cached_blocks(pool) == 1
 
 
+@counts_the_shared_pool
 def test_derived_arrays_and_numpy_functions(pool):
     a = pool.empty(1000)
     a[:] = np.arange(1000)
@@ -113,6 +121,7 @@ def test_derived_arrays_and_numpy_functions(pool):
     assert out_blocks(pool) == 0
 
 
+@counts_the_shared_pool
 def test_nothing_can_alias_a_block(pool):
     a = pool.empty(10)
     base = a.base
@@ -141,6 +150,7 @@ def test_arrays_outlive_their_pool():
     del a
 
 
+@counts_the_shared_pool
 def test_reuse_and_stats(pool):
     a = pool.empty(100, np.uint8)
     s = pool.stats()
@@ -181,6 +191,7 @@ def test_max_size_and_oversize():
     assert small.stats()["oversize_out"] == 0 and small.retained_bytes == 0
 
 
+@counts_the_shared_pool
 def test_trim(pool):
     arrs = [pool.empty(n, np.uint8) for n in (100, 5000, 1 * MiB, 4 * MiB)]
     del arrs
@@ -232,6 +243,7 @@ def test_clear_poison_catches_a_write_after_release():
 
 # -- PooledBuffer hand-outs ---------------------------------------------------------
 
+@counts_the_shared_pool
 def test_acquire(pool):
     buf = pool.acquire(1000)
     assert isinstance(buf, PooledBuffer) and len(buf) == 1000 and buf.pool is pool
@@ -258,6 +270,7 @@ def test_acquire_zero_and_context_manager(pool):
     assert buf.released
 
 
+@counts_the_shared_pool
 def test_deferred_release_while_exported(pool):
     buf = pool.acquire(4096)
     arr = np.frombuffer(buf, np.uint8)
@@ -267,6 +280,7 @@ def test_deferred_release_while_exported(pool):
     assert out_blocks(pool) == 0
 
 
+@counts_the_shared_pool
 def test_dropped_buffer_warns_and_returns(pool):
     buf = pool.acquire(100)
     with pytest.warns(ResourceWarning, match="never released"):
@@ -275,6 +289,7 @@ def test_dropped_buffer_warns_and_returns(pool):
     assert out_blocks(pool) == 0
 
 
+@counts_the_shared_pool
 def test_lease(pool):
     with pool.lease(300) as buf:
         assert len(buf) == 300
@@ -288,6 +303,7 @@ def test_lease(pool):
         pool.lease(-1)
 
 
+@counts_the_shared_pool
 def test_lease_entered_and_dropped_warns(pool):
     lease = pool.lease(10)
     lease.__enter__()
@@ -307,6 +323,7 @@ def test_buffer_pool_refuses_array_pool_buffers(pool):
 
 # -- borrow -------------------------------------------------------------------------
 
+@counts_the_shared_pool
 def test_borrow_gives_back_at_exit(pool):
     with pool.borrow((10, 10), np.float32) as a:
         a[:] = 1
@@ -315,6 +332,7 @@ def test_borrow_gives_back_at_exit(pool):
     assert a.size == 0            # the name is left with an empty array
 
 
+@counts_the_shared_pool
 def test_borrow_with_a_view_alive(pool):
     with pool.borrow(100) as a:
         v = a[10:]
@@ -323,12 +341,14 @@ def test_borrow_with_a_view_alive(pool):
     assert out_blocks(pool) == 0
 
 
+@counts_the_shared_pool
 def test_borrow_without_as(pool):
     with pool.borrow(5):
         pass
     assert out_blocks(pool) == 0
 
 
+@counts_the_shared_pool
 def test_borrow_nested_and_exception(pool):
     with pytest.raises(KeyError):
         with pool.borrow(5):
@@ -362,6 +382,7 @@ _BORROW_FORMS = {
 
 
 @pytest.mark.parametrize("form", sorted(_BORROW_FORMS))
+@counts_the_shared_pool
 def test_borrow_never_gives_back_a_block_that_something_reaches(pool, form):
     """The block stays out while anything made from the array inside the
     `with` survives it; the next hand-out gets other memory; the block comes
@@ -385,6 +406,7 @@ def test_borrow_never_gives_back_a_block_that_something_reaches(pool, form):
     assert out_blocks(pool) == 0
 
 
+@counts_the_shared_pool
 def test_borrow_unpacked_row_keeps_the_block(pool):
     with pool.borrow((1, 1000), np.uint8) as (row,):
         pass
@@ -394,6 +416,7 @@ def test_borrow_unpacked_row_keeps_the_block(pool):
     assert out_blocks(pool) == 0
 
 
+@counts_the_shared_pool
 def test_borrow_gives_back_at_exit_in_a_function(pool):
     def work():
         with pool.borrow(1000, np.uint8) as a:
@@ -467,7 +490,9 @@ def test_bufferpool_array_waits_for_a_slot():
     import threading
     bufs = BufferPool(64, 1)
     holder = [bufs.empty(8)]
-    t = threading.Timer(0.1, holder.clear)   # the array dies in another thread
+    # the array dies in another thread, once we wait (not a fixed delay: a
+    # loaded machine may run us later than it)
+    t = threading.Thread(target=lambda: wait_for_waiters(bufs) and holder.clear())
     t.start()
     b = bufs.empty(8, timeout=10)
     assert b.shape == (8,) and bufs.stats()["waits"] == 1

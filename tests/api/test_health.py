@@ -306,6 +306,8 @@ def wait_until(predicate, timeout=10.0):
     return True
 
 
+@pytest.mark.thread_unsafe(reason="asserts that no evictor thread is left, and "
+                                  "threading.enumerate() lists the other threads' too")
 def test_the_evictor_keeps_min_idle_objects_ready_and_evicts():
     pool = ObjectPool(Conn, 4, min_idle=2, max_idle=0.2, destroy=close)
     assert pool.size == 0
@@ -590,6 +592,8 @@ def test_drain_with_nothing_out_and_twice():
     pool.drain(timeout=0)
 
 
+@pytest.mark.thread_unsafe(reason="asserts that no evictor thread is left, and "
+                                  "threading.enumerate() lists the other threads' too")
 def test_drain_stops_the_evictor():
     pool = ObjectPool(Conn, 2, min_idle=2)
     pool.start_evictor(0.01)
