@@ -382,7 +382,7 @@ async def _run_check_async(ObjectPool pool, uint32_t i, obj, double deadline):
     cancellation, the acquire's deadline) destroys it too, in a task, and
     propagates."""
     try:
-        r = pool._check(obj)
+        r = _call_hook(pool, i, pool._check, obj)   # (a sync check() may call drain())
         if _awaitable(r):
             r = await _await_hook(r, deadline, "check()",
                                   "its await was cancelled, the object is destroyed "
@@ -439,11 +439,11 @@ async def _release_hooks_async(ObjectPool pool, obj, uint32_t i):
         return
     try:
         if pool._reset is not None:
-            r = pool._reset(obj)
+            r = _call_hook(pool, i, pool._reset, obj)
             if _awaitable(r):
                 await r
         if pool._validate is not None:
-            r = pool._validate(obj)
+            r = _call_hook(pool, i, pool._validate, obj)
             if _awaitable(r):
                 r = await r
             keep = bool(r)

@@ -5,6 +5,7 @@ Bad arguments are in test_bad_input.py; races (drain against releasing
 threads, fork while the evictor runs, Ctrl-C in drain) in
 ../concurrency/test_health_races.py.
 """
+import asyncio
 import gc
 import logging
 import threading
@@ -550,6 +551,40 @@ def test_drain_from_inside_a_hook_of_the_same_pool_refuses_at_once(hook):
     assert pool.acquire(timeout=0) is obj
     pool.release(obj)
     pool.drain(timeout=5)                 # from outside any hook: drains
+    assert obj.closed and pool.size == 0
+
+
+@pytest.mark.parametrize("hook", ["reset", "validate", "check"])
+def test_drain_from_inside_a_sync_hook_reached_through_the_async_methods(hook):
+    # release_async() and acquire_async() call the same sync hooks: drain()
+    # from one of them refuses at once too, instead of stopping the loop
+    # until its timeout.
+    seen = []
+
+    def call_drain(obj):
+        t0 = time.monotonic()
+        try:
+            pool.drain(timeout=1)
+        except BaseException as e:
+            seen.append((e, time.monotonic() - t0))
+        return True
+
+    pool = ObjectPool(Conn, 2, destroy=close, **{hook: call_drain})
+
+    async def main():
+        obj = await pool.acquire_async()
+        await pool.release_async(obj)
+        if hook == "check":
+            assert await pool.acquire_async() is obj   # check() runs on the idle object
+            await pool.release_async(obj)
+        return obj
+
+    obj = asyncio.run(main())
+    ((e, took),) = seen
+    assert isinstance(e, RuntimeError) and took < 0.5
+    assert "drain() from inside a hook of the same pool" in str(e)
+    assert not pool.closed and pool.in_use == 0 and pool.idle == 1   # nothing lost
+    pool.drain(timeout=5)
     assert obj.closed and pool.size == 0
 
 
