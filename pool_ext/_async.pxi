@@ -1,22 +1,24 @@
-# asyncio: tasks that wait for a free slot (included by _pool.pyx).
+# asyncio: tasks that wait for a free slot (included by _pool.pyx).  The
+# twin of _PoolBase._acquire_wait_from / _wait_for_grant (_poolbase.pxi):
+# the same protocol, awaited instead of slept.
 #
 # A waiting task queues an _AsyncWaiter on the pool's one wait queue
 # (src/pool_waitq.h), in the same FIFO as waiting threads.  It is a
 # "deferred" record: the queue cannot wake it under its lock (that takes
-# Python), so whoever pops it (a release in any thread, close()) gets it
+# Python), so whoever grants it a slot (a release in any thread) gets it
 # back and wakes it after the lock: set_result on the task's future when it
-# runs on that task's loop, loop.call_soon_threadsafe otherwise.  The queue
-# holds a reference to the record while it is linked; whoever unlinks it
-# (the waker, or the task leaving) drops that reference.
+# runs on that task's loop, loop.call_soon_threadsafe otherwise.  One loop
+# callback per hand-off: the task wakes owning its slot.  The queue holds a
+# reference to the record while it is linked; whoever unlinks it (the
+# waker, or the task leaving) drops that reference.
 #
-# A wake-up is a hint, never a hand-over: the woken task queues again and
-# retries the free-list.  So a task cancelled at any point (before or after
-# its wake-up, inside or outside asyncio.timeout / wait_for / a TaskGroup)
-# owns no slot to lose, and one that leaves with a wake-up it did not use
-# passes it to the next waiter (pool_waitq_leave).  A task that can never
-# run again (its loop was closed while it waited) cannot be woken: its
-# wake-up goes on to the next waiter (pool_waitq_pass_on), and the waker
-# drops the queue's reference to it as usual.
+# The record owns a granted slot until its task takes it out
+# (pool_waitq_leave).  A task cancelled at any point (before or after its
+# grant, inside or outside asyncio.timeout / wait_for / a TaskGroup) takes
+# it out as it leaves and passes it on to the next waiter, or gives it back
+# (_PoolBase._pass_grant).  A task that can never run again (its loop was
+# closed while it waited) cannot be woken: its grant comes back out of the
+# record (pool_waitq_pass_on) and goes on the same way.
 
 cdef object _peek_running_loop = _asyncio._get_running_loop   # None, never raises
 cdef object _TIMED_OUT = object()
@@ -29,20 +31,27 @@ cdef int _no_running_loop() except -1:
 
 
 cdef void _wake_deferred(_PoolBase pool, pool_waiter_t *w) noexcept:
-    """Wakes the deferred records a wake or leave handed back to us; each
-    carries the queue's reference to its _AsyncWaiter, dropped here.  A
-    wake-up that cannot be delivered (the task's loop is closed) goes on to
-    the next waiter, and the dead record stays off the queue."""
+    """Wakes the deferred records a grant, wake or leave handed back to us;
+    each carries the queue's reference to its _AsyncWaiter, dropped here.
+    A wake-up that cannot be delivered (the task's loop is closed) passes
+    its grant (or hint) on, and the dead record stays off the queue."""
     cdef pool_waiter_t *next_
     cdef pool_waiter_t *more
+    cdef uint32_t slot, k
     while w != NULL:
         next_ = w.next
         if not (<_AsyncWaiter>w.ctx)._wake():
             more = NULL
-            pool_waitq_pass_on(&pool._waitq, w, &more)
-            if more != NULL:           # (one record: a wake wakes one)
+            pool_waitq_pass_on(&pool._waitq, w, &slot, &k, &more)
+            if more != NULL:           # (one record: a hint wakes one)
                 more.next = next_
                 next_ = more
+            if slot != POOL_NIL:
+                try:
+                    pool._pass_grant(slot, k)
+                except BaseException:   # destroy() failed, the pool closed: logged
+                    _log.warning("giving back the slot of a task whose loop is closed "
+                                 "failed", exc_info=True)
         Py_DECREF(<object>w.ctx)
         w = next_
 
@@ -77,6 +86,7 @@ cdef class _AsyncWaiter:
         self.rec.wake = NULL           # deferred: woken by _wake_deferred
         self.rec.ctx = <void *>self
         self.rec.queued = self.rec.signaled = False
+        self.rec.grant = POOL_NIL
 
     cdef bint _wake(self) noexcept:
         """Wakes the task; False if it cannot be woken (its loop is closed:
@@ -106,105 +116,162 @@ cdef class _AsyncWaiter:
             return False   # RuntimeError: its loop is closed, the task never runs again
 
 
-# What a waiting task waits for (_wait_async's `what`).
-cdef enum:
-    _FOR_SLOT = 0        # a hand-out: the pool's _try_take()
-    _FOR_SLOT_HOOKS = 1  # a hand-out whose hooks are awaited: _take_async()
-    _FOR_ALL_BACK = 2    # drain_async(): nothing handed out any more
-
-
-cdef object _poll(_PoolBase pool, int what):
-    """What _wait_async() waits for, if it is there now without awaiting,
-    else _NOTHING."""
-    if what == _FOR_SLOT:
-        return pool._try_take()
-    if what == _FOR_SLOT_HOOKS:   # an idle object with nothing to vet, else
-        return _take_idle_plain(<ObjectPool>pool)   # _take_async's turn
-    return None if pool._in_use() == 0 else _NOTHING
-
-
-cdef object _wait_timeout(_PoolBase pool, int what, double t):
-    if what == _FOR_ALL_BACK:
-        raise PoolExhausted(pool._exhausted_message(
-            f"drain_async(): {pool._in_use()} objects still held after {t:g} s; "
-            f"the pool stays closed"))
+cdef object _wait_timeout(_PoolBase pool, double t):
     _count(&pool._timeouts)
     within = f" within {t:g} s" if t > 0.0 else ""
     raise PoolExhausted(pool._exhausted_message(
         f"no free slot among {pool._capacity}{within}"))
 
 
-async def _wait_async(_PoolBase pool, timeout, int what=_FOR_SLOT, double until=-1.0):
-    """The slow path of acquire_async() (and drain_async()): wait, without
-    blocking the loop, until a slot is free (everything is back), the time
-    is up, or the pool closes.  until: the acquire's deadline
+cdef inline object _hand_out_plain(_PoolBase pool, uint32_t i, uint32_t k):
+    """A granted slot handed out without awaiting anything: a BufferPool's,
+    or an ObjectPool's idle object with nothing to vet; else _NOTHING (an
+    ObjectPool's hooks to await: _hand_out_async)."""
+    if not isinstance(pool, ObjectPool):
+        return pool._hand_out(i, k, -1.0)
+    if k == 0 and (<ObjectPool>pool)._plain_take_async and not _is_closed(pool):
+        pool_slots_hold(&(<ObjectPool>pool)._slots, i)   # RELEASING -> HELD
+        return <object>(<ObjectPool>pool)._items[i]
+    return _NOTHING
+
+
+async def _wait_async(_PoolBase pool, timeout, double until=-1.0):
+    """The slow path of acquire_async(): queue up, without blocking the
+    loop, until a release grants a slot, the time is up (PoolExhausted), or
+    the pool closes (PoolClosed).  until: the acquire's deadline
     (time.monotonic()), if its hooks ran before this wait; else the timeout
     counts from now.  The hooks awaited here end by the same deadline."""
     cdef double t = _parse_timeout(timeout)
-    cdef double take_deadline = -1.0   # time.monotonic(); < 0: none
+    cdef double deadline = -1.0   # time.monotonic(); < 0: none
     cdef _AsyncWaiter waiter
-    cdef int left
+    cdef uint32_t slot, k
     loop = _peek_running_loop()
     if loop is None:
         _no_running_loop()
     if _destroy_tasks:   # a slot kept by a destroy() whose loop is gone?
         _reap_orphaned_destroys()
     if t == 0.0:
-        return _wait_timeout(pool, what, t)
+        if _is_closed(pool):
+            return _closed_error(pool)
+        return _wait_timeout(pool, t)
     if t > 0.0:
-        take_deadline = until if until >= 0 else _monotonic() + t
+        deadline = until if until >= 0 else _monotonic() + t
     waiter = _AsyncWaiter(loop)
+    try:
+        while True:
+            g = await _await_grant(pool, waiter, loop, deadline, t)
+            slot = g >> 1
+            k = g & 1
+            item = _hand_out_plain(pool, slot, k)
+            if item is _NOTHING:
+                item = await _hand_out_async(<ObjectPool>pool, slot, k, deadline)
+            if item is not _REJECTED:
+                return item
+            # the granted object failed check() or its time limits: queue again
+            if deadline >= 0 and _monotonic() >= deadline:
+                _count(&pool._timeouts)
+                raise PoolExhausted(pool._exhausted_message(
+                    "no idle object passed check() or the time limits before the "
+                    "acquire's timeout ran out"))
+    except _Deadline as e:   # a hook still ran at the deadline (_await_hook)
+        return _hook_timed_out(pool, e, t)
+
+
+async def _await_grant(_PoolBase pool, _AsyncWaiter waiter, loop, double deadline,
+                       double t):
+    """Joins the wait queue and awaits a grant: returns the slot (owned,
+    counted) and its list k as slot * 2 + k, or raises PoolExhausted at the
+    deadline, PoolClosed, or the task's cancellation, with the record
+    unlinked and any grant passed on."""
+    cdef uint32_t slot = POOL_NIL
+    cdef uint32_t k = 0
+    cdef uint32_t late, late_k
+    cdef int joined
     timer = None
-    if what != _FOR_ALL_BACK:
-        _count(&pool._waits)
     try:
         while True:
             waiter.fut = loop.create_future()
-            Py_INCREF(waiter)                  # the queue's reference
+            Py_INCREF(waiter)                  # the queue's reference, while linked
+            joined = pool_waitq_join(&pool._waitq, &waiter.rec, &slot, &k)
+            if joined != POOL_JOIN_QUEUED:
+                Py_DECREF(waiter)              # not linked
+                if joined == POOL_JOIN_CLOSED:
+                    return _closed_error(pool)
+                return slot * 2 + k
+            if deadline >= 0:
+                remaining = deadline - _monotonic()
+                if remaining > 0:
+                    timer = loop.call_later(remaining, _set_pending, waiter.fut, _TIMED_OUT)
+                    woke = await waiter.fut
+                    timer.cancel()
+                    timer = None
+                else:
+                    woke = _TIMED_OUT
+            else:
+                woke = await waiter.fut
+            _leave_async(pool, waiter, &slot, &k)
+            if slot != POOL_NIL:
+                return slot * 2 + k     # granted (at the wire, too)
+            if _is_closed(pool):
+                return _closed_error(pool)
+            if woke is _TIMED_OUT:
+                return _wait_timeout(pool, t)
+            # a hint without a grant (not sent on an open pool): join again
+    finally:
+        if timer is not None:
+            timer.cancel()
+        # On the way out for any reason: unlinked, and a grant that came
+        # meanwhile (cancelled at the moment of grant) goes on.
+        _leave_async(pool, waiter, &late, &late_k)
+        if late != POOL_NIL:
+            pool._pass_grant(late, late_k)
+
+
+cdef bint _leave_async(_PoolBase pool, _AsyncWaiter waiter, uint32_t *slot,
+                       uint32_t *k) noexcept:
+    """The task's record leaves the queue (pool_waitq_leave), dropping the
+    queue's reference if this unlinked it; its grant comes out in *slot."""
+    cdef int left = pool._leave(&waiter.rec, slot, k)
+    if left & POOL_LEFT_UNLINKED:
+        Py_DECREF(waiter)
+    return left != 0
+
+
+async def _wait_all_back_async(ObjectPool pool, timeout):
+    """drain_async()'s wait, on a closed pool (which grants nothing): until
+    nothing is handed out.  Every release ends with a push and a notify,
+    which wakes one waiter of a closed pool (a hint): look again."""
+    cdef double t = _parse_timeout(timeout)
+    cdef double deadline = -1.0 if t < 0 else _monotonic() + t
+    cdef _AsyncWaiter waiter
+    cdef uint32_t slot, k
+    loop = _peek_running_loop()
+    waiter = _AsyncWaiter(loop)
+    timer = None
+    try:
+        while pool._in_use() != 0:
+            if deadline >= 0 and _monotonic() >= deadline:
+                raise PoolExhausted(pool._exhausted_message(
+                    f"drain_async(): {pool._in_use()} objects still held after {t:g} s; "
+                    f"the pool stays closed"))
+            waiter.fut = loop.create_future()
+            Py_INCREF(waiter)
             pool_waitq_enqueue(&pool._waitq, &waiter.rec)
-            item = _poll(pool, what)
-            if item is _NOTHING and what == _FOR_SLOT_HOOKS:
-                item = await _take_async(<ObjectPool>pool, take_deadline)
-            if item is not _NOTHING:
-                return item
-            if take_deadline >= 0:
-                remaining = take_deadline - _monotonic()
-                if remaining <= 0:
-                    # something may have come at the wire
-                    if what == _FOR_SLOT_HOOKS:
-                        item = await _take_async(<ObjectPool>pool, take_deadline)
-                    else:
-                        item = _poll(pool, what)
-                    if item is not _NOTHING:
-                        return item
-                    return _wait_timeout(pool, what, t)
-                timer = loop.call_later(remaining, _set_pending, waiter.fut, _TIMED_OUT)
+            if pool._in_use() == 0:
+                break
+            if deadline >= 0:
+                timer = loop.call_later(deadline - _monotonic(), _set_pending,
+                                        waiter.fut, _TIMED_OUT)
             woke = await waiter.fut
             if timer is not None:
                 timer.cancel()
                 timer = None
-            if woke is _TIMED_OUT:
-                left = pool._leave(&waiter.rec)
-                if left & POOL_LEFT_UNLINKED:
-                    Py_DECREF(waiter)          # it was still queued: ours
-                if what == _FOR_SLOT_HOOKS:
-                    item = await _take_async(<ObjectPool>pool, take_deadline)
-                else:
-                    item = _poll(pool, what)
-                if item is not _NOTHING:
-                    return item
-                return _wait_timeout(pool, what, t)
-            # woken: the waker unlinked us and keeps the queue's reference
-    except _Deadline as e:   # a hook still ran at the deadline (_await_hook)
-        return _hook_timed_out(pool, e, t)
+            if woke is _TIMED_OUT:    # still queued (a hint unlinks us)
+                _leave_async(pool, waiter, &slot, &k)
     finally:
         if timer is not None:
             timer.cancel()
-        # Unlinked; a wake-up we were given and did not use (cancelled, timed
-        # out, took a slot by retrying) goes on to the next waiter.
-        left = pool._leave(&waiter.rec)
-        if left & POOL_LEFT_UNLINKED:
-            Py_DECREF(waiter)
+        _leave_async(pool, waiter, &slot, &k)   # (a closed pool grants nothing)
 
 
 @cython.final

@@ -256,7 +256,7 @@ cdef inline object _take_idle_plain(ObjectPool pool):
     """acquire_async()'s fast path: an idle object of a pool with nothing to
     do at hand-out, or _NOTHING (then _acquire_objects_async)."""
     cdef uint32_t i, gen
-    if pool._plain_take_async and not _is_closed(pool):
+    if pool._plain_take_async and pool_waitq_gate(&pool._waitq) == 0:   # open, nobody waits
         i = pool._pop_idle(&gen)
         if i != POOL_NIL:
             return <object>pool._items[i]
@@ -273,17 +273,21 @@ async def _acquire_objects_async(ObjectPool pool, timeout):
     except _Deadline as e:
         return _hook_timed_out(pool, e, t)
     if item is _NOTHING:   # (the wait counts from the same deadline)
-        return await _wait_async(pool, timeout, _FOR_SLOT_HOOKS, deadline)
+        return await _wait_async(pool, timeout, deadline)
     return item
 
 
 async def _take_async(ObjectPool pool, double deadline):
-    """_take() with the hooks awaited: a hand-out, or _NOTHING if no slot is
-    free.  deadline (time.monotonic(); < 0: none) ends a series of failed
-    checks, and cuts short a hook still running then (_Deadline)."""
-    cdef uint32_t i, gen
-    if _is_closed(pool):
+    """_take() with the hooks awaited: a newcomer's hand-out, or _NOTHING if
+    no slot is free or others wait.  deadline (time.monotonic(); < 0: none)
+    ends a series of failed checks, and cuts short a hook still running
+    then (_Deadline)."""
+    cdef uint32_t i
+    cdef uint64_t gate = pool_waitq_gate(&pool._waitq)
+    if gate & POOL_GATE_CLOSED:
         return pool._cold_closed()
+    if gate:
+        return _NOTHING    # others wait: no barging
     while True:
         if pool._check is not None and deadline >= 0 and _monotonic() >= deadline:
             return _NOTHING   # past the acquire's deadline: no check() is started
@@ -291,15 +295,8 @@ async def _take_async(ObjectPool pool, double deadline):
         if i == POOL_NIL:
             break
         _count(&pool._acquires)
-        obj = <object>pool._items[i]
-        if _expired(pool, i, pool_clock_ns()):
-            await _reject_async(pool, i, obj, _WHY_EXPIRED, deadline)
-        elif pool._check is None or await _run_check_async(pool, i, obj, deadline):
-            if _is_closed(pool):
-                await _reject_async(pool, i, obj, _WHY_CLOSED, deadline)
-                return pool._cold_closed()
-            _hold_begin(pool, i, None)
-            pool_slots_hold(&pool._slots, i)   # RELEASING -> HELD: handed out
+        obj = await _hand_out_async(pool, i, 0, deadline)
+        if obj is not _REJECTED:
             return obj
         if deadline >= 0 and _monotonic() >= deadline:
             _count(&pool._timeouts)
@@ -308,10 +305,34 @@ async def _take_async(ObjectPool pool, double deadline):
                 "acquire's timeout ran out"))
     if deadline >= 0 and _monotonic() >= deadline:
         return _NOTHING       # nor a factory()
-    i = pool_slots_pop_hold(&pool._slots, &pool._empty, &gen)
+    i = pool_slots_pop_own(&pool._slots, &pool._empty)
     if i == POOL_NIL:
         return _NOTHING
     _count(&pool._acquires)   # from now: drain_async() waits for this one
+    return await _hand_out_async(pool, i, 1, deadline)
+
+
+async def _hand_out_async(ObjectPool pool, uint32_t i, uint32_t k, double deadline):
+    """ObjectPool._hand_out() with the hooks awaited: slot i (owned,
+    counted; k: 0 idle, 1 empty) handed out, its idle object vetted
+    (_REJECTED if it fails: destroyed, the slot gone on) or a new one made
+    by the factory; any exception gives the slot back."""
+    if _is_closed(pool):
+        pool._give_up(i, k)
+        return pool._cold_closed()
+    if k == 0:
+        obj = <object>pool._items[i]
+        if _expired(pool, i, pool_clock_ns()):
+            await _reject_async(pool, i, obj, _WHY_EXPIRED, deadline)
+            return _REJECTED
+        if pool._check is not None and not await _run_check_async(pool, i, obj, deadline):
+            return _REJECTED
+        if _is_closed(pool):
+            await _reject_async(pool, i, obj, _WHY_CLOSED, deadline)
+            return pool._cold_closed()
+        _hold_begin(pool, i, None)
+        pool_slots_hold(&pool._slots, i)   # RELEASING -> HELD: handed out
+        return obj
     try:
         obj = pool._factory(i) if pool._pass_slot else pool._factory()
         if _awaitable(obj):
@@ -327,6 +348,7 @@ async def _take_async(ObjectPool pool, double deadline):
         await _reject_async(pool, i, obj, _WHY_CLOSED, deadline)
         return pool._cold_closed()
     _hold_begin(pool, i, None)
+    pool_slots_hold(&pool._slots, i)
     return obj
 
 
@@ -480,7 +502,7 @@ async def _drain_async(ObjectPool pool, timeout):
     pool._stop_evictor()   # (not joined: its round ends on its own)
     await _destroy_all_async(pool, pool._drain_idle())
     if pool._in_use() != 0:
-        await _wait_async(pool, timeout, _FOR_ALL_BACK)
+        await _wait_all_back_async(pool, timeout)
         pool._wake(0xffffffff)   # other drain callers look again too
     await _destroy_all_async(pool, pool._drain_idle())
     return None

@@ -94,6 +94,7 @@ cdef class BufferPool(_PoolBase):
         self._observe_init(name, track, leak_timeout)   # (_poolbase.pxi)
         self._zero_on_release = bool(zero_on_release)
         self._requested_alignment = align
+        pool_waitq_bind(&self._waitq, self._slots, &self._free, NULL, &self._acquires)
         pool_waitq_open(&self._waitq)   # open for business
 
     def __dealloc__(self):
@@ -108,15 +109,21 @@ cdef class BufferPool(_PoolBase):
 
     # -- the hot path ------------------------------------------------------
     cdef inline object _take(self):
-        """A hand-out, or _NOTHING if no slot is free (PoolClosed raised)."""
+        """A hand-out, or _NOTHING if no slot is free or others wait (then
+        the caller queues behind them); PoolClosed raised."""
         cdef uint32_t i, gen
-        cdef PyObject *cached
-        cdef object handle
-        if _is_closed(self):
-            return self._cold_closed()
+        if pool_waitq_gate(&self._waitq):
+            return self._cold_gate()
         i = pool_slots_pop_hold(self._slots, &self._free, &gen)
         if i == POOL_NIL:
             return _NOTHING
+        _count(&self._acquires)
+        return self._handle(i, gen)
+
+    cdef inline object _handle(self, uint32_t i, uint32_t gen):
+        """The handle of the hand-out (i, gen), slot i held and counted."""
+        cdef PyObject *cached
+        cdef object handle
         cached = self._handles[i] if POOL_CACHE_HANDLES else NULL
         if cached == NULL or pool_refcnt(cached) != 1:
             return self._cold_new_handle(i, gen)
@@ -130,8 +137,13 @@ cdef class BufferPool(_PoolBase):
         Py_DECREF(handle)            # the cache's reference: handle's now
         _bind(<PooledBuffer>cached, self, gen)
         _hold_begin(self, i, handle)   # track=True: who holds it (_holders.pxi)
-        _count(&self._acquires)
         return handle
+
+    cdef object _cold_gate(self):
+        """_take() when the gate is shut: PoolClosed, or others wait."""
+        if _is_closed(self):
+            return self._cold_closed()
+        return _NOTHING
 
     cdef object _cold_closed_try(self):
         raise PoolClosed(f"try_acquire() on a closed {self._label()}")
@@ -155,6 +167,7 @@ cdef class BufferPool(_PoolBase):
             try:
                 buf = PooledBuffer.__new__(PooledBuffer)
             except BaseException:             # MemoryError: give the slot back
+                _uncount(&self._acquires)
                 pool_slots_free_push(self._slots, &self._free, i)
                 _notify(self)
                 raise
@@ -164,14 +177,23 @@ cdef class BufferPool(_PoolBase):
             buf._len = <Py_ssize_t>self._arena.size
         _bind(buf, self, gen)
         _hold_begin(self, i, buf)   # track=True: who holds it (_holders.pxi)
-        _count(&self._acquires)
         return buf
 
     cdef object _try_take(self):
         return self._take()
 
-    cdef int _give_back(self, object buf) except -1:
-        return (<PooledBuffer>buf)._release()
+    cdef object _hand_out(self, uint32_t i, uint32_t k, double deadline):
+        """A granted slot (owned, counted) handed out as a PooledBuffer."""
+        if _is_closed(self):
+            self._give_up(i, k)
+            return self._cold_closed()
+        return self._handle(i, pool_slots_hold(self._slots, i))
+
+    cdef int _give_up(self, uint32_t i, uint32_t k) except -1:
+        _uncount(&self._acquires)
+        pool_slots_free_push(self._slots, &self._free, i)
+        _notify(self)
+        return 0
 
     cdef int _lease_exit(self, object buf) except -1:
         return (<PooledBuffer>buf)._release_if_live()

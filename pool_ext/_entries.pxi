@@ -29,9 +29,7 @@ cdef object _objectpool_acquire(ObjectPool self, PyObject **args, Py_ssize_t nar
                                 PyObject *kwnames):
     cdef uint32_t i, gen
     if nargs == 0 and kwnames == NULL:
-        if _is_closed(self):
-            return self._cold_closed()
-        if self._plain_take:
+        if self._plain_take and pool_waitq_gate(&self._waitq) == 0:   # open, nobody waits
             i = self._pop_idle(&gen)
             if i != POOL_NIL:
                 return <object>self._items[i]

@@ -22,15 +22,6 @@ import logging as _logging
 
 _log = _logging.getLogger("pool_ext")
 
-cdef object _REJECTED = object()   # _take_idle_vetted: it tried one, and destroyed it
-
-
-cdef inline void _uncount(uint64_t *counter) noexcept:
-    # relaxed: a statistic; wraps to counter - 1 (in_use's two counters are
-    # read apart anyway)
-    pool_fetch_add64(counter, <uint64_t>-1, POOL_RELAXED)
-
-
 # -- decisions -------------------------------------------------------------------
 
 cdef uint64_t _expiry(ObjectPool pool, uint32_t i) noexcept:
@@ -71,7 +62,13 @@ cdef object _take_idle_vetted(ObjectPool pool):
     if i == POOL_NIL:
         return _NOTHING
     _count(&pool._acquires)
-    obj = <object>pool._items[i]
+    return _vet(pool, i, <object>pool._items[i])
+
+
+cdef object _vet(ObjectPool pool, uint32_t i, object obj):
+    """Idle object obj (slot i, owned for vetting, counted) handed out if it
+    passes the time limits and check(); else _REJECTED (destroyed, the slot
+    back on the empty list, uncounted)."""
     if _expired(pool, i, pool_clock_ns()):
         _reject(pool, i, obj, &pool._expired)
         return _REJECTED

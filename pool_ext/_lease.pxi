@@ -31,7 +31,7 @@ cdef inline PyObject *_lease_take_idle(_Lease lease) noexcept:
     lease._cold_enter)."""
     cdef uint32_t i
     if (type(lease._pool) is ObjectPool and (<ObjectPool>lease._pool)._plain_take
-            and not pool_waitq_is_closed(&lease._pool._waitq)):
+            and pool_waitq_gate(&lease._pool._waitq) == 0):   # open, nobody waits
         i = (<ObjectPool>lease._pool)._pop_idle(&lease._gen)
         if i != POOL_NIL:
             lease._index = i

@@ -146,6 +146,9 @@ cdef class ObjectPool(_PoolBase):
             raise _capacity_error("ObjectPool", n, _objectpool_bytes(
                 n, (self._lifetime_ns != POOL_CLOCK_NEVER) + (self._max_idle_ns != POOL_CLOCK_NEVER)
                 + hooks))
+        # grants come from the idle list first, then the empty one (the factory)
+        pool_waitq_bind(&self._waitq, &self._slots, &self._idle, &self._empty,
+                        &self._acquires)
         pool_waitq_open(&self._waitq)   # open for business
         for _ in range(<uint32_t>prefill):
             i = pool_slots_pop_hold(&self._slots, &self._empty, &gen)
@@ -223,7 +226,12 @@ cdef class ObjectPool(_PoolBase):
 
     cdef inline int _after_idle_push(self) except -1:
         """A slot holding its object was pushed on the idle list."""
-        _notify(self)
+        if pool_waitq_notify(&self._waitq):   # someone waits, or closed
+            return self._cold_after_push()
+        return 0
+
+    cdef int _cold_after_push(self) except -1:
+        self._released()   # granted to the oldest waiter
         if _is_closed(self):
             # Closed: the object must not stay idle.  close() drains once; a
             # release that pushed after it (or a free-threaded race with its
@@ -283,16 +291,17 @@ cdef class ObjectPool(_PoolBase):
         """A hand-out, or _NOTHING if no slot is free (the slow paths)."""
         return self._take(-1.0)
 
-    cdef object _try_take_until(self, double deadline):
-        return self._take(deadline)
-
     cdef object _take(self, double deadline):
-        """A hand-out, or _NOTHING if no slot is free: an idle object that
-        passes the health rules, else a new one from the factory.  deadline
-        (time.monotonic(); < 0: none) ends a series of failed checks."""
+        """A newcomer's hand-out, or _NOTHING if no slot is free or others
+        wait (it queues behind them): an idle object that passes the health
+        rules, else a new one from the factory.  deadline (time.monotonic();
+        < 0: none) ends a series of failed checks."""
         cdef uint32_t i, gen
-        if _is_closed(self):
+        cdef uint64_t gate = pool_waitq_gate(&self._waitq)
+        if gate & POOL_GATE_CLOSED:
             return self._cold_closed()
+        if gate and not self._async_hooks:
+            return _NOTHING    # others wait: no barging
         if self._plain_take:
             i = self._pop_idle(&gen)
             if i != POOL_NIL:
@@ -312,13 +321,11 @@ cdef class ObjectPool(_PoolBase):
                     raise PoolExhausted(self._exhausted_message(
                         "no idle object passed check() or the time limits before "
                         "the acquire's timeout ran out"))
-        i = pool_slots_pop_hold(&self._slots, &self._empty, &gen)
+        i = pool_slots_pop_own(&self._slots, &self._empty)
         if i == POOL_NIL:
             return _NOTHING
-        obj = self._fill(i)
-        _count(&self._acquires)
-        _hold_begin(self, i, None)
-        return obj
+        _count(&self._acquires)   # from now: drain() waits for this one
+        return self._hand_out(i, 1, deadline)
 
     cdef object _cold_acquire(self, object timeout):
         """acquire() when no idle object was handed out on the hot path: the
@@ -337,17 +344,39 @@ cdef class ObjectPool(_PoolBase):
     cdef object _acquire(self, object timeout):
         return self._cold_acquire(timeout)
 
+    cdef object _hand_out(self, uint32_t i, uint32_t k, double deadline):
+        """A granted slot (owned, counted; k: 0 idle, 1 empty) handed out:
+        its idle object, vetted as any (check(), time limits), or a new one
+        from the factory.  _REJECTED if the idle object failed (destroyed,
+        its slot gone on: the waiter queues again)."""
+        if _is_closed(self):
+            self._give_up(i, k)
+            return self._cold_closed()
+        if k == 0:
+            if self._plain_take:
+                pool_slots_hold(&self._slots, i)   # RELEASING -> HELD
+                return <object>self._items[i]
+            return _vet(self, i, <object>self._items[i])
+        try:
+            obj = self._factory(i) if self._pass_slot else self._factory()
+            self._adopt(i, obj)
+        except BaseException:
+            _uncount(&self._acquires)   # before the push wakes a drain()
+            self._unhold_empty(i)
+            raise
+        _hold_begin(self, i, None)
+        pool_slots_hold(&self._slots, i)
+        return obj
+
+    cdef int _give_up(self, uint32_t i, uint32_t k) except -1:
+        _uncount(&self._acquires)   # before the push wakes a drain()
+        if k == 0:
+            return self._unhold_idle(i)
+        self._unhold_empty(i)
+        return 0
+
     cdef int _lease_exit(self, object obj) except -1:
         return self._release(obj, True)
-
-    cdef int _give_back(self, object obj) except -1:
-        """obj was just taken (HELD) and nobody saw it: idle again, no hooks."""
-        cdef uint32_t i = pool_addrmap_find(&self._map, <uintptr_t><PyObject *>obj)
-        pool_slots_release_begin(&self._slots, i,
-                                 POOL_SLOT_GEN(pool_slots_load(&self._slots, i)))
-        _hold_end(self, i)
-        _count(&self._releases)
-        return self._push_idle(i)
 
     cdef uint32_t _win(self, object obj) except? 0xffffffff:
         """discard(obj): obj's slot, won from its hand-out (HELD -> RELEASING),
@@ -536,13 +565,14 @@ cdef class ObjectPool(_PoolBase):
         """Hands out an object, or returns None at once if none is free.
         (It never sleeps; it does run check() and the factory.)"""
         cdef uint32_t i, gen
-        if _is_closed(self):
-            return self._cold_closed_try()
-        if self._plain_take:
+        cdef uint64_t gate = pool_waitq_gate(&self._waitq)
+        if gate == 0 and self._plain_take:
             i = self._pop_idle(&gen)
             if i != POOL_NIL:
                 return <object>self._items[i]
-        item = self._take(-1.0)
+        if gate & POOL_GATE_CLOSED:
+            return self._cold_closed_try()
+        item = self._take(-1.0)   # (_NOTHING while others wait: no barging)
         return None if item is _NOTHING else item
 
     @cython.always_allow_keywords(False)   # METH_O

@@ -75,17 +75,21 @@ cdef class _PoolBase:
 
     # each pool's own (_poolbase.pxi calls them on the slow path)
     cdef object _try_take(self)
-    cdef object _try_take_until(self, double deadline)
-    cdef int _give_back(self, object item) except -1
     cdef int _lease_exit(self, object item) except -1
+    cdef object _hand_out(self, uint32_t i, uint32_t k, double deadline)
+    cdef int _give_up(self, uint32_t i, uint32_t k) except -1
     # shared
     cdef int _observe_init(self, object name, object track, object leak_timeout) except -1
     cdef object _acquire(self, object timeout)
     cdef object _acquire_wait(self, object timeout)
     cdef object _acquire_wait_from(self, object timeout, double start)
+    cdef uint32_t _wait_for_grant(self, double deadline, double t,
+                                  uint32_t *k) except? 0xffffffff
     cdef int _park(self, void *lock, double deadline) except -1
     cdef void _wake(self, uint32_t n) noexcept
-    cdef int _leave(self, pool_waiter_t *w) noexcept
+    cdef void _released(self) noexcept
+    cdef int _leave(self, pool_waiter_t *w, uint32_t *slot, uint32_t *k) noexcept
+    cdef int _pass_grant(self, uint32_t slot, uint32_t k) except -1
     cdef bint _close_begin(self) noexcept
     cdef object _new_lease(self, object timeout)
     cdef uint64_t _in_use(self) noexcept
@@ -164,6 +168,7 @@ cdef class ObjectPool(_PoolBase):
     cdef inline int _release_slot(self, uint32_t i, uint32_t gen, uintptr_t addr) except -1
     cdef inline int _unhold_idle(self, uint32_t i) except -1
     cdef inline int _after_idle_push(self) except -1
+    cdef int _cold_after_push(self) except -1
     # out of line
     cdef object _cold_closed_try(self)
     cdef object _cold_closed(self)
@@ -219,6 +224,8 @@ cdef class BufferPool(_PoolBase):
     cdef size_t _requested_alignment
 
     cdef inline object _take(self)
+    cdef inline object _handle(self, uint32_t i, uint32_t gen)
+    cdef object _cold_gate(self)
     cdef object _cold_closed_try(self)
     cdef object _cold_closed(self)
     cdef object _cold_new_handle(self, uint32_t i, uint32_t gen)

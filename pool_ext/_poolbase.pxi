@@ -11,6 +11,12 @@ cdef inline void _count(uint64_t *counter) noexcept:
     pool_fetch_add64(counter, 1, POOL_RELAXED)
 
 
+cdef inline void _uncount(uint64_t *counter) noexcept:
+    # relaxed: a statistic; wraps to counter - 1 (in_use's two counters are
+    # read apart anyway)
+    pool_fetch_add64(counter, <uint64_t>-1, POOL_RELAXED)
+
+
 cdef inline uint64_t _read(uint64_t *counter) noexcept:
     return pool_load64(counter, POOL_RELAXED)   # relaxed: a statistic
 
@@ -20,9 +26,9 @@ cdef inline bint _is_closed(_PoolBase pool) noexcept:
 
 
 cdef inline void _notify(_PoolBase pool) noexcept:
-    """After every push onto a free-list: wake one sleeper, if any."""
+    """After every push onto a free-list: grant it to a waiter, if any."""
     if pool_waitq_notify(&pool._waitq):
-        pool._wake(1)
+        pool._released()
 
 
 # stats(): the counters' names, in the order stats() lists their fields, and
@@ -39,6 +45,11 @@ cdef tuple _BUFFERPOOL_COUNTERS = _COMMON_KEYS + _GAUGE_KEYS
 cdef tuple _OBJECTPOOL_COUNTERS = (_COMMON_KEYS + ("checks_failed", "expired", "discarded")
                                    + _GAUGE_KEYS + ("idle",))
 del _COMMON_KEYS, _GAUGE_KEYS
+
+
+cdef object _closed_error(_PoolBase pool):
+    """A wait met a closed pool (close() or drain() woke it, or came first)."""
+    raise PoolClosed(f"acquire() on a closed {pool._label()}")
 
 
 cdef str _pool_repr(_PoolBase pool, str details):
@@ -72,14 +83,20 @@ cdef int _sleeper_init(_Sleeper *s) except -1:
     s.w.wake = _wake_thread
     s.w.ctx = s.lock
     s.w.queued = s.w.signaled = False
+    s.w.grant = POOL_NIL
     return 0
 
 
-cdef void _sleeper_done(_PoolBase pool, _Sleeper *s) noexcept:
-    # Unlinked; a wake-up we were given and did not use goes on to the next
-    # waiter (after a timeout, Ctrl-C, or a retry that succeeded).
-    pool._leave(&s.w)
+cdef int _sleeper_done(_PoolBase pool, _Sleeper *s) except -1:
+    # Unlinked (after which no waker touches the record or its lock); a
+    # slot granted to it and not used goes on to the next waiter, a hint to
+    # the next record (after a timeout, Ctrl-C, or a retry that succeeded).
+    cdef uint32_t slot, k
+    pool._leave(&s.w, &slot, &k)
     PyThread_free_lock(s.lock)
+    if slot != POOL_NIL:
+        pool._pass_grant(slot, k)
+    return 0
 
 
 # A function in Python bytecode (not Cython's): calling it runs the eval
@@ -113,17 +130,20 @@ cdef class _PoolBase:
         """A hand-out, or _NOTHING if no slot is free."""
         raise NotImplementedError
 
-    cdef object _try_take_until(self, double deadline):
-        """_try_take() for a waiter whose acquire ends at `deadline`
-        (time.monotonic(); < 0: never): an ObjectPool's checks use it."""
-        return self._try_take()
-
-    cdef int _give_back(self, object item) except -1:
-        """Return a hand-out nobody has seen yet (no hooks)."""
-        raise NotImplementedError
-
     cdef int _lease_exit(self, object item) except -1:
         """Give back what a lease handed out, at its exit."""
+        raise NotImplementedError
+
+    cdef object _hand_out(self, uint32_t i, uint32_t k, double deadline):
+        """The hand-out of slot i, owned and counted in acquires (granted, or
+        taken by pool_waitq_join; k: its list): the item, or _REJECTED (an
+        ObjectPool's idle object failed its check or time limits: destroyed,
+        its slot gone on), or an exception with the slot given back."""
+        raise NotImplementedError
+
+    cdef int _give_up(self, uint32_t i, uint32_t k) except -1:
+        """Slot i, owned and counted, goes back as a release would put it:
+        uncounted, pushed on its list k, waiters notified."""
         raise NotImplementedError
 
     # -- acquiring ---------------------------------------------------------
@@ -137,16 +157,17 @@ cdef class _PoolBase:
         return self._acquire_wait_from(timeout, -1.0)
 
     cdef object _acquire_wait_from(self, object timeout, double start):
-        """The slow path of acquire(): sleep until a slot is free or time is up.
+        """The slow path of acquire(): queue up (FIFO, behind every waiting
+        thread and task) until a release grants us a slot, or time is up.
         The deadline counts from `start` (time.monotonic() when the acquire
         began: an ObjectPool's failed checks use up the same timeout), or
-        from now if start < 0."""
+        from now if start < 0.  The twin of _wait_async (_async.pxi)."""
         cdef double t = _parse_timeout(timeout)
         cdef double deadline = -1.0
-        cdef _Sleeper sleeper
-        cdef object item
-        cdef uint64_t t0, waited
+        cdef uint32_t slot, k
         if t == 0.0:
+            if _is_closed(self):
+                return _closed_error(self)
             _count(&self._timeouts)
             raise PoolExhausted(self._exhausted_message(f"no free slot among {self._capacity}"))
         self._check_leaks()   # a caller has to wait: hand-outs held too long?
@@ -159,40 +180,72 @@ cdef class _PoolBase:
             _reap_orphaned_destroys()
         if t > 0.0:
             deadline = (start if start >= 0 else _monotonic()) + t
-        _sleeper_init(&sleeper)
-        _count(&self._waits)
-        t0 = pool_clock_ns()
-        try:
-            while True:
-                pool_waitq_enqueue(&self._waitq, &sleeper.w)
-                item = self._try_take_until(deadline)
-                if item is not _NOTHING:
-                    break
-                if self._park(sleeper.lock, deadline) == 0:
-                    item = self._try_take_until(deadline)  # a slot may have come at the wire
-                    if item is not _NOTHING:
-                        break
-                    _count(&self._timeouts)
-                    raise PoolExhausted(self._exhausted_message(
-                        f"no free slot among {self._capacity} within {t:g} s"))
-                # Woken.  A signal (Ctrl-C) that came with the wake-up ends the
-                # wait here, before we take a slot; then queue again and retry
-                # (a caller that was not waiting may have taken the slot).
+        while True:
+            slot = self._wait_for_grant(deadline, t, &k)
+            # A signal that came with the grant: raise it here, with the slot
+            # passed on, rather than in our caller, who would never see the
+            # hand-out (a KeyboardInterrupt would lose the slot for good).
+            try:
                 PyErr_CheckSignals()
-        finally:
-            _sleeper_done(self, &sleeper)
-            waited = pool_clock_ns() - t0
-            pool_stat_add(&self._wait_ns, waited)
-            pool_stat_raise(&self._wait_ns_max, waited)
-        # A signal that came while we took the slot: raise it here, with the
-        # slot given back, rather than in our caller, who would never see the
-        # hand-out (a KeyboardInterrupt would lose the slot for good).
+            except BaseException:
+                self._pass_grant(slot, k)
+                raise
+            item = self._hand_out(slot, k, deadline)
+            if item is not _REJECTED:
+                return item
+            if deadline >= 0 and _monotonic() >= deadline:
+                _count(&self._timeouts)
+                raise PoolExhausted(self._exhausted_message(
+                    "no idle object passed check() or the time limits before "
+                    "the acquire's timeout ran out"))
+            # An ObjectPool's granted object failed check() or its time
+            # limits; its slot went on (to the next waiter, or the empty
+            # list): queue again, or take that slot if nobody waits.
+
+    cdef uint32_t _wait_for_grant(self, double deadline, double t,
+                                  uint32_t *k) except? 0xffffffff:
+        """Joins the wait queue and sleeps until a slot is granted: returns
+        it (owned, counted in acquires; *k its list), or raises PoolExhausted
+        at the deadline (< 0: none), PoolClosed, or what a signal handler
+        raises (Ctrl-C), the record unlinked and any grant passed on."""
+        cdef _Sleeper sleeper
+        cdef uint32_t slot = POOL_NIL
+        cdef int joined
+        cdef bint woken
+        cdef uint64_t t0, waited
+        _sleeper_init(&sleeper)
         try:
-            PyErr_CheckSignals()
-        except BaseException:
-            self._give_back(item)
-            raise
-        return item
+            joined = pool_waitq_join(&self._waitq, &sleeper.w, &slot, k)
+            if joined == POOL_JOIN_TOOK:
+                return slot
+            if joined == POOL_JOIN_CLOSED:
+                _closed_error(self)       # (raises PoolClosed)
+            _count(&self._waits)
+            t0 = pool_clock_ns()
+            try:
+                while True:
+                    woken = self._park(sleeper.lock, deadline)
+                    self._leave(&sleeper.w, &slot, k)
+                    if slot != POOL_NIL:
+                        return slot         # granted (at the wire, too)
+                    if _is_closed(self):
+                        _closed_error(self)
+                    if not woken:
+                        _count(&self._timeouts)
+                        raise PoolExhausted(self._exhausted_message(
+                            f"no free slot among {self._capacity} within {t:g} s"))
+                    # a hint without a grant (not sent on an open pool): again
+                    joined = pool_waitq_join(&self._waitq, &sleeper.w, &slot, k)
+                    if joined == POOL_JOIN_TOOK:
+                        return slot
+                    if joined == POOL_JOIN_CLOSED:
+                        _closed_error(self)
+            finally:
+                waited = pool_clock_ns() - t0
+                pool_stat_add(&self._wait_ns, waited)
+                pool_stat_raise(&self._wait_ns_max, waited)
+        finally:
+            _sleeper_done(self, &sleeper)   # (a grant that came meanwhile goes on)
 
     cdef int _park(self, void *lock, double deadline) except -1:
         """Sleeps without the GIL until woken (1) or the deadline passes (0)."""
@@ -225,16 +278,34 @@ cdef class _PoolBase:
                 _run_pending()
 
     cdef void _wake(self, uint32_t n) noexcept:
+        """Wakes up to n waiters with a hint (drain(): look again)."""
         cdef pool_waiter_t *deferred = NULL
         pool_waitq_wake(&self._waitq, n, &deferred)
         _wake_deferred(self, deferred)
 
-    cdef int _leave(self, pool_waiter_t *w) noexcept:
-        """A waiter leaves the queue (pool_waitq_leave); returns its flags."""
+    cdef void _released(self) noexcept:
+        """A push found the gate shut (pool_waitq_notify): grant the free
+        slots to the oldest waiters, or, closed, wake one (a hint)."""
         cdef pool_waiter_t *deferred = NULL
-        cdef int left = pool_waitq_leave(&self._waitq, w, &deferred)
+        pool_waitq_released(&self._waitq, &deferred)
+        _wake_deferred(self, deferred)
+
+    cdef int _leave(self, pool_waiter_t *w, uint32_t *slot, uint32_t *k) noexcept:
+        """A waiter leaves the queue (pool_waitq_leave): its grant, if any,
+        comes out in *slot (else POOL_NIL); returns its flags."""
+        cdef pool_waiter_t *deferred = NULL
+        cdef int left = pool_waitq_leave(&self._waitq, w, slot, k, &deferred)
         _wake_deferred(self, deferred)
         return left
+
+    cdef int _pass_grant(self, uint32_t slot, uint32_t k) except -1:
+        """A granted slot its waiter will not use: to the next waiter, or
+        back as a release would put it."""
+        cdef pool_waiter_t *deferred = NULL
+        if pool_waitq_pass_grant(&self._waitq, slot, k, &deferred):
+            _wake_deferred(self, deferred)
+            return 0
+        return self._give_up(slot, k)
 
     # -- closing and leases ------------------------------------------------
     cdef bint _close_begin(self) noexcept:
