@@ -333,12 +333,6 @@ def run(duration=1.5, rounds=3, handoffs=HANDOFFS, progress=None):
     return result
 
 
-def meets(value, target):
-    """True if value meets target (comparison, bound)."""
-    op, bound = target
-    return value >= bound if op == ">=" else value <= bound
-
-
 def jsonable(obj):
     """obj with every infinite float replaced by None (JSON has no inf)."""
     if isinstance(obj, dict):
