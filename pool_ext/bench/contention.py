@@ -214,10 +214,15 @@ def task_round(pool, duration, tasks=TASKS):
     return run_loop(_tasks(pool, duration, tasks))
 
 
-async def _pingpong(pool, n):
+async def _pingpong(pool, n, me, last):
+    """n hand-outs; last[0] is the latest holder, last[1] counts the times the
+    object changed hands (a barging pool keeps giving it to the same task)."""
     acquire, release, sleep = pool.acquire_async, pool.release, asyncio.sleep
     for _ in range(n):
         obj = await acquire()
+        if last[0] != me:
+            last[0] = me
+            last[1] += 1
         await sleep(0)
         release(obj)
 
@@ -235,15 +240,17 @@ async def _timed(coros):
 
 
 def handoff_round(make, loop_factory=None, handoffs=HANDOFFS, tasks=HANDOFF_TASKS):
-    """ns per hand-out with `tasks` tasks on a pool of 1 from make(1); with
-    make None, the same loops without a pool (the floor)."""
-    per = handoffs // tasks
+    """(ns per hand-out, changes of hands per hand-out) with `tasks` tasks on
+    a pool of 1 from make(1); with make None, the same loops without a pool
+    (the floor; no changes)."""
+    per, last = handoffs // tasks, [None, 0]
     if make is None:
         coros = [_no_pool(per) for _ in range(tasks)]
     else:
         pool = make(1)
-        coros = [_pingpong(pool, per) for _ in range(tasks)]
-    return run_loop(_timed(coros), loop_factory) / (per * tasks) * 1e9
+        coros = [_pingpong(pool, per, me, last) for me in range(tasks)]
+    seconds = run_loop(_timed(coros), loop_factory)
+    return seconds / (per * tasks) * 1e9, last[1] / (per * tasks)
 
 
 def loops():
@@ -297,17 +304,24 @@ def tasks(duration, rounds, progress=None):
 
 def handoff(rounds, handoffs=HANDOFFS, progress=None):
     """{loop name: {"pool_ext", "python", "no_pool": median ns per hand-out,
-    "ratio": median of the per-round python / pool_ext}}."""
+    "ratio": median of the per-round python / pool_ext, "pool_ext_changes",
+    "python_changes": median changes of hands per hand-out (1: every release
+    went to the other task)}}."""
     makers = {"pool_ext": lambda cap: ObjectPool(object, cap),
               "python": lambda cap: FairAsyncPool(object, cap), "no_pool": None}
     res = {}
     for name, factory in loops().items():
         ns = {key: [] for key in makers}
+        changes = {key: [] for key in makers}
         for r in range(rounds):
             for key, make in makers.items():
-                ns[key].append(handoff_round(make, factory, handoffs))
+                t, c = handoff_round(make, factory, handoffs)
+                ns[key].append(t)
+                changes[key].append(c)
             _step(progress, f"hand-off, {name}: round {r + 1}/{rounds}")
         res[name] = {key: statistics.median(v) for key, v in ns.items()}
+        for key in ("pool_ext", "python"):
+            res[name][key + "_changes"] = statistics.median(changes[key])
         res[name]["ratio"] = statistics.median(p / e for p, e in zip(ns["python"], ns["pool_ext"]))
     return res
 

@@ -238,7 +238,7 @@ def _fair_rows(res, targets):
     if "throughput_ratio" in res:
         rows.append((_times(res["throughput_ratio"]), "", "throughput_ratio",
                      "throughput, pool_ext / the Python pool"))
-    lines = [f"{'pool_ext':>12s}{'Python':>12s}{'target':>16s}"]
+    lines = [f"{'pool_ext':>12s}{'Python pool':>12s}{'target':>16s}"]
     for ours, theirs, key, label in rows:
         if key is None:
             verdict = ""
@@ -250,12 +250,18 @@ def _fair_rows(res, targets):
 
 
 def _handoff_rows(res, target):
-    lines = [f"{'pool_ext':>12s}{'Python':>12s}{'no pool':>12s}{'Python / pool_ext':>20s}"
-             f"{'target':>16s}"]
+    """Per loop: time per hand-out of each pool and without one, the ratio
+    against its target; then how often the object changed hands."""
+    lines = [f"{'pool_ext':>12s}{'Python pool':>12s}{'no pool':>12s}"
+             f"{'Python / pool_ext':>20s}{'target':>16s}"]
     for loop, v in res.items():
         lines.append(f"{_wait(v['pool_ext'] / 1e9):>12s}{_wait(v['python'] / 1e9):>12s}"
                      f"{_wait(v['no_pool'] / 1e9):>12s}{_times(v['ratio']):>20s}"
                      f"{_verdict(v['ratio'], target):>16s}  {loop}")
+    for loop, v in res.items():
+        lines.append(f"{v['pool_ext_changes']:>12.2f}{v['python_changes']:>12.2f}"
+                     f"{'':>48s}  {loop}: changes of hands per hand-out (1: each release "
+                     "went to the other task)")
     return lines
 
 
