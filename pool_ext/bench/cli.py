@@ -4,6 +4,8 @@
     pool-ext bench --quick         a few seconds, fewer points
     pool-ext bench --plot          also draw pool_ext_bench.png (needs matplotlib)
     pool-ext bench --json          the figures as JSON instead of the table
+    pool-ext bench --contention    fairness and hand-off cost with fewer objects than
+                                   callers (about 20 s; --duration sets each round's)
 """
 import argparse
 import json
@@ -13,7 +15,7 @@ import time
 
 from pool_ext import __version__
 from pool_ext.bench import cases as C
-from pool_ext.bench import memory, report, timing
+from pool_ext.bench import contention, memory, report, timing
 
 DEFAULT_PLOT = "pool_ext_bench.png"
 
@@ -114,8 +116,9 @@ def build_parser(prog="pool-ext"):
                     "range, with its ratio to an empty method call (the fastest any "
                     "extension can be) and how many times faster ObjectPool is; then "
                     "ArrayPool's temporary arrays against numpy's, by size.")
-    b.add_argument("--rounds", type=int, default=15,
-                   help="interleaved timing rounds; medians are reported (default 15)")
+    b.add_argument("--rounds", type=int, default=None,
+                   help="interleaved timing rounds; medians are reported (default 15; "
+                        "3 with --contention)")
     b.add_argument("--batch", type=float, default=0.02,
                    help="seconds per timed batch (default 0.02)")
     b.add_argument("--quick", action="store_true",
@@ -125,10 +128,48 @@ def build_parser(prog="pool-ext"):
                    help=f"also draw the curves into FILE (default {DEFAULT_PLOT} in this "
                         "directory; needs matplotlib: pip install 'pool-ext[plot]')")
     b.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    b.add_argument("--contention", action="store_true",
+                   help="instead: 8 threads on a pool of 2 and 64 tasks on a pool of 8, "
+                        "fairness and waits against a fair pool written in Python, and "
+                        "the cost of a contended async hand-off (about 20 s)")
+    b.add_argument("--duration", type=float, default=1.5,
+                   help="with --contention: seconds per round of each scenario "
+                        "(default 1.5)")
     return parser
 
 
+def run_contention(duration, rounds, progress=True):
+    """The contention benchmark (pool_ext.bench.contention) with a progress
+    bar and the load-average warning; its JSON-ready dict."""
+    busy = report.overloaded(report.load_average(), os.cpu_count())
+    if busy:
+        print(f"pool-ext bench: warning: {busy}", file=sys.stderr)
+    bar = Progress(contention.steps(rounds), enabled=progress)
+    result = contention.run(duration=duration, rounds=rounds, progress=bar)
+    bar.close()
+    return result
+
+
+def bench_contention(args, parser):
+    if args.plot:
+        parser.error("--plot draws the main benchmark's curves, not --contention's")
+    if args.duration <= 0:
+        parser.error("--duration must be above 0")
+    rounds = args.rounds or 3
+    duration = min(args.duration, 0.5) if args.quick else args.duration
+    result = run_contention(duration, rounds, progress=not args.no_progress)
+    if args.json:
+        json.dump(contention.jsonable(result), sys.stdout, indent=1, default=str,
+                  ensure_ascii=False)
+        sys.stdout.write("\n")
+    else:
+        print(report.format_contention(result))
+    return 0
+
+
 def bench(args, parser):
+    if args.contention:
+        return bench_contention(args, parser)
     if args.plot:
         try:
             import matplotlib  # noqa: F401
@@ -140,7 +181,7 @@ def bench(args, parser):
                      array_sizes=[64, 1 << 16, 1 << 24],
                      with_memory=False, progress=not args.no_progress)
     else:
-        result = run(rounds=args.rounds, batch=args.batch, progress=not args.no_progress)
+        result = run(rounds=args.rounds or 15, batch=args.batch, progress=not args.no_progress)
     if args.json:
         json.dump(result, sys.stdout, indent=1, default=str, ensure_ascii=False)
         sys.stdout.write("\n")

@@ -42,11 +42,16 @@ def _half(iqr):
     return (iqr[1] - iqr[0]) / 2
 
 
-def _duration(ns, iqr):
-    """'24.0±0.1 ms': the unit follows the size."""
+def _unit(ns):
+    """(unit, ns per unit) for a time of ns nanoseconds."""
     for unit, scale in (("ns", 1), ("µs", 1e3), ("ms", 1e6), ("s", 1e9)):
         if ns < scale * 1000 or unit == "s":
-            break
+            return unit, scale
+
+
+def _duration(ns, iqr):
+    """'24.0±0.1 ms': the unit follows the size."""
+    unit, scale = _unit(ns)
     v, h = ns / scale, _half(iqr) / scale
     d = 0 if v >= 100 else 1 if v >= 10 else 2
     return f"{v:.{d}f}±{h:.{d}f} {unit}"
@@ -192,5 +197,101 @@ def format_table(result):
             lines += ["", f"Memory per slot: not measured ({why})"]
         else:
             lines += _memory(result["memory"])
+    lines.append(f"\nTook {result['seconds']:.1f} s.")
+    return "\n".join(lines)
+
+
+def _wait(seconds):
+    """A time in the unit that suits it: '740 ns', '6.21 ms', '4.00 s'."""
+    unit, scale = _unit(seconds * 1e9)
+    v = seconds * 1e9 / scale
+    return f"{v:.{0 if v >= 100 else 1 if v >= 10 else 2}f} {unit}"
+
+
+def _times(x):
+    return "inf" if x == float("inf") else f"{x:,.2f}x" if x < 100 else f"{x:,.0f}x"
+
+
+def _verdict(value, target):
+    """'>= 0.98  PASS': the target and whether value meets it."""
+    op, bound = target
+    ok = value >= bound if op == ">=" else value <= bound
+    return f"{op} {bound:g}".rjust(8) + ("  PASS" if ok else "  MISS")
+
+
+def _fair_rows(res, targets):
+    """The rows of the threads or tasks scenario: pool_ext, the Python pool,
+    the target and PASS/MISS (pool_ext's figure against it), the label."""
+    e, p = res["pool_ext"], res["python"]
+    rows = [(f"{e['jain']:.3f}", f"{p['jain']:.3f}", "jain",
+             "Jain's fairness index over the hand-outs per caller (1: all equal)"),
+            (_times(e["max_min"]), _times(p["max_min"]), "max_min",
+             "most hand-outs of one caller / fewest (inf: one got none)"),
+            (_wait(e["p50_wait"]), _wait(p["p50_wait"]), None, "median wait for an object"),
+            (_wait(e["p99_wait"]), _wait(p["p99_wait"]), None, "99th percentile wait"),
+            (_wait(e["max_wait"]), _wait(p["max_wait"]), None, "longest wait")]
+    if "ideal_wait" in res:
+        rows.append((_times(e["worst_x_ideal"]), _times(p["worst_x_ideal"]), "worst_x_ideal",
+                     f"longest wait / the FIFO ideal ({_wait(res['ideal_wait'])})"))
+    rows.append((f"{e['throughput']:,.0f}/s", f"{p['throughput']:,.0f}/s", None,
+                 "hand-outs per second"))
+    if "throughput_ratio" in res:
+        rows.append((_times(res["throughput_ratio"]), "", "throughput_ratio",
+                     "throughput, pool_ext / the Python pool"))
+    lines = [f"{'pool_ext':>12s}{'Python pool':>12s}{'target':>16s}"]
+    for ours, theirs, key, label in rows:
+        if key is None:
+            verdict = ""
+        else:
+            value = res["throughput_ratio"] if key == "throughput_ratio" else e[key]
+            verdict = _verdict(value, targets[key])
+        lines.append(f"{ours:>12s}{theirs:>12s}{verdict:>16s}  {label}")
+    return lines
+
+
+def _handoff_rows(res, target):
+    """Per loop: time per hand-out of each pool and without one, the ratio
+    against its target; then how often the object changed hands."""
+    lines = [f"{'pool_ext':>12s}{'Python pool':>12s}{'no pool':>12s}"
+             f"{'Python / pool_ext':>20s}{'target':>16s}"]
+    for loop, v in res.items():
+        lines.append(f"{_wait(v['pool_ext'] / 1e9):>12s}{_wait(v['python'] / 1e9):>12s}"
+                     f"{_wait(v['no_pool'] / 1e9):>12s}{_times(v['ratio']):>20s}"
+                     f"{_verdict(v['ratio'], target):>16s}  {loop}")
+    for loop, v in res.items():
+        lines.append(f"{v['pool_ext_changes']:>12.2f}{v['python_changes']:>12.2f}"
+                     f"{'':>48s}  {loop}: changes of hands per hand-out (1: each release "
+                     "went to the other task)")
+    return lines
+
+
+def format_contention(result):
+    """The table of ``pool-ext bench --contention`` (pool_ext.bench.contention)."""
+    m, s, t = result["machine"], result["settings"], result["targets"]
+    th, ta = result["threads"], result["tasks"]
+    la, end = m.get("loadavg"), m.get("loadavg_end")
+    load = "n/a" if la is None else f"{la[0]:.2f}"
+    if la is not None and end is not None:
+        load += f" at the start, {end[0]:.2f} at the end"
+    lines = [f"pool_ext {m['pool_ext']}, {m['implementation']} {m['python']}, "
+             f"{m['cpus']} CPUs, load average {load}",
+             f"Medians of {s['rounds']} interleaved rounds of {s['duration']:g} s: a pool_ext "
+             "round, then one of a fair pool written in Python (it hands each release to "
+             "the oldest waiter).  PASS/MISS: pool_ext's figure against the target."]
+    busy = overloaded(la, m["cpus"]) or overloaded(end, m["cpus"])
+    if busy:
+        lines.insert(0, f"WARNING: {busy}.")
+    lines += ["", f"Threads: {th['threads']} threads share a pool of {th['capacity']}; each "
+                  f"holds its object {th['hold'] * 1e3:g} ms (time.sleep) and comes straight "
+                  "back."]
+    lines += _fair_rows(th, t["threads"])
+    lines += ["", f"Tasks: {ta['tasks']} asyncio tasks share a pool of {ta['capacity']}; each "
+                  "holds its object one loop iteration (await asyncio.sleep(0)) and comes "
+                  "straight back."]
+    lines += _fair_rows(ta, t["tasks"])
+    lines += ["", f"Contended async hand-off: 2 tasks share a pool of 1 the same way, "
+                  f"{s['handoffs']:,d} hand-outs per round; time per hand-out (no pool: the "
+                  "same two loops without a pool)."]
+    lines += _handoff_rows(result["handoff"], t["handoff"]["ratio"])
     lines.append(f"\nTook {result['seconds']:.1f} s.")
     return "\n".join(lines)

@@ -133,3 +133,37 @@ def test_progress_labels_end_at_a_word():
         cut = shorten(label, width)
         assert len(cut) <= width and label.startswith(cut[:-3].rstrip(" ,"))
         assert label[len(cut) - 3] in " ,", cut    # the cut is at a word's end
+
+
+def test_bench_contention_prints_its_rows(tmp_path):
+    """`pool-ext bench --contention`, with short rounds: the three scenarios'
+    rows, each target with PASS or MISS.  Structure only: no figure is
+    asserted (they are timings)."""
+    out = run([pool_ext_command(), "bench", "--contention", "--duration", "0.2",
+               "--rounds", "1", "--no-progress"], tmp_path).stdout
+    for title in ("Threads: 8 threads share a pool of 2", "Tasks: 64 asyncio tasks share a pool of 8",
+                  "Contended async hand-off: 2 tasks share a pool of 1"):
+        assert title in out
+    labels = ("Jain's fairness index over the hand-outs per caller (1: all equal)",
+              "most hand-outs of one caller / fewest (inf: one got none)",
+              "median wait for an object", "99th percentile wait", "longest wait",
+              "hand-outs per second")
+    for label in labels:
+        rows = re.findall(rf"^\s+\S.*  {re.escape(label)}$", out, re.MULTILINE)
+        assert len(rows) == 2, label      # threads and tasks
+    assert out.count("longest wait / the FIFO ideal (6.00 ms)") == 1
+    assert "throughput, pool_ext / the Python pool" in out
+    verdicts = re.findall(r"  (?:>=|<=) [\d.]+  (PASS|MISS)  ", out)
+    assert len(verdicts) == 4 + 2 + out.count("changes of hands per hand-out")
+    assert re.search(r"^(\s+\S+ \S*s){3}\s+\S+x\s+>= 1.5  (PASS|MISS)  asyncio$",
+                     out, re.MULTILINE)
+
+
+def test_contention_fairness_figures():
+    """Jain's index and most / fewest: the arithmetic, no timing."""
+    from pool_ext.bench import contention
+    assert contention.jain([5, 5, 5, 5]) == 1.0
+    assert contention.jain([8, 0, 0, 0]) == 0.25
+    assert contention.max_min([3, 2]) == 1.5
+    assert contention.max_min([3, 0]) == float("inf")
+    assert contention.jsonable({"a": [float("inf"), 1.0]}) == {"a": [None, 1.0]}
