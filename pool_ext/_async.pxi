@@ -64,11 +64,11 @@ cdef inline object _take_now(_PoolBase pool):
     return pool._try_take()
 
 
-async def _acquire_slow(_PoolBase pool, timeout):
-    """acquire_async() past its fast path: the hooks awaited, or a wait."""
-    if isinstance(pool, ObjectPool):
-        return await _acquire_objects_async(<ObjectPool>pool, timeout)
-    return await _wait_async(pool, timeout)
+cdef inline object _acquire_slow(_PoolBase pool, timeout):
+    """acquire_async() past its fast path: the coroutine to await (one
+    level, so that a wake-up resumes the task through as few frames as it
+    can)."""
+    return _wait_async(pool, timeout)
 
 
 def _set_pending(fut, result):
@@ -80,9 +80,7 @@ def _set_pending(fut, result):
 cdef class _AsyncWaiter:
     """One waiting task's record on the wait queue."""
 
-    def __cinit__(self, loop):
-        self.loop = loop
-        self.thread = PyThread_get_thread_ident()   # the loop's: it runs here
+    def __cinit__(self):
         self.rec.wake = NULL           # deferred: woken by _wake_deferred
         self.rec.ctx = <void *>self
         self.rec.queued = self.rec.signaled = False
@@ -135,88 +133,90 @@ cdef inline object _hand_out_plain(_PoolBase pool, uint32_t i, uint32_t k):
     return _NOTHING
 
 
-async def _wait_async(_PoolBase pool, timeout, double until=-1.0):
-    """The slow path of acquire_async(): queue up, without blocking the
-    loop, until a release grants a slot, the time is up (PoolExhausted), or
-    the pool closes (PoolClosed).  until: the acquire's deadline
-    (time.monotonic()), if its hooks ran before this wait; else the timeout
-    counts from now.  The hooks awaited here end by the same deadline."""
+cdef _AsyncWaiter _async_waiter(object loop):
+    # (made only here: Python code cannot make one, _pool.pyx)
+    cdef _AsyncWaiter waiter = _AsyncWaiter.__new__(_AsyncWaiter)
+    waiter.loop = loop
+    waiter.thread = PyThread_get_thread_ident()   # the loop's: it runs here
+    return waiter
+
+
+async def _wait_async(_PoolBase pool, timeout):
+    """The slow path of acquire_async(), the twin of _acquire_wait_from: join
+    the queue (or take a free slot if nobody waits), await a grant without
+    blocking the loop, and hand the slot out, an ObjectPool's hooks awaited
+    (_hand_out_async).  PoolExhausted when the timeout runs out (the hooks
+    end by the same deadline), PoolClosed once closed; a cancellation at
+    any point passes a grant on.  One coroutine, for one frame to resume."""
     cdef double t = _parse_timeout(timeout)
-    cdef double deadline = -1.0   # time.monotonic(); < 0: none
+    cdef double deadline = -1.0        # time.monotonic() of the wait's end; < 0: none
+    cdef double hooks_deadline = -1.0  # the hooks' (timeout=0: none)
     cdef _AsyncWaiter waiter
-    cdef uint32_t slot, k
+    cdef uint32_t slot = POOL_NIL
+    cdef uint32_t k = 0
+    cdef uint32_t late, late_k
+    cdef int joined
+    cdef bint counted = False
     loop = _peek_running_loop()
     if loop is None:
         _no_running_loop()
     if _destroy_tasks:   # a slot kept by a destroy() whose loop is gone?
         _reap_orphaned_destroys()
-    if t == 0.0:
-        if _is_closed(pool):
-            return _closed_error(pool)
-        return _wait_timeout(pool, t)
-    if t > 0.0:
-        deadline = until if until >= 0 else _monotonic() + t
-    waiter = _AsyncWaiter(loop)
-    try:
-        while True:
-            g = await _await_grant(pool, waiter, loop, deadline, t)
-            slot = g >> 1
-            k = g & 1
-            item = _hand_out_plain(pool, slot, k)
-            if item is _NOTHING:
-                item = await _hand_out_async(<ObjectPool>pool, slot, k, deadline)
-            if item is not _REJECTED:
-                return item
-            # the granted object failed check() or its time limits: queue again
-            if deadline >= 0 and _monotonic() >= deadline:
-                _count(&pool._timeouts)
-                raise PoolExhausted(pool._exhausted_message(
-                    "no idle object passed check() or the time limits before the "
-                    "acquire's timeout ran out"))
-    except _Deadline as e:   # a hook still ran at the deadline (_await_hook)
-        return _hook_timed_out(pool, e, t)
-
-
-async def _await_grant(_PoolBase pool, _AsyncWaiter waiter, loop, double deadline,
-                       double t):
-    """Joins the wait queue and awaits a grant: returns the slot (owned,
-    counted) and its list k as slot * 2 + k, or raises PoolExhausted at the
-    deadline, PoolClosed, or the task's cancellation, with the record
-    unlinked and any grant passed on."""
-    cdef uint32_t slot = POOL_NIL
-    cdef uint32_t k = 0
-    cdef uint32_t late, late_k
-    cdef int joined
+    if t >= 0.0:
+        deadline = _monotonic() + t
+        if t > 0.0:
+            hooks_deadline = deadline
+    waiter = _async_waiter(loop)
     timer = None
     try:
         while True:
             waiter.fut = loop.create_future()
             Py_INCREF(waiter)                  # the queue's reference, while linked
             joined = pool_waitq_join(&pool._waitq, &waiter.rec, &slot, &k)
-            if joined != POOL_JOIN_QUEUED:
+            if joined == POOL_JOIN_QUEUED:
+                if not counted:
+                    _count(&pool._waits)
+                    counted = True
+                if deadline >= 0:
+                    remaining = deadline - _monotonic()
+                    if remaining > 0:
+                        timer = loop.call_later(remaining, _set_pending, waiter.fut,
+                                                _TIMED_OUT)
+                        woke = await waiter.fut
+                        timer.cancel()
+                        timer = None
+                    else:
+                        woke = _TIMED_OUT
+                else:
+                    woke = await waiter.fut
+                _leave_async(pool, waiter, &slot, &k)
+                if slot == POOL_NIL:
+                    if _is_closed(pool):
+                        return _closed_error(pool)
+                    if woke is _TIMED_OUT:
+                        return _wait_timeout(pool, t)
+                    continue   # a hint without a grant (not sent on an open pool)
+            else:
                 Py_DECREF(waiter)              # not linked
                 if joined == POOL_JOIN_CLOSED:
                     return _closed_error(pool)
-                return slot * 2 + k
-            if deadline >= 0:
-                remaining = deadline - _monotonic()
-                if remaining > 0:
-                    timer = loop.call_later(remaining, _set_pending, waiter.fut, _TIMED_OUT)
-                    woke = await waiter.fut
-                    timer.cancel()
-                    timer = None
-                else:
-                    woke = _TIMED_OUT
-            else:
-                woke = await waiter.fut
-            _leave_async(pool, waiter, &slot, &k)
-            if slot != POOL_NIL:
-                return slot * 2 + k     # granted (at the wire, too)
-            if _is_closed(pool):
-                return _closed_error(pool)
-            if woke is _TIMED_OUT:
-                return _wait_timeout(pool, t)
-            # a hint without a grant (not sent on an open pool): join again
+            # We own the slot (granted, at the wire too, or free and nobody
+            # waited): hand it out; from here on the hand-out owns it.
+            late = slot
+            slot = POOL_NIL
+            item = _hand_out_plain(pool, late, k)
+            if item is _NOTHING:   # (it did not take the slot)
+                item = await _hand_out_async(<ObjectPool>pool, late, k, hooks_deadline)
+            if item is not _REJECTED:
+                return item
+            # the granted object failed check() or its time limits: again
+            if hooks_deadline >= 0 and _monotonic() >= hooks_deadline:
+                _count(&pool._timeouts)
+                raise PoolExhausted(pool._exhausted_message(
+                    "no idle object passed check() or the time limits before the "
+                    "acquire's timeout ran out"))
+    except _Deadline as e:   # a hook still ran at the deadline (_await_hook)
+        return _hook_timed_out(pool, e, t)
     finally:
         if timer is not None:
             timer.cancel()
@@ -225,6 +225,8 @@ async def _await_grant(_PoolBase pool, _AsyncWaiter waiter, loop, double deadlin
         _leave_async(pool, waiter, &late, &late_k)
         if late != POOL_NIL:
             pool._pass_grant(late, late_k)
+        if slot != POOL_NIL:   # taken out of the record, not handed out: on too
+            pool._pass_grant(slot, k)
 
 
 cdef bint _leave_async(_PoolBase pool, _AsyncWaiter waiter, uint32_t *slot,
@@ -246,7 +248,7 @@ async def _wait_all_back_async(ObjectPool pool, timeout):
     cdef _AsyncWaiter waiter
     cdef uint32_t slot, k
     loop = _peek_running_loop()
-    waiter = _AsyncWaiter(loop)
+    waiter = _async_waiter(loop)
     timer = None
     try:
         while pool._in_use() != 0:

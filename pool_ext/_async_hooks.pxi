@@ -254,62 +254,13 @@ cdef object _hook_timed_out(_PoolBase pool, object e, double t):
 
 cdef inline object _take_idle_plain(ObjectPool pool):
     """acquire_async()'s fast path: an idle object of a pool with nothing to
-    do at hand-out, or _NOTHING (then _acquire_objects_async)."""
+    do at hand-out, or _NOTHING (then _wait_async)."""
     cdef uint32_t i, gen
     if pool._plain_take_async and pool_waitq_gate(&pool._waitq) == 0:   # open, nobody waits
         i = pool._pop_idle(&gen)
         if i != POOL_NIL:
             return <object>pool._items[i]
     return _NOTHING
-
-
-async def _acquire_objects_async(ObjectPool pool, timeout):
-    """ObjectPool.acquire_async() past its fast path: check() and the
-    factory, their results awaited if awaitable, or a wait."""
-    cdef double t = _parse_timeout(timeout)
-    cdef double deadline = _monotonic() + t if t > 0 else -1.0
-    try:
-        item = await _take_async(pool, deadline)
-    except _Deadline as e:
-        return _hook_timed_out(pool, e, t)
-    if item is _NOTHING:   # (the wait counts from the same deadline)
-        return await _wait_async(pool, timeout, deadline)
-    return item
-
-
-async def _take_async(ObjectPool pool, double deadline):
-    """_take() with the hooks awaited: a newcomer's hand-out, or _NOTHING if
-    no slot is free or others wait.  deadline (time.monotonic(); < 0: none)
-    ends a series of failed checks, and cuts short a hook still running
-    then (_Deadline)."""
-    cdef uint32_t i
-    cdef uint64_t gate = pool_waitq_gate(&pool._waitq)
-    if gate & POOL_GATE_CLOSED:
-        return pool._cold_closed()
-    if gate:
-        return _NOTHING    # others wait: no barging
-    while True:
-        if pool._check is not None and deadline >= 0 and _monotonic() >= deadline:
-            return _NOTHING   # past the acquire's deadline: no check() is started
-        i = pool_slots_pop_own(&pool._slots, &pool._idle)   # owned, for vetting
-        if i == POOL_NIL:
-            break
-        _count(&pool._acquires)
-        obj = await _hand_out_async(pool, i, 0, deadline)
-        if obj is not _REJECTED:
-            return obj
-        if deadline >= 0 and _monotonic() >= deadline:
-            _count(&pool._timeouts)
-            raise PoolExhausted(pool._exhausted_message(
-                "no idle object passed check() or the time limits before the "
-                "acquire's timeout ran out"))
-    if deadline >= 0 and _monotonic() >= deadline:
-        return _NOTHING       # nor a factory()
-    i = pool_slots_pop_own(&pool._slots, &pool._empty)
-    if i == POOL_NIL:
-        return _NOTHING
-    _count(&pool._acquires)   # from now: drain_async() waits for this one
-    return await _hand_out_async(pool, i, 1, deadline)
 
 
 async def _hand_out_async(ObjectPool pool, uint32_t i, uint32_t k, double deadline):

@@ -151,8 +151,6 @@ PyType_Modified(<PyTypeObject *>_PoolBase)
 # compiles to a direct call of the generated tp_new function, not through
 # the slot, so it costs nothing.  PooledBuffer stays public: one made by
 # Python is a dead handle.
-# (_AsyncWaiter is made with _AsyncWaiter(loop), through the slot; its
-# __cinit__ builds it whole and it has no Python method.)
 cdef extern from *:
     """
     static PyObject *pool_refuse_new(PyTypeObject *t, PyObject *args, PyObject *kwds) {
@@ -169,7 +167,7 @@ cdef extern from *:
     void pool_refuse_creation(object t)
 
 for _t in (_Hold, _Holders, _Lease, _ArrayLease, _AsyncLease, _Store, _BufferStore,
-           _ArrayCache, _Block, _BufferArrayBase, _SlotAfterDestroy):
+           _ArrayCache, _Block, _BufferArrayBase, _SlotAfterDestroy, _AsyncWaiter):
     pool_refuse_creation(_t)
 del _t
 # _Store is the one private class that is not final: no Python class derives from it.
