@@ -62,7 +62,7 @@ cdef object _bufferpool_acquire(BufferPool self, PyObject **args, Py_ssize_t nar
         item = self._take()
         if item is not _NOTHING:
             return item
-        return self._acquire_wait(None)
+        return _wait_sync(self, None, -1.0)
     return _bufferpool_acquire_args(self, args, nargs, kwnames)
 
 
@@ -72,7 +72,7 @@ cdef object _bufferpool_acquire_args(BufferPool self, PyObject **args, Py_ssize_
     _check_timeout(timeout)   # validated even when a buffer is free
     item = self._take()
     if item is _NOTHING:
-        return self._acquire_wait(timeout)
+        return _wait_sync(self, timeout, -1.0)
     return item
 
 

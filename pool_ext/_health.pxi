@@ -253,33 +253,3 @@ cdef object _drain(ObjectPool pool, object timeout):
     _join_evictor(evictor, -1.0 if deadline < 0 else max(0.0, deadline - _monotonic()))
     pool._destroy_all(pool._drain_idle())
     return None
-
-
-cdef int _wait_all_back(ObjectPool pool, double deadline, double t) except -1:
-    """Sleeps until in_use == 0; PoolExhausted at the deadline.  Every
-    release ends with a push and a notify (_notify) after its counter moved,
-    so the wait queue's protocol (src/pool_waitq.h) wakes us in time; a
-    wake-up is only a hint: we look at in_use again."""
-    cdef _Sleeper sleeper
-    if pool._in_use() == 0:
-        return 0
-    if t == 0.0:
-        raise PoolExhausted(pool._exhausted_message(
-            f"drain(): {pool._in_use()} objects still held"))
-    _sleeper_init(&sleeper)
-    try:
-        while True:
-            pool_waitq_enqueue(&pool._waitq, &sleeper.w)
-            if pool._in_use() == 0:
-                break
-            if pool._park(sleeper.lock, deadline) == 0:
-                if pool._in_use() == 0:
-                    break
-                raise PoolExhausted(pool._exhausted_message(
-                    f"drain(): {pool._in_use()} objects still held after {t:g} s; "
-                    f"the pool stays closed"))
-            PyErr_CheckSignals()   # Ctrl-C ends the wait
-    finally:
-        _sleeper_done(pool, &sleeper)
-    pool._wake(0xffffffff)   # other drain() callers look again too
-    return 0

@@ -338,7 +338,7 @@ cdef class ObjectPool(_PoolBase):
             deadline = start + t
         item = self._take(deadline)
         if item is _NOTHING:
-            return self._acquire_wait_from(timeout, start)
+            return _wait_sync(self, timeout, start)
         return item
 
     cdef object _acquire(self, object timeout):

@@ -81,11 +81,6 @@ cdef class _PoolBase:
     # shared
     cdef int _observe_init(self, object name, object track, object leak_timeout) except -1
     cdef object _acquire(self, object timeout)
-    cdef object _acquire_wait(self, object timeout)
-    cdef object _acquire_wait_from(self, object timeout, double start)
-    cdef uint32_t _wait_for_grant(self, double deadline, double t,
-                                  uint32_t *k) except? 0xffffffff
-    cdef int _park(self, void *lock, double deadline) except -1
     cdef void _wake(self, uint32_t n) noexcept
     cdef void _released(self) noexcept
     cdef int _leave(self, pool_waiter_t *w, uint32_t *slot, uint32_t *k) noexcept

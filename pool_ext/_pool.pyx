@@ -6,11 +6,11 @@
 One extension module, one file per job (the uvloop layout):
   _pool.pxd           every class's declarations: fields and cdef methods
   _args.pxi           exceptions; timeouts, durations and integer arguments
-  _poolbase.pxi       _PoolBase: counters, waiting (src/pool_waitq.h), closing,
-                      stats(), name=, track=
+  _poolbase.pxi       _PoolBase: counters, gauges, closing, the grant glue
+  _wait.pxi           waiting for a slot (src/pool_waitq.h): threads and tasks
   _holders.pxi        who holds what: hand-out records, holders(), leak warnings
   _lease.pxi          the lease both pools' lease() returns
-  _async.pxi          asyncio: waiting tasks, lease_async()
+  _async.pxi          asyncio: lease_async(), the async fast path
   _objectpool.pxi     ObjectPool
   _health.pxi         ObjectPool's health rules: check, time limits, evict(),
                       the evictor thread, drain()
@@ -124,6 +124,7 @@ cdef object _REJECTED = object()  # an idle object failed check() or expired (de
 
 include "_args.pxi"
 include "_poolbase.pxi"
+include "_wait.pxi"
 include "_holders.pxi"
 include "_lease.pxi"
 include "_async.pxi"
