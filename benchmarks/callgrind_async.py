@@ -45,6 +45,19 @@ async def run(k):
         acquire = buffers.acquire_async
         for _ in range(k):
             (await acquire()).release()
+    elif case == "obj_async_pair_t":
+        acquire, release = objects.acquire_async, objects.release
+        for _ in range(k):
+            release(await acquire(5.0))
+    elif case == "buf_async_pair_t":
+        acquire = buffers.acquire_async
+        for _ in range(k):
+            (await acquire(5.0)).release()
+    elif case == "obj_lease_async_t":
+        lease = objects.lease_async
+        for _ in range(k):
+            async with lease(5.0):
+                pass
     elif case == "obj_lease_async":
         lease = objects.lease_async
         for _ in range(k):
@@ -69,7 +82,8 @@ asyncio.run(main())
 """
 
 CASES = ["await_noop", "obj_async_pair", "buf_async_pair", "obj_sync_pair_and_await",
-         "async_with_noop", "obj_lease_async"]
+         "async_with_noop", "obj_lease_async", "obj_async_pair_t", "buf_async_pair_t",
+         "obj_lease_async_t"]
 
 
 def main(argv=None):

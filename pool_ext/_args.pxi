@@ -99,9 +99,40 @@ cdef str _parse_name(object name):
     return None if name is None else str.__str__(name)   # a plain str, whatever the subclass
 
 
+cdef extern from "Python.h":
+    # (on borrowed pointers: no reference counting on the hot path)
+    bint _float_exact "PyFloat_CheckExact" (PyObject *o) noexcept
+    double _float_value "PyFloat_AS_DOUBLE" (PyObject *o) noexcept
+    bint _int_exact "PyLong_CheckExact" (PyObject *o) noexcept
+    long long _int_value "PyLong_AsLongLongAndOverflow" (PyObject *o, int *overflow) noexcept
+
+
+cdef inline bint _timeout_fast_p(PyObject *timeout) noexcept:
+    """True if timeout is certainly a valid timeout, told in a few
+    instructions: None, an exact float >= 0 (inf too), or an exact int >= 0.
+    False does not mean invalid: _parse_timeout then decides (and raises).
+    Exact types only, so no __float__ or __index__ of a subclass runs here:
+    bool, numpy.bool_ and str go the full way, and raise there."""
+    cdef int overflow
+    cdef long long v
+    if timeout == <PyObject *>None:
+        return True
+    if _float_exact(timeout):
+        return _float_value(timeout) >= 0.0      # (False for NaN)
+    if _int_exact(timeout):   # within a long long (a huge int must raise OverflowError)
+        v = _int_value(timeout, &overflow)        # (cannot fail: an int)
+        return overflow == 0 and v >= 0
+    return False
+
+
+cdef inline bint _timeout_fast(object timeout) noexcept:
+    return _timeout_fast_p(<PyObject *>timeout)
+
+
 cdef inline int _check_timeout(object timeout) except -1:
-    """acquire() validates its timeout even when it need not wait."""
-    if timeout is not None:
+    """acquire() validates its timeout even when it need not wait: cheaply
+    when it can (_timeout_fast), else in full."""
+    if not _timeout_fast(timeout):
         _parse_timeout(timeout)
     return 0
 

@@ -9,6 +9,18 @@
 # benchmarks/callgrind.py (see docs/performance.md).
 
 
+cdef extern from "Python.h":
+    void PyUnicode_InternInPlace(PyObject **s)
+
+# The keyword "timeout" as the interpreter's kwnames carry it: interned, so
+# that one pointer comparison recognises it (_timeout_at).
+cdef str _TIMEOUT_KEY = "timeout"
+cdef PyObject *_timeout_key_p = <PyObject *>_TIMEOUT_KEY
+Py_INCREF(_TIMEOUT_KEY)
+PyUnicode_InternInPlace(&_timeout_key_p)   # (the interned object, kept for ever)
+_TIMEOUT_KEY = <str>_timeout_key_p
+
+
 cdef object _timeout_arg(PyObject **args, Py_ssize_t nargs, PyObject *kwnames,
                          str name):
     """The only argument of acquire() / lease(), `timeout`, from a
@@ -18,22 +30,43 @@ cdef object _timeout_arg(PyObject **args, Py_ssize_t nargs, PyObject *kwnames,
         raise TypeError(f"{name}() takes at most 1 argument ({nargs + nkw} given)")
     if nkw == 1:
         key = <object>PyTuple_GET_ITEM(kwnames, 0)
-        if key != "timeout":
+        if key is not _TIMEOUT_KEY and key != "timeout":   # (interned: `is` first)
             raise TypeError(f"{name}() got an unexpected keyword argument {key!r}")
     if nargs + nkw == 1:
         return <object>args[0]    # a keyword's value follows the positional ones
     return None
 
 
+cdef inline PyObject *_timeout_at(PyObject **args, Py_ssize_t nargs,
+                                  PyObject *kwnames) noexcept:
+    """The timeout of the common call with one, acquire(t) or
+    acquire(timeout=t), borrowed; NULL for any other shape (the full parser
+    then decides)."""
+    if kwnames == NULL:
+        return args[0] if nargs == 1 else NULL
+    if (nargs == 0 and PyTuple_GET_SIZE(kwnames) == 1
+            and PyTuple_GET_ITEM(kwnames, 0) == _timeout_key_p):   # (both interned)
+        return args[0]
+    return NULL
+
+
 cdef object _objectpool_acquire(ObjectPool self, PyObject **args, Py_ssize_t nargs,
                                 PyObject *kwnames):
-    cdef uint32_t i, gen
+    cdef PyObject *item
+    cdef PyObject *timeout
     if nargs == 0 and kwnames == NULL:
-        if self._plain_take and pool_waitq_gate(&self._waitq) == 0:   # open, nobody waits
-            i = self._pop_idle(&gen)
-            if i != POOL_NIL:
-                return <object>self._items[i]
+        item = _idle_now(self)
+        if item != NULL:
+            return <object>item
         return self._cold_acquire(None)
+    # A timeout costs nothing when an object is free: checked in a few
+    # instructions here (in full only if it is not a plain number), and
+    # read only by a caller that must wait.
+    timeout = _timeout_at(args, nargs, kwnames)
+    if timeout != NULL and _timeout_fast_p(timeout):
+        item = _idle_now(self)
+        if item != NULL:
+            return <object>item
     return _objectpool_acquire_args(self, args, nargs, kwnames)
 
 
@@ -68,6 +101,12 @@ cdef object _bufferpool_acquire(BufferPool self, PyObject **args, Py_ssize_t nar
 
 cdef object _bufferpool_acquire_args(BufferPool self, PyObject **args, Py_ssize_t nargs,
                                      PyObject *kwnames):
+    cdef PyObject *t = _timeout_at(args, nargs, kwnames)
+    if t != NULL and _timeout_fast_p(t):   # (as ObjectPool's: cheap when a buffer is free)
+        item = self._take()
+        if item is not _NOTHING:
+            return item
+        return _wait_sync(self, <object>t, -1.0)
     timeout = _timeout_arg(args, nargs, kwnames, "acquire")
     _check_timeout(timeout)   # validated even when a buffer is free
     item = self._take()

@@ -41,6 +41,19 @@ cdef inline PyObject *_item(ObjectPool pool, uint32_t i) noexcept:
     return <PyObject *>pool_loadptr(<uintptr_t *>&pool._items[i], POOL_RELAXED)
 
 
+cdef inline PyObject *_idle_now(ObjectPool pool) noexcept:
+    """The hot path of every acquire: an idle object of a pool with nothing
+    to do at hand-out, popped, borrowed (the pool holds it while it is
+    out); NULL if there is none, the pool is closed, others wait, or the
+    pool has work to do at hand-out (then the caller's slow path)."""
+    cdef uint32_t i, gen
+    if pool._plain_take and pool_waitq_gate(&pool._waitq) == 0:   # open, nobody waits
+        i = pool._pop_idle(&gen)
+        if i != POOL_NIL:
+            return pool._items[i]
+    return NULL
+
+
 cdef class ObjectPool(_PoolBase):
     """ObjectPool(factory, capacity, *, reset=None, validate=None, destroy=None, prefill=0, pass_slot=False, check=None, max_lifetime=None, max_idle=None, min_idle=0, track=False, leak_timeout=None, name=None)
 --
@@ -564,13 +577,10 @@ cdef class ObjectPool(_PoolBase):
     def try_acquire(self):
         """Hands out an object, or returns None at once if none is free.
         (It never sleeps; it does run check() and the factory.)"""
-        cdef uint32_t i, gen
-        cdef uint64_t gate = pool_waitq_gate(&self._waitq)
-        if gate == 0 and self._plain_take:
-            i = self._pop_idle(&gen)
-            if i != POOL_NIL:
-                return <object>self._items[i]
-        if gate & POOL_GATE_CLOSED:
+        cdef PyObject *idle = _idle_now(self)
+        if idle != NULL:
+            return <object>idle
+        if _is_closed(self):
             return self._cold_closed_try()
         item = self._take(-1.0)   # (_NOTHING while others wait: no barging)
         return None if item is _NOTHING else item
