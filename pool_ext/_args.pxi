@@ -104,7 +104,10 @@ cdef extern from "Python.h":
     bint _float_exact "PyFloat_CheckExact" (PyObject *o) noexcept
     double _float_value "PyFloat_AS_DOUBLE" (PyObject *o) noexcept
     bint _int_exact "PyLong_CheckExact" (PyObject *o) noexcept
-    long long _int_value "PyLong_AsLongLongAndOverflow" (PyObject *o, int *overflow) noexcept
+
+
+cdef extern from "pool_args.h":
+    bint pool_int_small_nonneg(PyObject *o) noexcept
 
 
 cdef inline bint _timeout_fast_p(PyObject *timeout) noexcept:
@@ -113,15 +116,12 @@ cdef inline bint _timeout_fast_p(PyObject *timeout) noexcept:
     False does not mean invalid: _parse_timeout then decides (and raises).
     Exact types only, so no __float__ or __index__ of a subclass runs here:
     bool, numpy.bool_ and str go the full way, and raise there."""
-    cdef int overflow
-    cdef long long v
     if timeout == <PyObject *>None:
         return True
     if _float_exact(timeout):
         return _float_value(timeout) >= 0.0      # (False for NaN)
-    if _int_exact(timeout):   # within a long long (a huge int must raise OverflowError)
-        v = _int_value(timeout, &overflow)        # (cannot fail: an int)
-        return overflow == 0 and v >= 0
+    if _int_exact(timeout):   # (a huge int must raise OverflowError: the full way)
+        return pool_int_small_nonneg(timeout)
     return False
 
 

@@ -934,3 +934,29 @@ def test_try_acquire_on_a_closed_pool_says_try_acquire(make):
     pool.close()
     with pytest.raises(PoolClosed, match=r"^try_acquire\(\) on a closed pool 'db'$"):
         pool.try_acquire()
+
+
+@pytest.mark.parametrize("make", [lambda: ObjectPool(Thing, 1), lambda: BufferPool(16, 1)])
+def test_plain_number_timeouts_take_the_fast_path_and_odd_ones_still_work(make):
+    """The timeout fast path accepts exact floats and small exact ints; every
+    other number (a subclass, numpy's, a big int) is parsed in full and
+    behaves as before: accepted when valid, never lost."""
+    np = pytest.importorskip("numpy")
+
+    class F(float):
+        pass
+
+    class I(int):
+        pass
+
+    pool = make()
+    for t in (0, 5, 5.0, 2**59, 2**61, 10**300, math.inf, F(1.5), I(2), np.float64(1.0),
+              np.int64(3)):
+        for call in (lambda: pool.acquire(t), lambda: pool.acquire(timeout=t)):
+            item = call()
+            _release(pool, item)
+    held = pool.acquire()
+    for t in (0, 0.0, I(0), np.float64(0.0)):
+        with pytest.raises(PoolExhausted):
+            pool.acquire(t)
+    _release(pool, held)
