@@ -483,12 +483,15 @@ static void *closer(void *arg)
     while (pool_waitq_waiting(&q) < want)   /* every waiter queues: no slot is free */
         sched_yield();
     for (k = 0; k <= CAP; k++) {
+        uint32_t y = (uint32_t)((r >> (16 + 2 * k)) & 3);   /* 0..3 yields: let grants land */
         if (k == close_at)
             pool_waitq_close(&q, NULL);
         if (k < CAP) {
             give(held[k]);
             release(held[k]);
         }
+        while (y-- > 0)
+            sched_yield();
     }
     return NULL;
 }
