@@ -150,6 +150,12 @@ static uint64_t get(uint64_t *c)
     return pool_load64(c, POOL_RELAXED);    /* relaxed: read after the joins */
 }
 
+/* A lost wake-up or a wake-up without a grant: the threads stop. */
+static int broken(void)
+{
+    return get(&lost_wakeups) != 0 || get(&bare_wakes) != 0;
+}
+
 static pool_freelist_t *list_of(uint32_t k)
 {
     return k == 0 ? &idle : &empty;
@@ -227,61 +233,60 @@ static int acquire(thread_waiter_t *t, long timeout_ns, int refuse_late, uint32_
 {
     uint32_t i, k;
     int r, woken;
-    for (;;) {
-        if ((i = fast_acquire()) != POOL_NIL) {
-            *out = i;
-            return ACQ_OK;
-        }
-        waiter_reset(t);   /* not queued: nobody wakes it now */
-        r = pool_waitq_join(&q, &t->rec, &i, &k);
-        if (r == POOL_JOIN_TOOK) {
-            pool_slots_hold(&slots, i);
-            *out = i;
-            return ACQ_OK;
-        }
-        if (r == POOL_JOIN_CLOSED) {
-            count(&closed_exits);
-            return ACQ_CLOSED;
-        }
-        count(&sleeps);
-        woken = waiter_sleep(t, timeout_ns);
-        pool_waitq_leave(&q, &t->rec, &i, &k, NULL);
-        if (i != POOL_NIL) {
-            if (pool_waitq_is_closed(&q)) {
-                refuse(i, k);   /* closed: give it back */
-                count(&closed_exits);
-                return ACQ_CLOSED;
-            }
-            if (!woken) {
-                /* granted as it timed out: use it or not */
-                count(&late_grants);
-                if (refuse_late) {
-                    refuse(i, k);
-                    count(&timeouts);
-                    return ACQ_TIMEOUT;
-                }
-            }
-            count(&grants_used);
-            pool_slots_hold(&slots, i);
-            *out = i;
-            return ACQ_OK;
-        }
+    if ((i = fast_acquire()) != POOL_NIL) {
+        *out = i;
+        return ACQ_OK;
+    }
+    waiter_reset(t);   /* not queued: nobody wakes it now */
+    r = pool_waitq_join(&q, &t->rec, &i, &k);
+    if (r == POOL_JOIN_TOOK) {
+        pool_slots_hold(&slots, i);
+        *out = i;
+        return ACQ_OK;
+    }
+    if (r == POOL_JOIN_CLOSED) {
+        count(&closed_exits);
+        return ACQ_CLOSED;
+    }
+    count(&sleeps);
+    woken = waiter_sleep(t, timeout_ns);
+    pool_waitq_leave(&q, &t->rec, &i, &k, NULL);
+    if (i != POOL_NIL) {
         if (pool_waitq_is_closed(&q)) {
+            refuse(i, k);   /* closed: give it back */
             count(&closed_exits);
             return ACQ_CLOSED;
         }
         if (!woken) {
-            if (timeout_ns >= 0) {
+            /* granted as it timed out: use it or not */
+            count(&late_grants);
+            if (refuse_late) {
+                refuse(i, k);
                 count(&timeouts);
                 return ACQ_TIMEOUT;
             }
-            count(&lost_wakeups);
-            return ACQ_LOST;
         }
-        /* woken without a grant on an open queue: nothing in these tests
-         * sends a hint to an open queue; count it, and queue again */
-        count(&bare_wakes);
+        count(&grants_used);
+        pool_slots_hold(&slots, i);
+        *out = i;
+        return ACQ_OK;
     }
+    if (pool_waitq_is_closed(&q)) {
+        count(&closed_exits);
+        return ACQ_CLOSED;
+    }
+    if (!woken) {
+        if (timeout_ns >= 0) {
+            count(&timeouts);
+            return ACQ_TIMEOUT;
+        }
+        count(&lost_wakeups);
+        return ACQ_LOST;
+    }
+    /* woken without a grant on an open queue: nothing in these tests
+     * sends a hint to an open queue (a failure, checked by each test) */
+    count(&bare_wakes);
+    return ACQ_LOST;
 }
 
 static void take(uint32_t i, uint64_t me)
@@ -359,7 +364,9 @@ static void *churn_worker(void *arg)
     thread_waiter_t t;
     waiter_init(&t);
     pthread_barrier_wait(&start);
-    while (pool_fetch_add64(&total, 1, POOL_RELAXED) < ITERS) {   /* relaxed: a ticket */
+    /* relaxed: a ticket; a lost wake-up stops everyone (each would sleep
+     * SLEEP_LIMIT_S) */
+    while (!broken() && pool_fetch_add64(&total, 1, POOL_RELAXED) < ITERS) {
         uint32_t i;
         if (acquire(&t, NO_TIMEOUT, 0, &i) != ACQ_OK)
             break;   /* a lost wake-up, counted */
@@ -415,7 +422,7 @@ static void *timeout_worker(void *arg)
     int n;
     waiter_init(&t);
     pthread_barrier_wait(&start);
-    for (n = 0; n < ITERS / THREADS; n++) {
+    for (n = 0; n < ITERS / THREADS && !broken(); n++) {
         uint64_t r = rnd(&rng);
         uint32_t i;
         long timeout_ns = (long)(r % 51) * 1000;   /* 0..50 us */
