@@ -3,7 +3,7 @@ server: the same transactions through each, and each pool's own cost.
 
     pip install ".[bench]"
     eval "$(bash tools/pg_server.sh start /tmp/pg)"      # or any server
-    python benchmarks/pg_compare.py [--dsn DSN] [--repeat 5] [--tx 4000]
+    python benchmarks/pg_compare.py [--dsn DSN] [--repeat 5] [--tx 4000] [--select 8x4]
 
 What is measured (median of --repeat runs, with the lowest and highest;
 each run takes every contender in turn, so drift spreads over all):
@@ -224,12 +224,27 @@ def measure_select(dsn, repeat, total, threads, size):
     return out
 
 
+def threads_on(text):
+    """'8x4' -> (8, 4)."""
+    try:
+        threads, size = (int(x) for x in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: want TxC, e.g. 8x4") from None
+    if threads < 1 or size < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: T and C must be at least 1")
+    return threads, size
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dsn", default=os.environ.get("POOL_PG_DSN"),
                     help="libpq conninfo (default: $POOL_PG_DSN)")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--tx", type=int, default=4000, help="transactions per run")
+    ap.add_argument("--select", action="append", metavar="TxC", type=threads_on,
+                    help="only this select 1 configuration, T threads on C connections "
+                         "(repeatable; default: 1x1, 4x4 and 8x4); e.g. --select 8x4 "
+                         "--tx 40000 for runs long enough to show a starved thread")
     args = ap.parse_args(argv)
     if not args.dsn:
         ap.error("no server: pass --dsn or set POOL_PG_DSN (tools/pg_server.sh starts one)")
@@ -246,7 +261,7 @@ def main(argv=None):
     for name, (med, lo, hi) in measure_checkout(args.dsn, args.repeat, args.tx * 5):
         print(f"  {name:22s} {med:8.2f}  ({lo:.2f}-{hi:.2f})")
 
-    for threads, size in ((1, 1), (4, 4), (8, 4)):
+    for threads, size in args.select or ((1, 1), (4, 4), (8, 4)):
         print(f"\nselect 1 per transaction, {threads} thread(s), {size} connection(s): "
               f"us per transaction, transactions/s ({args.tx:,d} per run)")
         rows = measure_select(args.dsn, args.repeat, args.tx, threads, size)
