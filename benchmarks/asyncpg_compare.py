@@ -47,6 +47,17 @@ in turn, so a drift of the machine spreads over all of them.  "x pool_ext"
 is a contender's time / pool_ext's time in the same repeat (the median of
 those ratios, lowest-highest): above 1, pool_ext is that many times faster.
 
+Waits: with bodies yield and select 1 (64 tasks on 8 connections, so 56
+wait at any time), every acquire is timed: time.perf_counter() before
+``async with lease()`` (``await queue.get()`` for the inline Queue) and
+again on entering the block, so a wait includes the loop's delay in running
+the task once it has its connection.  Printed per contender: p50, p99 and max
+of each run, the median of the runs, and the worst wait of all runs.  A fair
+pool (a release hands its connection to the oldest waiter) keeps max near
+p99; an unfair one lets a few tasks take everything while others wait most
+of a run.  The two clock calls add about 0.1 us per hand-off to every pooled
+contender (not to "no pool"); --no-waits runs the untimed loops instead.
+
 --count (asyncio's loop only, untimed) also reports how many event-loop
 iterations and call_soon() callbacks (task steps, future wake-ups) each
 contender needs per hand-off.
@@ -231,6 +242,75 @@ async def task_yield(lease, k):
             await sleep(0)
 
 
+# The same loops, each acquire timed (seconds appended to waits).
+
+async def task_yield_timed(lease, k, waits):
+    sleep = asyncio.sleep
+    clock = time.perf_counter
+    append = waits.append
+    for _ in range(k):
+        t0 = clock()
+        async with lease():
+            append(clock() - t0)
+            await sleep(0)
+
+
+async def task_empty_timed(lease, k, waits):
+    clock = time.perf_counter
+    append = waits.append
+    for _ in range(k):
+        t0 = clock()
+        async with lease():
+            append(clock() - t0)
+
+
+async def task_select_timed(lease, k, waits):
+    clock = time.perf_counter
+    append = waits.append
+    for _ in range(k):
+        t0 = clock()
+        async with lease() as conn:
+            append(clock() - t0)
+            await conn.fetchval("select 1")
+
+
+async def queue_yield_timed(queue, k, waits):
+    sleep = asyncio.sleep
+    clock = time.perf_counter
+    append = waits.append
+    for _ in range(k):
+        t0 = clock()
+        conn = await queue.get()
+        append(clock() - t0)
+        try:
+            await sleep(0)
+        finally:
+            queue.put_nowait(conn)
+
+
+async def queue_empty_timed(queue, k, waits):
+    clock = time.perf_counter
+    append = waits.append
+    for _ in range(k):
+        t0 = clock()
+        conn = await queue.get()
+        append(clock() - t0)
+        queue.put_nowait(conn)
+
+
+async def queue_select_timed(queue, k, waits):
+    clock = time.perf_counter
+    append = waits.append
+    for _ in range(k):
+        t0 = clock()
+        conn = await queue.get()
+        append(clock() - t0)
+        try:
+            await conn.fetchval("select 1")
+        finally:
+            queue.put_nowait(conn)
+
+
 async def task_empty(lease, k):
     for _ in range(k):
         async with lease():
@@ -290,36 +370,66 @@ BODIES = {
     "select 1": (task_select, queue_select, bare_select),
 }
 
+TIMED = {
+    "yield": (task_yield_timed, queue_yield_timed),
+    "empty": (task_empty_timed, queue_empty_timed),
+    "select 1": (task_select_timed, queue_select_timed),
+}
 
-def coroutines(target, body, k):
-    """The coroutines of one run: TASKS * k hand-offs in all."""
+# the bodies whose waits are reported: 56 of the 64 tasks wait at any time
+CONTENDED = ("yield", "select 1")
+
+
+def coroutines(target, body, k, waits=None):
+    """The coroutines of one run: TASKS * k hand-offs in all.  With a list
+    as waits (and a pool), the timed loops: each acquire's wait is appended."""
     pooled, queued, bare = BODIES[body]
-    if isinstance(target, QueueInline):
-        return [queued(target.queue, k) for _ in range(TASKS)]
     if isinstance(target, NoPool):
         if body == "select 1":   # the same number of queries, on 8 connections
             per = TASKS * k // SIZE
             return [bare(conn, per) for conn in target.conns]
         return [bare(None, k) for _ in range(TASKS)]
+    if waits is not None:
+        pooled, queued = TIMED[body]
+        if isinstance(target, QueueInline):
+            return [queued(target.queue, k, waits) for _ in range(TASKS)]
+        return [pooled(target.lease, k, waits) for _ in range(TASKS)]
+    if isinstance(target, QueueInline):
+        return [queued(target.queue, k) for _ in range(TASKS)]
     return [pooled(target.lease, k) for _ in range(TASKS)]
 
 
-async def run(target, body, k):
-    """Microseconds per hand-off of one run."""
-    coros = coroutines(target, body, k)
+async def run(target, body, k, waits=None):
+    """Microseconds per hand-off of one run (waits: see coroutines())."""
+    coros = coroutines(target, body, k, waits)
     t0 = time.perf_counter()
     await asyncio.gather(*coros)
     return (time.perf_counter() - t0) / (TASKS * k) * 1e6
 
 
-async def interleaved(targets, body, k, repeat):
-    """{name: [us per hand-off, one per repeat]}; a warm-up run of each first."""
+def percentiles(waits):
+    """(p50, p99, max) of a list of waits, in milliseconds."""
+    if not waits:
+        return (float("nan"),) * 3
+    w = sorted(waits)
+    n = len(w)
+    return (w[(n - 1) // 2] * 1e3, w[min(n - 1, int(n * 0.99))] * 1e3, w[-1] * 1e3)
+
+
+async def interleaved(targets, body, k, repeat, waits=None):
+    """{name: [us per hand-off, one per repeat]}; a warm-up run of each
+    first.  With a dict as waits, the timed loops, and waits[name] gets
+    (p50, p99, max) in ms of each repeat (not of the warm-up)."""
     runs = {t.name: [] for t in targets}
+    timed = waits is not None and body in CONTENDED
     for t in targets:
-        await run(t, body, max(1, k // 10))
+        await run(t, body, max(1, k // 10), [] if timed else None)
     for _ in range(repeat):
         for t in targets:
-            runs[t.name].append(await run(t, body, k))
+            w = [] if timed and not isinstance(t, NoPool) else None
+            runs[t.name].append(await run(t, body, k, w))
+            if w is not None:
+                waits.setdefault(t.name, []).append(percentiles(w))
     return runs
 
 
@@ -384,11 +494,18 @@ async def close_all(targets):
             await t.close()
 
 
-async def measure(kw, bodies, ks, repeat):
-    """[(body, {name: [us per hand-off, one per repeat]})]."""
+async def measure(kw, bodies, ks, repeat, timed=True):
+    """([(body, {name: [us per hand-off, one per repeat]})],
+    {body: {name: [(p50, p99, max) wait in ms, one per repeat]}})."""
     targets = await opened(kw)
+    results, waits = [], {}
     try:
-        return [(body, await interleaved(targets, body, ks[body], repeat)) for body in bodies]
+        for body in bodies:
+            w = {} if timed else None
+            results.append((body, await interleaved(targets, body, ks[body], repeat, w)))
+            if w:
+                waits[body] = w
+        return results, waits
     finally:
         await close_all(targets)
 
@@ -436,6 +553,18 @@ def print_results(loop_name, results, counts, ks, repeat):
                 f"{name} {summary(runs[name])[0] - floor:.2f}"
                 for name in (PoolExt.name, QueueInline.name, QueuePool.name))
                 + " us")
+
+
+def print_waits(loop_name, waits, repeat):
+    """Each contender's waits per acquire on the contended bodies."""
+    for body, per in waits.items():
+        print(f"\n{loop_name}, body {body!r}: wait per acquire, ms: p50 / p99 / max of "
+              f"each run, median of {repeat} runs (worst of all runs)")
+        for name, runs in per.items():
+            p50, p99, mx = zip(*runs)
+            print(f"  {name:22s} p50 {statistics.median(p50):8.3f}  "
+                  f"p99 {statistics.median(p99):8.3f}  max {statistics.median(mx):9.3f}  "
+                  f"({max(mx):.3f})")
 
 
 def print_targets(loop_name, results):
@@ -487,6 +616,9 @@ def main(argv=None):
                     help="hand-offs per task, body select 1 (default 25)")
     ap.add_argument("--body", action="append", choices=list(BODIES),
                     help="only this body (repeatable; default: all)")
+    ap.add_argument("--no-waits", action="store_true",
+                    help="run the untimed loops: no wait per acquire (nor its two clock "
+                         "calls per hand-off)")
     ap.add_argument("--count", action="store_true",
                     help="also count loop iterations and callbacks per hand-off "
                          "(asyncio's loop only, untimed)")
@@ -520,7 +652,8 @@ def main(argv=None):
           f"asyncpg {asyncpg.__version__}, {uv}, CPython {sys.version.split()[0]}, "
           f"{os.cpu_count()} CPUs, load average {la:.2f}")
     for kind in loops:
-        results = run_on(kind, measure(kw, bodies, ks, args.repeat))
+        results, waits = run_on(kind, measure(kw, bodies, ks, args.repeat,
+                                              timed=not args.no_waits))
         counts = None
         if args.count and kind == "asyncio":
             loop = CountingLoop()
@@ -531,6 +664,7 @@ def main(argv=None):
                 asyncio.set_event_loop(None)
                 loop.close()
         print_results(kind, results, counts, ks, args.repeat)
+        print_waits(kind, waits, args.repeat)
         print_targets(kind, results)
 
 
