@@ -946,17 +946,17 @@ def test_plain_number_timeouts_take_the_fast_path_and_odd_ones_still_work(make):
     class F(float):
         pass
 
-    class I(int):
+    class Int(int):
         pass
 
     pool = make()
-    for t in (0, 5, 5.0, 2**59, 2**61, 10**300, math.inf, F(1.5), I(2), np.float64(1.0),
+    for t in (0, 5, 5.0, 2**59, 2**61, 10**300, math.inf, F(1.5), Int(2), np.float64(1.0),
               np.int64(3)):
         for call in (lambda: pool.acquire(t), lambda: pool.acquire(timeout=t)):
             item = call()
             _release(pool, item)
     held = pool.acquire()
-    for t in (0, 0.0, I(0), np.float64(0.0)):
+    for t in (0, 0.0, Int(0), np.float64(0.0)):
         with pytest.raises(PoolExhausted):
             pool.acquire(t)
     _release(pool, held)
