@@ -206,7 +206,11 @@ def test_the_loop_keeps_ticking_while_tasks_wait(loop_kind):
 
 class AsyncPoolMachine(RuleBasedStateMachine):
     """acquire, release, wait, cancel and time out, against a model: the
-    pool's counts match, no object has two owners, no slot is lost."""
+    pool's counts match, no object has two owners, no slot is lost; and the
+    hand-off's rules: waiters are served in the order they started (a
+    later one never gets an object while an earlier one still waits), a
+    newcomer never takes a slot from them, and a grant whose task is
+    cancelled or times out at that moment goes on to the next waiter."""
 
     CAPACITY = 3
 
@@ -216,6 +220,7 @@ class AsyncPoolMachine(RuleBasedStateMachine):
         self.pool = ObjectPool(Thing, self.CAPACITY)
         self.held = []          # objects the test holds
         self.waiters = []       # pending acquire_async tasks
+        self.order = []         # every waiter, in the order it started
 
     def run(self, coro):
         return self.loop.run_until_complete(coro)
@@ -243,7 +248,9 @@ class AsyncPoolMachine(RuleBasedStateMachine):
 
     @rule(timeout=st.sampled_from([None, 10.0]))
     def start_waiter(self, timeout):
-        self.waiters.append(self.loop.create_task(self.pool.acquire_async(timeout=timeout)))
+        task = self.loop.create_task(self.pool.acquire_async(timeout=timeout))
+        self.waiters.append(task)
+        self.order.append(task)
         self.settle()
 
     @precondition(lambda self: self.held)
@@ -262,6 +269,48 @@ class AsyncPoolMachine(RuleBasedStateMachine):
             self.settle()
         t.cancel()
         self.settle()
+
+    @precondition(lambda self: self.waiters)
+    @rule()
+    def newcomer_does_not_barge(self):
+        """While tasks wait, try_acquire() and a timeout=0 acquire find
+        nothing, even in the moment after a release granted a slot."""
+        if self.held:
+            self.pool.release(self.held.pop())   # granted to the oldest, not run yet
+        assert self.pool.try_acquire() is None
+        with pytest.raises(PoolExhausted):
+            self.pool.acquire(timeout=0)
+        self.settle()
+
+    @precondition(lambda self: self.held and self.waiters)
+    @rule(data=st.data())
+    def cancel_at_the_grant(self, data):
+        """A release grants the oldest waiter's slot; that task is cancelled
+        before it runs: the slot goes on to the next waiter."""
+        oldest = next((t for t in self.order if t in self.waiters and not t.done()), None)
+        self.pool.release(self.held.pop(data.draw(st.integers(0, len(self.held) - 1))))
+        if oldest is not None:
+            oldest.cancel()
+        self.settle()
+
+    @precondition(lambda self: len(self.held) == self.CAPACITY and not self.waiters)
+    @rule(delay=st.sampled_from([0.0005, 0.001, 0.002]))
+    def grant_races_the_timeout(self, delay):
+        """A waiter's timeout and a release land together: the task ends
+        with the object or PoolExhausted, and either way no slot is lost.
+        (Whichever happens, the test holds the object again after, so that
+        the next steps do not depend on the timing.)"""
+        obj = self.held.pop()
+        task = self.loop.create_task(self.pool.acquire_async(timeout=0.001))
+        self.loop.call_later(delay, self.pool.release, obj)
+        self.run(asyncio.wait([task]))
+        self.run(asyncio.sleep(delay))       # the release has come by now
+        if task.exception() is None:
+            assert task.result() is obj       # the slot released, granted
+            self.held.append(obj)
+        else:
+            assert isinstance(task.exception(), PoolExhausted)
+            self.held.append(self.pool.acquire(timeout=0))
 
     @rule()
     def timed_out_wait(self):
@@ -282,6 +331,12 @@ class AsyncPoolMachine(RuleBasedStateMachine):
         assert s["waiting"] <= pending
         if len(self.held) < self.CAPACITY:
             assert pending == 0 or s["in_use"] == self.CAPACITY   # nobody waits for a free slot
+        # FIFO: a waiter that got its object started after every one still waiting
+        served = [k for k, t in enumerate(self.order)
+                  if t.done() and not t.cancelled() and t.exception() is None]
+        waiting = [k for k, t in enumerate(self.order) if not t.done()]
+        if served and waiting:
+            assert max(served) < min(waiting), ("served out of order", served, waiting)
 
     def teardown(self):
         for t in self.waiters:
