@@ -20,6 +20,7 @@ One extension module, one file per job (the uvloop layout):
   _pooledbuffer.pxi   PooledBuffer and the memory it lives in
   _ndarray.pxi        numpy arrays over pooled memory (numpy imported lazily)
   _arraypool.pxi      ArrayPool: size classes (src/pool_classes.h), arrays
+  _queue.pxi          Queue, LifoQueue: drop-in queues (src/pool_queue.h)
   _entries.pxi        hot methods written against CPython's calling convention
   includes/*.pxd      one per C header of the core (src/)
 
@@ -135,6 +136,7 @@ include "_bufferpool.pxi"
 include "_pooledbuffer.pxi"
 include "_ndarray.pxi"
 include "_arraypool.pxi"
+include "_queue.pxi"
 include "_entries.pxi"
 
 # _PoolBase is an implementation detail of the two final pool classes: no
