@@ -109,6 +109,12 @@ cdef class Queue:
         """True if bounded and holding maxsize items or more (a snapshot)."""
         return self._q.maxsize != 0 and pool_queue_count(&self._q) >= self._q.maxsize
 
+    def _waiting(self):
+        """(getters, putters) blocked right now, a snapshot (for tests)."""
+        cdef size_t g, p
+        pool_queue_waiting(&self._q, &g, &p)
+        return g, p
+
     def put(self, item, block=True, timeout=None):
         """Puts item; if the queue is full, waits (block, up to timeout
         seconds; None: forever) for room, else raises queue.Full."""
@@ -180,8 +186,7 @@ cdef class Queue:
                     woken = _park(lock, deadline)
                 finally:
                     if pool_queue_leave(&self._q, &w):
-                        Py_DECREF(item)        # (the queue has its own: moved in)
-                        item = None
+                        item = None            # put()'s reference moved into the ring
                 if item is None:
                     return 0                   # granted room (at the wire, too)
                 if not woken:

@@ -331,6 +331,19 @@ static inline uint64_t pool_queue_count(pool_queue_t *q)
     return pool_load64(&q->count, POOL_RELAXED);   /* a snapshot, as qsize() is */
 }
 
+/* How many getters and putters are queued (tests wait on it). */
+static inline void pool_queue_waiting(pool_queue_t *q, size_t *getters, size_t *putters)
+{
+    pool_qwaiter_t *w;
+    size_t g = 0, p = 0;
+    pool_queue_lock_(q);
+    for (w = q->getters.head; w; w = w->next) g++;
+    for (w = q->putters.head; w; w = w->next) p++;
+    pool_queue_unlock_(q);
+    *getters = g;
+    *putters = p;
+}
+
 static inline void pool_queue_set_maxsize(pool_queue_t *q, uint64_t maxsize)
 {
     pool_queue_lock_(q);
