@@ -27,8 +27,11 @@ cdef extern from *:
     """
     /* The queue's reference to an item becomes the caller's: no incref. */
     static inline PyObject *pool_queue_steal_(void *p) { return (PyObject *)p; }
+    /* Called under the queue's spinlock (queue): an incref runs no code. */
+    static void pool_queue_keep_(void *p) { Py_INCREF((PyObject *)p); }
     """
     object _steal "pool_queue_steal_" (void *p)
+    void _queue_keep "pool_queue_keep_" (void *p) noexcept nogil
 
 
 cdef void _queue_wake(pool_qwaiter_t *w) noexcept nogil:
@@ -108,6 +111,29 @@ cdef class Queue:
     def full(self):
         """True if bounded and holding maxsize items or more (a snapshot)."""
         return self._q.maxsize != 0 and pool_queue_count(&self._q) >= self._q.maxsize
+
+    @property
+    def queue(self):
+        """A list of the items, oldest first: a snapshot, not the storage
+        (queue.Queue's is its deque).  For code that only reads it, e.g.
+        redis-py's pool counting its idle connections."""
+        cdef uint64_t n = pool_queue_count(&self._q)
+        cdef uint64_t i, got
+        cdef void **buf
+        while True:
+            buf = <void **>malloc((n + 1) * sizeof(void *))
+            if buf == NULL:
+                raise MemoryError()
+            got = pool_queue_snapshot(&self._q, buf, n, _queue_keep)
+            if got == n:
+                break
+            free(buf)
+            n = got
+        try:
+            items = [_steal(buf[i]) for i in range(n)]
+        finally:
+            free(buf)
+        return items
 
     def _waiting(self):
         """(getters, putters) blocked right now, a snapshot (for tests)."""

@@ -331,6 +331,26 @@ static inline uint64_t pool_queue_count(pool_queue_t *q)
     return pool_load64(&q->count, POOL_RELAXED);   /* a snapshot, as qsize() is */
 }
 
+/* Copies the items, oldest first, into out (room for n) if there are
+ * exactly n, calling keep() on each under the lock (an incref: an item taken
+ * meanwhile by another thread must not be freed under the copy); returns the
+ * count (the caller retries with more room if it is not n). */
+static inline uint64_t pool_queue_snapshot(pool_queue_t *q, void **out, uint64_t n,
+                                           void (*keep)(void *))
+{
+    uint64_t i, count;
+    pool_queue_lock_(q);
+    count = q->count;
+    if (count == n) {
+        for (i = 0; i < n; i++) {
+            out[i] = q->ring[(q->head + i) & (q->cap - 1)];
+            keep(out[i]);
+        }
+    }
+    pool_queue_unlock_(q);
+    return count;
+}
+
 /* How many getters and putters are queued (tests wait on it). */
 static inline void pool_queue_waiting(pool_queue_t *q, size_t *getters, size_t *putters)
 {

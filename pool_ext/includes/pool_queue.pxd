@@ -32,5 +32,7 @@ cdef extern from "pool_queue.h" nogil:
     void pool_queue_detach(pool_queue_t *q, void ***ring, size_t *cap, size_t *head,
                            uint64_t *n)
     uint64_t pool_queue_count(pool_queue_t *q)
+    uint64_t pool_queue_snapshot(pool_queue_t *q, void **out, uint64_t n,
+                                 void (*keep)(void *) noexcept nogil)
     void pool_queue_waiting(pool_queue_t *q, size_t *getters, size_t *putters)
     void pool_queue_set_maxsize(pool_queue_t *q, uint64_t maxsize)

@@ -85,6 +85,20 @@ def test_maxsize_not_positive_is_unbounded(kind, maxsize):
     assert got == list(range(1000))
 
 
+@pytest.mark.parametrize("ours, theirs", PAIRS)
+def test_queue_attribute_is_a_snapshot_in_the_stdlibs_order(ours, theirs):
+    q, ref = ours(), theirs()
+    for x in [1, None, 2, 1]:
+        q.put(x)
+        ref.put(x)
+    q.get()
+    ref.get()
+    snap = q.queue
+    assert snap == list(ref.queue)
+    snap.append("not in the queue")
+    assert q.qsize() == 3 and q.queue == list(ref.queue)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_full_and_maxsize(kind):
     q = kind(maxsize=2)
