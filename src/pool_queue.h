@@ -58,8 +58,14 @@
 #include "pool_atomic.h"
 #include "pool_spinlock.h"
 
-enum { POOL_QW_OUT = 0, POOL_QW_QUEUED = 1, POOL_QW_GRANTED = 2 };
-enum { POOL_Q_DONE = 0, POOL_Q_EMPTY, POOL_Q_FULL, POOL_Q_QUEUED, POOL_Q_GROW };
+enum { POOL_QW_OUT = 0,
+       POOL_QW_QUEUED = 1,
+       POOL_QW_GRANTED = 2 };
+enum { POOL_Q_DONE = 0,
+       POOL_Q_EMPTY,
+       POOL_Q_FULL,
+       POOL_Q_QUEUED,
+       POOL_Q_GROW };
 
 typedef struct pool_qwaiter {
     struct pool_qwaiter *prev, *next;
@@ -135,14 +141,23 @@ static inline void pool_qlist_push_(pool_qlist_t *l, pool_qwaiter_t *w)
 {
     w->next = NULL;
     w->prev = l->tail;
-    if (l->tail) l->tail->next = w; else l->head = w;
+    if (l->tail)
+        l->tail->next = w;
+    else
+        l->head = w;
     l->tail = w;
 }
 
 static inline void pool_qlist_unlink_(pool_qlist_t *l, pool_qwaiter_t *w)
 {
-    if (w->prev) w->prev->next = w->next; else l->head = w->next;
-    if (w->next) w->next->prev = w->prev; else l->tail = w->prev;
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        l->head = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    else
+        l->tail = w->prev;
     w->prev = w->next = NULL;
 }
 
@@ -357,8 +372,10 @@ static inline void pool_queue_waiting(pool_queue_t *q, size_t *getters, size_t *
     pool_qwaiter_t *w;
     size_t g = 0, p = 0;
     pool_queue_lock_(q);
-    for (w = q->getters.head; w; w = w->next) g++;
-    for (w = q->putters.head; w; w = w->next) p++;
+    for (w = q->getters.head; w; w = w->next)
+        g++;
+    for (w = q->putters.head; w; w = w->next)
+        p++;
     pool_queue_unlock_(q);
     *getters = g;
     *putters = p;
