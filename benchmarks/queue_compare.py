@@ -3,6 +3,7 @@ library's pool checkout + return with the drop-in against its own queue.
 
     pip install ".[bench]" urllib3 redis sqlalchemy
     python benchmarks/queue_compare.py [--rounds 7] [--redis-port PORT]
+    python benchmarks/queue_compare.py --callgrind     # instructions per get+put
 
 Rows (ns per operation; median of interleaved rounds, each round timing
 every contender once in turn, so drift hits them alike; ratio: the
@@ -193,12 +194,62 @@ def sqlalchemy_rows(rounds, number):
             ("sqlalchemy select 1", r, "ours", "theirs")]
 
 
+CG_CASES = {   # name: (set-up, statement)
+    "pool_ext.LifoQueue": ("import pool_ext; q = pool_ext.LifoQueue(4)", "p(g())"),
+    "queue.LifoQueue": ("import queue; q = queue.LifoQueue(4)", "p(g())"),
+    "pool_ext.LifoQueue timeout": ("import pool_ext; q = pool_ext.LifoQueue(4)",
+                                   "p(g(True, 5.0), True, 5.0)"),
+    "queue.LifoQueue timeout": ("import queue; q = queue.LifoQueue(4)",
+                                "p(g(True, 5.0), True, 5.0)"),
+    "pool_ext.Queue": ("import pool_ext; q = pool_ext.Queue(4)", "p(g())"),
+    "queue.Queue": ("import queue; q = queue.Queue(4)", "p(g())"),
+}
+
+
+def _cg_child(case, n):
+    setup, stmt = CG_CASES[case]
+    env = {}
+    exec(setup, env)
+    env["q"].put(object())
+    env.update(g=env["q"].get, p=env["q"].put)
+    code = compile(f"for _ in range({n}):\n    {stmt}", "<case>", "exec")
+    exec(code, env)
+
+
+def _cg_count(case, n):
+    with tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "cg.out")
+        subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+                        sys.executable, os.path.abspath(__file__), "--cg-child", case, str(n)],
+                       cwd=d, check=True, capture_output=True)
+        with open(out) as f:
+            for line in f:
+                if line.startswith(("summary:", "totals:")):
+                    return int(line.split()[1])
+    raise RuntimeError("no instruction total in callgrind's output")
+
+
+def callgrind(n):
+    """Instructions per get+put: (count(2n) - count(n)) / n, so that start-up
+    and imports cancel; includes the loop's own few instructions."""
+    print(f"instructions per get+put (callgrind, N={n}; includes the for loop's)")
+    for case in CG_CASES:
+        per = (_cg_count(case, 2 * n) - _cg_count(case, n)) / n
+        print(f"  {case:<30} {per:>8.0f}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--number", type=int, default=100_000)
     ap.add_argument("--redis-port", type=int, default=None)
+    ap.add_argument("--callgrind", action="store_true", help="instruction counts instead")
+    ap.add_argument("--cg-child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.cg_child:
+        return _cg_child(args.cg_child[0], int(args.cg_child[1]))
+    if args.callgrind:
+        return callgrind(20_000)
     print(f"Python {sys.version.split()[0]}, pool_ext ATOMICS={pool_ext.ATOMICS}, "
           f"{args.rounds} interleaved rounds")
     print(f"{'ns per operation':<26} {'pool_ext':>10} {'own queue':>10} {'ratio':>8}")

@@ -23,8 +23,10 @@ from helpers import ROOT
 
 # Libraries the docs show pool_ext with, which an interpreter may lack
 # (asyncpg and uvloop have no wheels for every CPython, free-threaded ones
-# among them): a block importing one skips without it.
-OPTIONAL = ("numpy", "asyncpg", "uvloop", "psycopg", "psycopg_pool", "matplotlib")
+# among them; urllib3, redis and sqlalchemy are in the test extra, but not in
+# the free-threaded leg's install): a block importing one skips without it.
+OPTIONAL = ("numpy", "asyncpg", "uvloop", "psycopg", "psycopg_pool", "matplotlib",
+            "urllib3", "redis", "sqlalchemy")
 SKIP = re.compile(r"^\s*<!--\s*skip:\s*(.+?)\s*-->\s*$")
 
 
