@@ -195,6 +195,12 @@ def sqlalchemy_rows(rounds, number):
 
 
 CG_CASES = {   # name: (set-up, statement)
+    # the floor: an empty method pair in the same calling convention
+    # (METH_FASTCALL|METH_KEYWORDS), pool_ext._floor
+    "empty method pair": ("from pool_ext._floor import Floor; f = Floor()\n"
+                          "class Q:\n    put = None\n"
+                          "q = Q(); q.get, q.put = f.acquire_fastcall, f.release_fastcall",
+                          "p(g())"),
     "pool_ext.LifoQueue": ("import pool_ext; q = pool_ext.LifoQueue(4)", "p(g())"),
     "queue.LifoQueue": ("import queue; q = queue.LifoQueue(4)", "p(g())"),
     "pool_ext.LifoQueue timeout": ("import pool_ext; q = pool_ext.LifoQueue(4)",
@@ -212,8 +218,10 @@ def _cg_child(case, n):
     exec(setup, env)
     env["q"].put(object())
     env.update(g=env["q"].get, p=env["q"].put)
-    code = compile(f"for _ in range({n}):\n    {stmt}", "<case>", "exec")
-    exec(code, env)
+    # in a function: g and p are fast locals (module-level code would look
+    # each name up in two dicts, a few hundred instructions per round)
+    exec(f"def run(g, p):\n    for _ in range({n}):\n        {stmt}\n", env)
+    env["run"](env["g"], env["p"])
 
 
 def _cg_count(case, n):
