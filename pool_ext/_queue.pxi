@@ -86,6 +86,7 @@ cdef class Queue:
         cls = type(self)
         self._empty = cls.Empty
         self._full = cls.Full
+        self._maxsize = 0              # (unbounded until __init__, if it is skipped)
 
     def __init__(self, maxsize=0):
         n = _operator.index(maxsize)   # TypeError for a non-integer
