@@ -284,7 +284,7 @@ def test_putter_timing_out_at_a_handoff_loses_nothing(kind, rng):
 
 
 SIGINT_AT_HANDOFF = """
-    import os, signal, sys, threading, time
+    import itertools, os, signal, sys, threading, time
     import pool_ext
     signal.signal(signal.SIGINT, signal.default_int_handler)
     kind = getattr(pool_ext, sys.argv[1])
@@ -309,7 +309,13 @@ SIGINT_AT_HANDOFF = """
         t = threading.Thread(target=put_then_interrupt)
         t.start()
         try:
-            seen.append(q.get())
+            # q.get called from C (iter(callable, sentinel)) and its item stored
+            # in C: no bytecode runs between its return and the store, so a
+            # signal arriving just after the get returned (free-threaded: the
+            # main thread can run ahead of the kill) finds the item kept.  (In
+            # `x = q.get()` the interpreter would raise it before the store:
+            # any call's result is the caller's to lose, queue.Queue's too.)
+            seen.extend(itertools.islice(iter(q.get, None), 1))
             time.sleep(0.02)                       # a signal pending at return lands here
         except KeyboardInterrupt:
             interrupted += 1
