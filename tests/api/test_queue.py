@@ -140,6 +140,18 @@ def test_odd_but_valid_timeouts(kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_huge_maxsize_and_int_likes(kind):
+    class Index:
+        def __index__(self):
+            return 1
+    q = kind(2**100)                    # (bounded, in effect never full)
+    assert q.maxsize == 2**100 and not q.full()
+    q.put(1)
+    assert kind(Index()).maxsize == 1
+    assert kind.__new__(kind).maxsize == 0    # __init__ skipped: unbounded
+
+
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("bad", [1.5, "3", None])
 def test_bad_maxsize_is_a_type_error(kind, bad):
     with pytest.raises(TypeError):
