@@ -159,9 +159,11 @@ cdef class ObjectPool(_PoolBase):
             raise _capacity_error("ObjectPool", n, _objectpool_bytes(
                 n, (self._lifetime_ns != POOL_CLOCK_NEVER) + (self._max_idle_ns != POOL_CLOCK_NEVER)
                 + hooks))
+        if self._plain_take and self._plain_release and not self._async_hooks:
+            self._cache_init()   # (free-threaded builds: src/pool_cache.h)
         # grants come from the idle list first, then the empty one (the factory)
         pool_waitq_bind(&self._waitq, &self._slots, &self._idle, &self._empty,
-                        &self._acquires)
+                        &self._acquires, &self._cache)
         pool_waitq_open(&self._waitq)   # open for business
         for _ in range(<uint32_t>prefill):
             i = pool_slots_pop_hold(&self._slots, &self._empty, &gen)
@@ -182,8 +184,22 @@ cdef class ObjectPool(_PoolBase):
     # -- the hot path ------------------------------------------------------
     cdef inline uint32_t _pop_idle(self, uint32_t *gen) noexcept:
         """An idle object's slot, held for the caller (*gen: the hand-out's
-        generation), or POOL_NIL."""
-        cdef uint32_t i = pool_slots_pop_hold(&self._slots, &self._idle, gen)
+        generation), or POOL_NIL: this thread's cached one first (free-
+        threaded builds; the caller saw the gate open), else the list's."""
+        cdef pool_cache_shard_t *sh
+        cdef uint32_t i
+        if POOL_THREAD_CACHE and self._cache.shards != NULL:
+            sh = pool_cache_mine(&self._cache)
+            i = pool_cache_take(sh)
+            if i != POOL_NIL:
+                gen[0] = pool_slots_hold(&self._slots, i)
+                _count(&sh.acquires)
+                return i
+        i = pool_slots_pop_hold(&self._slots, &self._idle, gen)
+        if POOL_THREAD_CACHE and i == POOL_NIL:
+            i = pool_cache_steal(&self._cache)     # another thread's cached one
+            if i != POOL_NIL:
+                gen[0] = pool_slots_hold(&self._slots, i)
         if i != POOL_NIL:
             _count(&self._acquires)
         return i
@@ -211,9 +227,7 @@ cdef class ObjectPool(_PoolBase):
             # No hook runs: HELD -> FREE in one transition, then the push.
             if pool_slots_release_handle(&self._slots, i, POOL_SLOT_GEN(w)) != POOL_FREED:
                 return self._cold_not_in_use(obj, _RELEASE)
-            _count(&self._releases)
-            pool_slots_push(&self._slots, &self._idle, i)
-            return self._after_idle_push()
+            return self._return_idle(i)
         if self._async_release:
             return self._cold_async_release()
         if pool_slots_release_begin(&self._slots, i, POOL_SLOT_GEN(w)) != POOL_OK:
@@ -228,14 +242,37 @@ cdef class ObjectPool(_PoolBase):
         if self._plain_release:
             if pool_slots_release_handle(&self._slots, i, gen) != POOL_FREED:
                 return self._cold_slot_not_in_use(addr)
-            _count(&self._releases)
-            pool_slots_push(&self._slots, &self._idle, i)
-            return self._after_idle_push()
+            return self._return_idle(i)
         if self._async_release:
             return self._cold_async_release()
         if pool_slots_release_begin(&self._slots, i, gen) != POOL_OK:
             return self._cold_slot_not_in_use(addr)
         return self._release_hooks(<object>self._items[i], i)
+
+    cdef inline int _return_idle(self, uint32_t i) except -1:
+        """Slot i, just made FREE by a plain release, goes back, counted:
+        into this thread's cache (free-threaded builds, src/pool_cache.h),
+        else onto the idle list."""
+        cdef pool_cache_shard_t *sh
+        if POOL_THREAD_CACHE and self._cache.shards != NULL:
+            sh = pool_cache_mine(&self._cache)
+            _count(&sh.releases)
+            if pool_cache_put(sh, i):
+                if pool_waitq_notify(&self._waitq):   # someone waits, or closed
+                    return self._cold_uncache(sh, i)
+                return 0
+        else:
+            _count(&self._releases)
+        pool_slots_push(&self._slots, &self._idle, i)
+        return self._after_idle_push()
+
+    cdef int _cold_uncache(self, pool_cache_shard_t *sh, uint32_t i) except -1:
+        """A slot just cached met a shut gate: onto the list, where the
+        oldest waiter is granted it (or close's drain finds it); unless a
+        waiter already stole it from the cache."""
+        if pool_cache_reclaim(sh, i):
+            pool_slots_push(&self._slots, &self._idle, i)
+        return self._cold_after_push()
 
     cdef inline int _after_idle_push(self) except -1:
         """A slot holding its object was pushed on the idle list."""
@@ -544,7 +581,11 @@ cdef class ObjectPool(_PoolBase):
         cdef uint32_t i
         cdef list drained = []
         while True:
-            i = pool_slots_pop_own(&self._slots, &self._idle)   # not a hand-out
+            i = pool_cache_steal(&self._cache)                 # the threads' cached ones
+            if i != POOL_NIL:
+                pool_slots_own(&self._slots, i)
+            else:
+                i = pool_slots_pop_own(&self._slots, &self._idle)   # not a hand-out
             if i == POOL_NIL:
                 return drained
             obj = <object>self._items[i]

@@ -51,6 +51,7 @@ from pool_ext.includes.pool_slots cimport *
 from pool_ext.includes.pool_addrmap cimport *
 from pool_ext.includes.pool_mem cimport *
 from pool_ext.includes.pool_waitq cimport *
+from pool_ext.includes.pool_cache cimport *
 from pool_ext.includes.pool_classes cimport *
 from pool_ext.includes.pool_numpy cimport *
 from pool_ext.includes.pool_clock cimport *

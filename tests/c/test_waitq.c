@@ -167,7 +167,7 @@ static void pool_setup(void)
     pool_freelist_init(&idle);
     pool_slots_init(&slots, CAP, &empty);   /* every slot onto `empty` */
     pool_waitq_init(&q);
-    pool_waitq_bind(&q, &slots, &idle, &empty, &acquires);
+    pool_waitq_bind(&q, &slots, &idle, &empty, &acquires, NULL);
     acquires = releases = 0;
     double_handouts = lost_wakeups = closed_exits = sleeps = bare_wakes = 0;
     timeouts = late_grants = grants_used = grants_passed = grants_given_back = uses = 0;
