@@ -94,7 +94,9 @@ cdef class BufferPool(_PoolBase):
         self._observe_init(name, track, leak_timeout)   # (_poolbase.pxi)
         self._zero_on_release = bool(zero_on_release)
         self._requested_alignment = align
-        pool_waitq_bind(&self._waitq, self._slots, &self._free, NULL, &self._acquires)
+        self._cache_init()   # (free-threaded builds: src/pool_cache.h)
+        pool_waitq_bind(&self._waitq, self._slots, &self._free, NULL, &self._acquires,
+                        &self._cache)
         pool_waitq_open(&self._waitq)   # open for business
 
     def __dealloc__(self):
@@ -112,10 +114,23 @@ cdef class BufferPool(_PoolBase):
         """A hand-out, or _NOTHING if no slot is free or others wait (then
         the caller queues behind them); PoolClosed raised."""
         cdef uint32_t i, gen
+        cdef pool_cache_shard_t *sh
         if pool_waitq_gate(&self._waitq):
             return self._cold_gate()
+        if POOL_THREAD_CACHE and self._cache.shards != NULL:
+            sh = pool_cache_mine(&self._cache)
+            i = pool_cache_take(sh)                  # this thread's cached slot
+            if i != POOL_NIL:
+                gen = pool_slots_hold(self._slots, i)
+                _count(&sh.acquires)
+                return self._handle(i, gen)
         i = pool_slots_pop_hold(self._slots, &self._free, &gen)
-        if i == POOL_NIL:
+        if POOL_THREAD_CACHE and i == POOL_NIL:
+            i = pool_cache_steal(&self._cache)      # another thread's cached one
+            if i == POOL_NIL:
+                return _NOTHING
+            gen = pool_slots_hold(self._slots, i)
+        elif i == POOL_NIL:
             return _NOTHING
         _count(&self._acquires)
         return self._handle(i, gen)
@@ -218,13 +233,31 @@ cdef class BufferPool(_PoolBase):
         Py_XDECREF(old)
 
     cdef inline void _return_slot(self, uint32_t i) noexcept:
-        """Slot i is FREE (its owner won the transition): back on the list."""
+        """Slot i is FREE (its owner won the transition): back, counted, into
+        this thread's cache (free-threaded builds, src/pool_cache.h), else
+        onto the list."""
+        cdef pool_cache_shard_t *sh
         _hold_end(self, i)
         if self._zero_on_release:
             memset(pool_arena_slot(self._arena, i), 0, self._arena.size)
-        _count(&self._releases)
+        if POOL_THREAD_CACHE and self._cache.shards != NULL:
+            sh = pool_cache_mine(&self._cache)
+            _count(&sh.releases)
+            if pool_cache_put(sh, i):
+                if pool_waitq_notify(&self._waitq):   # someone waits, or closed
+                    self._cold_uncache(sh, i)
+                return
+        else:
+            _count(&self._releases)
         pool_slots_push(self._slots, &self._free, i)
         _notify(self)
+
+    cdef void _cold_uncache(self, pool_cache_shard_t *sh, uint32_t i) noexcept:
+        """A slot just cached met a shut gate: onto the list, granted to the
+        oldest waiter; unless a waiter already stole it from the cache."""
+        if pool_cache_reclaim(sh, i):
+            pool_slots_push(self._slots, &self._free, i)
+        self._released()
 
     # -- public API --------------------------------------------------------
     @cython.always_allow_keywords(False)   # METH_NOARGS / METH_O

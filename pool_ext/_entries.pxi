@@ -1,4 +1,8 @@
-# C entry points (included by _pool.pyx, after the classes).
+# C entry points, and every patch of a type's slots (included by _pool.pyx,
+# last: after every class).  A class's own file says when its type is
+# patched here: ObjectPool's and BufferPool's acquire() and lease(), the
+# GC hooks of ObjectPool and _Lease, _Lease's dealloc, the private classes
+# that refuse creation from Python, and _PoolBase's "no subclass" flag.
 #
 # A Cython `def` method with an optional argument gets Cython's generic
 # argument parsing, which the common call, with no argument, does not need.
@@ -169,3 +173,56 @@ _install_fastcall(BufferPool, &_bufferpool_lease_def, b"lease",
                   b"A context manager: ``with bufs.lease() as buf: ...`` acquires on\n"
                   b"entry and releases on exit (unless already released).  The same\n"
                   b"timeout rules as acquire(); PoolClosed at once if the pool is closed.")
+
+
+# -- the type slots -----------------------------------------------------------------
+# ObjectPool's objects and a lease's raw fields, seen by the garbage
+# collector (_objectpool_items.pxi, _lease.pxi); a lease's dealloc gives its
+# item back (_lease.pxi).
+
+_objectpool_cython_traverse = (<PyTypeObject *>ObjectPool).tp_traverse
+_objectpool_cython_clear = (<PyTypeObject *>ObjectPool).tp_clear
+(<PyTypeObject *>ObjectPool).tp_traverse = <traverseproc><void *>_objectpool_traverse
+(<PyTypeObject *>ObjectPool).tp_clear = <inquiry><void *>_objectpool_clear
+_lease_cython_dealloc = (<PyTypeObject *>_Lease).tp_dealloc
+(<PyTypeObject *>_Lease).tp_dealloc = <destructor><void *>_lease_dealloc
+_lease_cython_traverse = (<PyTypeObject *>_Lease).tp_traverse
+(<PyTypeObject *>_Lease).tp_traverse = <traverseproc><void *>_lease_traverse
+
+# _PoolBase is an implementation detail of the two final pool classes: no
+# Python class may derive from it (it has no pool behaviour of its own).
+# Its subclasses exist by now, so the flag no longer matters to them.
+(<PyTypeObject *>_PoolBase).tp_flags &= ~Py_TPFLAGS_BASETYPE
+PyType_Modified(<PyTypeObject *>_PoolBase)
+
+# What the pools make for themselves must not be made by Python code: a
+# half-built one (no pool, no memory) reads through NULL fields (a lease
+# over None, an array base over no buffer).  Their tp_new slot refuses, as
+# a type without tp_new does ("cannot create 'X' instances"), for T() and
+# T.__new__(T) alike (and T() finds the slot: Cython's own vectorcall of the
+# type, which would bypass it, is cleared); this module's own T.__new__(T)
+# compiles to a direct call of the generated tp_new function, not through
+# the slot, so it costs nothing.  PooledBuffer stays public: one made by
+# Python is a dead handle.
+cdef extern from *:
+    """
+    static PyObject *pool_refuse_new(PyTypeObject *t, PyObject *args, PyObject *kwds) {
+        (void)args; (void)kwds;
+        PyErr_Format(PyExc_TypeError, "cannot create '%s' instances", t->tp_name);
+        return NULL;
+    }
+    static void pool_refuse_creation(PyObject *t) {
+        ((PyTypeObject *)t)->tp_new = pool_refuse_new;
+        ((PyTypeObject *)t)->tp_vectorcall = NULL;   /* T() then calls tp_new */
+        PyType_Modified((PyTypeObject *)t);
+    }
+    """
+    void pool_refuse_creation(object t)
+
+for _t in (_Hold, _Holders, _Lease, _ArrayLease, _AsyncLease, _Store, _BufferStore,
+           _ArrayCache, _Block, _BufferArrayBase, _SlotAfterDestroy, _AsyncWaiter):
+    pool_refuse_creation(_t)
+del _t
+# _Store is the one private class that is not final: no Python class derives from it.
+(<PyTypeObject *>_Store).tp_flags &= ~Py_TPFLAGS_BASETYPE
+PyType_Modified(<PyTypeObject *>_Store)

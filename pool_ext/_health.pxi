@@ -140,6 +140,11 @@ cdef Py_ssize_t _evict(ObjectPool pool) except -1:
     pool_freelist_init(&keep)
     pool_freelist_init(&old)
     now = pool_clock_ns()
+    while True:   # (the threads' cached idle objects are met here too)
+        i = pool_cache_steal(&pool._cache)
+        if i == POOL_NIL:
+            break
+        pool_slots_push(&pool._slots, &pool._idle, i)
     while True:
         i = pool_slots_pop_own(&pool._slots, &pool._idle)
         if i == POOL_NIL:

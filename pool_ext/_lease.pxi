@@ -4,7 +4,7 @@
 # fields are kept cheap: `_timeout` and `_item` are raw references (NULL for
 # "none") that this file manages by hand instead of Cython (no None to
 # reference-count on every lease), seen by the garbage collector through the
-# tp_traverse installed below.
+# tp_traverse that _entries.pxi installs.
 
 cdef enum:
     _LEASE_IDLE = 0
@@ -195,9 +195,3 @@ cdef str _lease_stack_text(_Lease lease, PyObject *item):
             return ""
         return _holder_stack_text(pool, (<PooledBuffer>item)._index)
     return ""
-
-
-_lease_cython_dealloc = (<PyTypeObject *>_Lease).tp_dealloc
-(<PyTypeObject *>_Lease).tp_dealloc = <destructor><void *>_lease_dealloc
-_lease_cython_traverse = (<PyTypeObject *>_Lease).tp_traverse
-(<PyTypeObject *>_Lease).tp_traverse = <traverseproc><void *>_lease_traverse

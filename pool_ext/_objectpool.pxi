@@ -2,7 +2,7 @@
 #
 # Slots and lists.  Slot i holds _items[i] (NULL while it holds nothing), a
 # C array of owned references that the garbage collector sees through the
-# type's tp_traverse (installed at the end of this file).  Every FREE slot
+# type's tp_traverse (_objectpool_items.pxi; installed by _entries.pxi).  Every FREE slot
 # is on exactly one of two lock-free free-lists sharing one next[] array:
 # `_idle` (it holds an object ready to hand out) or `_empty` (no object:
 # acquire calls the factory).  acquire prefers _idle, so the factory runs
@@ -159,9 +159,11 @@ cdef class ObjectPool(_PoolBase):
             raise _capacity_error("ObjectPool", n, _objectpool_bytes(
                 n, (self._lifetime_ns != POOL_CLOCK_NEVER) + (self._max_idle_ns != POOL_CLOCK_NEVER)
                 + hooks))
+        if self._plain_take and self._plain_release and not self._async_hooks:
+            self._cache_init()   # (free-threaded builds: src/pool_cache.h)
         # grants come from the idle list first, then the empty one (the factory)
         pool_waitq_bind(&self._waitq, &self._slots, &self._idle, &self._empty,
-                        &self._acquires)
+                        &self._acquires, &self._cache)
         pool_waitq_open(&self._waitq)   # open for business
         for _ in range(<uint32_t>prefill):
             i = pool_slots_pop_hold(&self._slots, &self._empty, &gen)
@@ -182,8 +184,22 @@ cdef class ObjectPool(_PoolBase):
     # -- the hot path ------------------------------------------------------
     cdef inline uint32_t _pop_idle(self, uint32_t *gen) noexcept:
         """An idle object's slot, held for the caller (*gen: the hand-out's
-        generation), or POOL_NIL."""
-        cdef uint32_t i = pool_slots_pop_hold(&self._slots, &self._idle, gen)
+        generation), or POOL_NIL: this thread's cached one first (free-
+        threaded builds; the caller saw the gate open), else the list's."""
+        cdef pool_cache_shard_t *sh
+        cdef uint32_t i
+        if POOL_THREAD_CACHE and self._cache.shards != NULL:
+            sh = pool_cache_mine(&self._cache)
+            i = pool_cache_take(sh)
+            if i != POOL_NIL:
+                gen[0] = pool_slots_hold(&self._slots, i)
+                _count(&sh.acquires)
+                return i
+        i = pool_slots_pop_hold(&self._slots, &self._idle, gen)
+        if POOL_THREAD_CACHE and i == POOL_NIL:
+            i = pool_cache_steal(&self._cache)     # another thread's cached one
+            if i != POOL_NIL:
+                gen[0] = pool_slots_hold(&self._slots, i)
         if i != POOL_NIL:
             _count(&self._acquires)
         return i
@@ -211,9 +227,7 @@ cdef class ObjectPool(_PoolBase):
             # No hook runs: HELD -> FREE in one transition, then the push.
             if pool_slots_release_handle(&self._slots, i, POOL_SLOT_GEN(w)) != POOL_FREED:
                 return self._cold_not_in_use(obj, _RELEASE)
-            _count(&self._releases)
-            pool_slots_push(&self._slots, &self._idle, i)
-            return self._after_idle_push()
+            return self._return_idle(i)
         if self._async_release:
             return self._cold_async_release()
         if pool_slots_release_begin(&self._slots, i, POOL_SLOT_GEN(w)) != POOL_OK:
@@ -228,14 +242,37 @@ cdef class ObjectPool(_PoolBase):
         if self._plain_release:
             if pool_slots_release_handle(&self._slots, i, gen) != POOL_FREED:
                 return self._cold_slot_not_in_use(addr)
-            _count(&self._releases)
-            pool_slots_push(&self._slots, &self._idle, i)
-            return self._after_idle_push()
+            return self._return_idle(i)
         if self._async_release:
             return self._cold_async_release()
         if pool_slots_release_begin(&self._slots, i, gen) != POOL_OK:
             return self._cold_slot_not_in_use(addr)
         return self._release_hooks(<object>self._items[i], i)
+
+    cdef inline int _return_idle(self, uint32_t i) except -1:
+        """Slot i, just made FREE by a plain release, goes back, counted:
+        into this thread's cache (free-threaded builds, src/pool_cache.h),
+        else onto the idle list."""
+        cdef pool_cache_shard_t *sh
+        if POOL_THREAD_CACHE and self._cache.shards != NULL:
+            sh = pool_cache_mine(&self._cache)
+            _count(&sh.releases)
+            if pool_cache_put(sh, i):
+                if pool_waitq_notify(&self._waitq):   # someone waits, or closed
+                    return self._cold_uncache(sh, i)
+                return 0
+        else:
+            _count(&self._releases)
+        pool_slots_push(&self._slots, &self._idle, i)
+        return self._after_idle_push()
+
+    cdef int _cold_uncache(self, pool_cache_shard_t *sh, uint32_t i) except -1:
+        """A slot just cached met a shut gate: onto the list, where the
+        oldest waiter is granted it (or close's drain finds it); unless a
+        waiter already stole it from the cache."""
+        if pool_cache_reclaim(sh, i):
+            pool_slots_push(&self._slots, &self._idle, i)
+        return self._cold_after_push()
 
     cdef inline int _after_idle_push(self) except -1:
         """A slot holding its object was pushed on the idle list."""
@@ -544,7 +581,11 @@ cdef class ObjectPool(_PoolBase):
         cdef uint32_t i
         cdef list drained = []
         while True:
-            i = pool_slots_pop_own(&self._slots, &self._idle)   # not a hand-out
+            i = pool_cache_steal(&self._cache)                 # the threads' cached ones
+            if i != POOL_NIL:
+                pool_slots_own(&self._slots, i)
+            else:
+                i = pool_slots_pop_own(&self._slots, &self._idle)   # not a hand-out
             if i == POOL_NIL:
                 return drained
             obj = <object>self._items[i]
@@ -812,104 +853,3 @@ cdef enum:
     _DISCARD = 2
 
 cdef tuple _VERB = ("release", "release", "discard")
-
-
-# -- the garbage collector and the C array of objects -------------------------
-# Cython's tp_traverse and tp_clear see the hooks and the factory; these add
-# the pooled objects.  Clearing (only ever done to a pool in a reference
-# cycle that is garbage) closes the pool first, so that anything still
-# running in the cycle's deallocations meets a closed, empty pool, never a
-# dangling pointer.
-
-cdef traverseproc _objectpool_cython_traverse = NULL
-cdef inquiry _objectpool_cython_clear = NULL
-
-
-# (They take the pool typed, which the C calling convention makes the same
-# as tp_traverse's and tp_clear's PyObject *, so that Cython does not touch
-# its reference count.)
-cdef int _objectpool_traverse(ObjectPool pool, visitproc visit, void *arg) noexcept:
-    cdef uint32_t i
-    cdef int rc = _objectpool_cython_traverse(<PyObject *>pool, visit, arg)
-    if rc != 0 or pool._items == NULL:
-        return rc
-    for i in range(pool._capacity):
-        if pool._items[i] != NULL:
-            rc = visit(pool._items[i], arg)
-            if rc != 0:
-                return rc
-    return 0
-
-
-cdef int _objectpool_clear(ObjectPool pool) noexcept:
-    pool._close_begin()
-    _objectpool_drop_items(pool)
-    return _objectpool_cython_clear(<PyObject *>pool)
-
-
-cdef int _objectpool_alloc(ObjectPool pool, uint32_t n, bint hooks) noexcept:
-    """The per-slot arrays, the slot table and the address map: 0, or -1 if
-    any cannot be allocated (the caller frees what was)."""
-    pool._items = <PyObject **>calloc(n, sizeof(PyObject *))
-    if pool._items == NULL:
-        return -1
-    if pool._lifetime_ns != POOL_CLOCK_NEVER:
-        pool._expires_ns = <uint64_t *>calloc(n, sizeof(uint64_t))
-        if pool._expires_ns == NULL:
-            return -1
-    if pool._max_idle_ns != POOL_CLOCK_NEVER:
-        pool._idle_ns = <uint64_t *>calloc(n, sizeof(uint64_t))
-        if pool._idle_ns == NULL:
-            return -1
-    if hooks:
-        pool._hook_thread = <uint64_t *>calloc(n, sizeof(uint64_t))   # (_health.pxi)
-        if pool._hook_thread == NULL:
-            return -1
-    pool_freelist_init(&pool._idle)
-    if pool_slots_init(&pool._slots, n, &pool._empty) != 0:
-        return -1
-    return pool_addrmap_init(&pool._map, n)
-
-
-cdef void _objectpool_free_arrays(ObjectPool pool) noexcept:
-    """Frees what _objectpool_alloc made (any part of it); the pool's objects
-    must be gone (_objectpool_drop_items)."""
-    free(pool._items)
-    free(pool._expires_ns)
-    free(pool._idle_ns)
-    free(pool._hook_thread)
-    pool._items = NULL
-    pool._expires_ns = pool._idle_ns = pool._hook_thread = NULL
-    pool_slots_free(&pool._slots)
-    pool_addrmap_free(&pool._map)
-
-
-cdef double _objectpool_bytes(uint32_t n, int extra_arrays):
-    """What ObjectPool(capacity=n) allocates up front, in bytes: per slot an
-    object pointer (8), a state word (8), a free-list link (4) and 8 per
-    optional array (max_lifetime, max_idle, hooks), plus the address map: a
-    power of two >= 2n of 16-byte entries (32 to 64 bytes per slot)."""
-    cdef uint64_t size = 4
-    while size < 2 * <uint64_t>n:
-        size <<= 1
-    return <double>n * (20 + 8 * extra_arrays) + <double>size * 16   # 16: sizeof(pool_addrmap_entry_t)
-
-
-cdef void _objectpool_drop_items(ObjectPool pool) noexcept:
-    """Lets go of every pooled object; each slot's entry is NULL before its
-    object's references go (whose deallocation may run Python code)."""
-    cdef PyObject *obj
-    cdef uint32_t i
-    if pool._items == NULL:
-        return
-    for i in range(pool._capacity):
-        obj = pool._items[i]
-        if obj != NULL:
-            pool._items[i] = NULL
-            Py_XDECREF(obj)
-
-
-_objectpool_cython_traverse = (<PyTypeObject *>ObjectPool).tp_traverse
-_objectpool_cython_clear = (<PyTypeObject *>ObjectPool).tp_clear
-(<PyTypeObject *>ObjectPool).tp_traverse = <traverseproc><void *>_objectpool_traverse
-(<PyTypeObject *>ObjectPool).tp_clear = <inquiry><void *>_objectpool_clear

@@ -12,6 +12,7 @@ from pool_ext.includes.pool_freelist cimport pool_freelist_t
 from pool_ext.includes.pool_mem cimport pool_arena_t
 from pool_ext.includes.pool_slots cimport pool_slots_t
 from pool_ext.includes.pool_waitq cimport pool_waitq_t, pool_waiter_t
+from pool_ext.includes.pool_cache cimport pool_cache_t, pool_cache_shard_t
 
 
 # How many counters stats() reports (stats(reset=True) keeps a mark for
@@ -50,6 +51,7 @@ cdef class _Holders:
 cdef class _PoolBase:
     cdef uint32_t _capacity
     cdef pool_waitq_t _waitq       # waiters, `closed`, fork handling
+    cdef pool_cache_t _cache       # the threads' cached slots (free-threaded builds)
     # statistics: atomic adds (plain under the GIL), read with no ordering.
     # Counters, never zeroed (src/pool_stats.h):
     cdef uint64_t _acquires
@@ -80,6 +82,7 @@ cdef class _PoolBase:
     cdef int _give_up(self, uint32_t i, uint32_t k) except -1
     # shared
     cdef int _observe_init(self, object name, object track, object leak_timeout) except -1
+    cdef int _cache_init(self) except -1
     cdef object _acquire(self, object timeout)
     cdef void _wake(self, uint32_t n) noexcept
     cdef void _released(self) noexcept
@@ -163,6 +166,8 @@ cdef class ObjectPool(_PoolBase):
     cdef inline int _release_slot(self, uint32_t i, uint32_t gen, uintptr_t addr) except -1
     cdef inline int _unhold_idle(self, uint32_t i) except -1
     cdef inline int _after_idle_push(self) except -1
+    cdef inline int _return_idle(self, uint32_t i) except -1
+    cdef int _cold_uncache(self, pool_cache_shard_t *sh, uint32_t i) except -1
     cdef int _cold_after_push(self) except -1
     # out of line
     cdef object _cold_closed_try(self)
@@ -226,6 +231,7 @@ cdef class BufferPool(_PoolBase):
     cdef object _cold_new_handle(self, uint32_t i, uint32_t gen)
     cdef inline void _keep_handle(self, PooledBuffer buf) noexcept
     cdef inline void _return_slot(self, uint32_t i) noexcept
+    cdef void _cold_uncache(self, pool_cache_shard_t *sh, uint32_t i) noexcept
     cdef object _array(self, object shape, object dtype, object order, object timeout,
                        bint zero)
 

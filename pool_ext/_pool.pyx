@@ -52,6 +52,7 @@ from pool_ext.includes.pool_slots cimport *
 from pool_ext.includes.pool_addrmap cimport *
 from pool_ext.includes.pool_mem cimport *
 from pool_ext.includes.pool_waitq cimport *
+from pool_ext.includes.pool_cache cimport *
 from pool_ext.includes.pool_classes cimport *
 from pool_ext.includes.pool_numpy cimport *
 from pool_ext.includes.pool_clock cimport *
@@ -130,6 +131,7 @@ include "_holders.pxi"
 include "_lease.pxi"
 include "_async.pxi"
 include "_objectpool.pxi"
+include "_objectpool_items.pxi"
 include "_health.pxi"
 include "_async_hooks.pxi"
 include "_bufferpool.pxi"
@@ -138,41 +140,3 @@ include "_ndarray.pxi"
 include "_arraypool.pxi"
 include "_queue.pxi"
 include "_entries.pxi"
-
-# _PoolBase is an implementation detail of the two final pool classes: no
-# Python class may derive from it (it has no pool behaviour of its own).
-# Its subclasses exist by now, so the flag no longer matters to them.
-(<PyTypeObject *>_PoolBase).tp_flags &= ~Py_TPFLAGS_BASETYPE
-PyType_Modified(<PyTypeObject *>_PoolBase)
-
-# What the pools make for themselves must not be made by Python code: a
-# half-built one (no pool, no memory) reads through NULL fields (a lease
-# over None, an array base over no buffer).  Their tp_new slot refuses, as
-# a type without tp_new does ("cannot create 'X' instances"), for T() and
-# T.__new__(T) alike (and T() finds the slot: Cython's own vectorcall of the
-# type, which would bypass it, is cleared); this module's own T.__new__(T)
-# compiles to a direct call of the generated tp_new function, not through
-# the slot, so it costs nothing.  PooledBuffer stays public: one made by
-# Python is a dead handle.
-cdef extern from *:
-    """
-    static PyObject *pool_refuse_new(PyTypeObject *t, PyObject *args, PyObject *kwds) {
-        (void)args; (void)kwds;
-        PyErr_Format(PyExc_TypeError, "cannot create '%s' instances", t->tp_name);
-        return NULL;
-    }
-    static void pool_refuse_creation(PyObject *t) {
-        ((PyTypeObject *)t)->tp_new = pool_refuse_new;
-        ((PyTypeObject *)t)->tp_vectorcall = NULL;   /* T() then calls tp_new */
-        PyType_Modified((PyTypeObject *)t);
-    }
-    """
-    void pool_refuse_creation(object t)
-
-for _t in (_Hold, _Holders, _Lease, _ArrayLease, _AsyncLease, _Store, _BufferStore,
-           _ArrayCache, _Block, _BufferArrayBase, _SlotAfterDestroy, _AsyncWaiter):
-    pool_refuse_creation(_t)
-del _t
-# _Store is the one private class that is not final: no Python class derives from it.
-(<PyTypeObject *>_Store).tp_flags &= ~Py_TPFLAGS_BASETYPE
-PyType_Modified(<PyTypeObject *>_Store)

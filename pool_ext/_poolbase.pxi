@@ -21,6 +21,15 @@ cdef inline uint64_t _read(uint64_t *counter) noexcept:
     return pool_load64(counter, POOL_RELAXED)   # relaxed: a statistic
 
 
+cdef inline uint64_t _read_acquires(_PoolBase pool) noexcept:
+    """acquires: the pool's counter, plus its threads' caches' (free-threaded)."""
+    return _read(&pool._acquires) + pool_cache_sum(&pool._cache, 0)
+
+
+cdef inline uint64_t _read_releases(_PoolBase pool) noexcept:
+    return _read(&pool._releases) + pool_cache_sum(&pool._cache, 1)
+
+
 cdef inline bint _is_closed(_PoolBase pool) noexcept:
     return pool_waitq_is_closed(&pool._waitq)
 
@@ -73,6 +82,17 @@ cdef class _PoolBase:
         # Closed until the subclass's __init__ opens it: a pool that was never
         # fully built refuses every call, never crashes.
         pool_waitq_init(&self._waitq)
+        pool_cache_none(&self._cache)
+
+    def __dealloc__(self):
+        pool_cache_free(&self._cache)
+
+    cdef int _cache_init(self) except -1:
+        """The threads' slot caches (src/pool_cache.h): free-threaded builds
+        only, for pools with nothing to do at hand-out and release."""
+        if POOL_THREAD_CACHE and pool_cache_init(&self._cache) != 0:
+            raise MemoryError("the pool's per-thread slot caches")
+        return 0
 
     cdef int _observe_init(self, object name, object track, object leak_timeout) except -1:
         """name=, track=, leak_timeout= of both constructors (after _capacity
@@ -158,8 +178,8 @@ cdef class _PoolBase:
 
     # -- gauges ------------------------------------------------------------
     cdef uint64_t _in_use(self) noexcept:
-        cdef uint64_t a = _read(&self._acquires)
-        cdef uint64_t r = _read(&self._releases)
+        cdef uint64_t a = _read_acquires(self)
+        cdef uint64_t r = _read_releases(self)
         return a - r if a > r else 0
 
     @property
@@ -264,7 +284,11 @@ cdef class _PoolBase:
         names = _OBJECTPOOL_COUNTERS if type(self) is ObjectPool else _BUFFERPOOL_COUNTERS
         out = {}
         for k in range(_N_COUNTERS):
-            value = pool_stat_since(counters[k], &self._marks[k], r)
+            if k < 2 and self._cache.shards != NULL:   # acquires, releases: with the shards'
+                value = pool_stat_since_value(_read_acquires(self) if k == 0
+                                              else _read_releases(self), &self._marks[k], r)
+            else:
+                value = pool_stat_since(counters[k], &self._marks[k], r)
             if _COUNTER_NAMES[k] in names:
                 out[_COUNTER_NAMES[k]] = value
         out["wait_ns_max"] = pool_stat_max(&self._wait_ns_max, r)

@@ -91,7 +91,6 @@ enum {
     POOL_TAKE_HIT = 0,        /* a cached block */
     POOL_TAKE_MISS = 1,       /* a new block */
     POOL_TAKE_ENOMEM = -1,    /* the memory cannot be had */
-    POOL_TAKE_ETOOBIG = -2,   /* nbytes above max_size */
     POOL_TAKE_EPOISON = -3    /* clear=poison: a cached block was written after
                                * its release; it was freed, not handed out */
 };

@@ -54,6 +54,21 @@ static inline uint64_t pool_stat_since(const uint64_t *c, uint64_t *mark, int re
     }
 }
 
+/* pool_stat_since for a value read elsewhere (a sum of counters, each
+ * never decreasing): value - mark, the mark moved to it on reset. */
+static inline uint64_t pool_stat_since_value(uint64_t v, uint64_t *mark, int reset)
+{
+    /* acquire/release: as in pool_stat_since */
+    uint64_t m = pool_load64(mark, POOL_ACQUIRE);
+    for (;;) {
+        uint64_t w = v < m ? m : v;   /* a sum read before another reset's */
+        if (!reset)
+            return w - m;
+        if (pool_cas64(mark, &m, w, POOL_ACQ_REL, POOL_ACQUIRE))
+            return w - m;
+    }
+}
+
 /* Raises *mx to v if v is larger. */
 static inline void pool_stat_raise(uint64_t *mx, uint64_t v)
 {

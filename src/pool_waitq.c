@@ -134,21 +134,26 @@ static void pool_waitq_grant_head_(pool_waitq_t *q, uint32_t i, uint32_t k,
     pool_waitq_deliver_(w, deferred);
 }
 
-/* Pops a free slot, preferred list first, and owns it; POOL_NIL if none. */
+/* Pops a free slot, preferred list first, then from the threads' caches
+ * (their slots belong to the first list), and owns it; POOL_NIL if none. */
 static uint32_t pool_waitq_pop_(pool_waitq_t *q, uint32_t *list)
 {
-    uint32_t k;
-    for (k = 0; k < 2 && q->lists[k] != NULL; k++) {
-        uint32_t i = pool_slots_pop_own(q->slots, q->lists[k]);
-        if (i != POOL_NIL) {
-            *list = k;
-            /* relaxed: a statistic (drain() reads it after the fences of
-             * the wait protocol) */
-            pool_fetch_add64(q->acquires, 1, POOL_RELAXED);
-            return i;
-        }
+    uint32_t k, i = POOL_NIL;
+    for (k = 0; k < 2 && q->lists[k] != NULL && i == POOL_NIL; k++) {
+        i = pool_slots_pop_own(q->slots, q->lists[k]);
+        *list = k;
     }
-    return POOL_NIL;
+    if (i == POOL_NIL) {
+        i = pool_cache_steal(q->cache);
+        if (i == POOL_NIL)
+            return POOL_NIL;
+        pool_slots_own(q->slots, i);
+        *list = 0;
+    }
+    /* relaxed: a statistic (drain() reads it after the fences of the wait
+     * protocol) */
+    pool_fetch_add64(q->acquires, 1, POOL_RELAXED);
+    return i;
 }
 
 /* ---- the API ----------------------------------------------------------------- */
@@ -163,15 +168,17 @@ void pool_waitq_init(pool_waitq_t *q)
     q->slots = NULL;
     q->lists[0] = q->lists[1] = NULL;
     q->acquires = NULL;
+    q->cache = NULL;
 }
 
 void pool_waitq_bind(pool_waitq_t *q, pool_slots_t *slots, pool_freelist_t *first,
-                     pool_freelist_t *second, uint64_t *acquires)
+                     pool_freelist_t *second, uint64_t *acquires, pool_cache_t *cache)
 {
     q->slots = slots;
     q->lists[0] = first;
     q->lists[1] = second;
     q->acquires = acquires;
+    q->cache = cache;
 }
 
 int pool_waitq_join(pool_waitq_t *q, pool_waiter_t *w, uint32_t *slot, uint32_t *list)

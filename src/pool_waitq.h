@@ -86,6 +86,7 @@
 
 #include <stdint.h>
 #include "pool_atomic.h"
+#include "pool_cache.h"
 #include "pool_freelist.h"
 #include "pool_slots.h"
 #include "pool_spinlock.h"
@@ -111,6 +112,7 @@ typedef struct pool_waitq {
     pool_slots_t *slots;
     pool_freelist_t *lists[2];
     uint64_t *acquires;
+    pool_cache_t *cache; /* the threads' cached slots of lists[0], or NULL */
 } pool_waitq_t;
 
 #define POOL_GATE_CLOSED 1u
@@ -121,14 +123,17 @@ typedef struct pool_waitq {
 void pool_waitq_init(pool_waitq_t *q);
 
 /* Where grants come from: the slot table, up to two free-lists in order of
- * preference (second may be NULL), and the counter a grant adds 1 to.
- * Single-threaded, before pool_waitq_open. */
+ * preference (second may be NULL), the counter a grant adds 1 to, and the
+ * threads' caches of the first list's slots (pool_cache.h; NULL: none),
+ * which a waiter that finds the lists empty steals from.  Single-threaded,
+ * before pool_waitq_open. */
 void pool_waitq_bind(pool_waitq_t *q, pool_slots_t *slots, pool_freelist_t *first,
-                     pool_freelist_t *second, uint64_t *acquires);
+                     pool_freelist_t *second, uint64_t *acquires, pool_cache_t *cache);
 
 /* A caller that must wait joins the tail.  If nobody is queued and a slot
- * is free it takes it instead (owned, RELEASING, the acquire counted):
- * POOL_JOIN_TOOK with *slot and *list set, the record not linked.  On a
+ * is free (on a list, or in a thread's cache) it takes it instead (owned,
+ * RELEASING, the acquire counted): POOL_JOIN_TOOK with *slot and *list set,
+ * the record not linked.  On a
  * closed queue: POOL_JOIN_CLOSED, not linked.  Else POOL_JOIN_QUEUED.  The
  * record must not be queued already nor hold a grant. */
 enum {

@@ -15,7 +15,7 @@ import time
 
 from pool_ext import __version__
 from pool_ext.bench import cases as C
-from pool_ext.bench import contention, memory, report, timing
+from pool_ext.bench import contention, memory, report, threads, timing
 
 DEFAULT_PLOT = "pool_ext_bench.png"
 
@@ -132,6 +132,11 @@ def build_parser(prog="pool-ext"):
                    help="instead: 8 threads on a pool of 2 and 64 tasks on a pool of 8, "
                         "fairness and waits against a fair pool written in Python, and "
                         "the cost of a contended async hand-off (about 20 s)")
+    b.add_argument("--threads", action="store_true",
+                   help="instead: acquire/release pairs per second with 1 and 2 threads, "
+                        "on one shared pool and on a pool per thread (ObjectPool, "
+                        "BufferPool, ArrayPool); on a free-threaded CPython (3.13t, "
+                        "3.14t) threads run at once")
     b.add_argument("--duration", type=float, default=1.5,
                    help="with --contention: seconds per round of each scenario "
                         "(default 1.5)")
@@ -167,7 +172,30 @@ def bench_contention(args, parser):
     return 0
 
 
+def bench_threads(args, parser):
+    if args.plot:
+        parser.error("--plot draws the main benchmark's curves, not --threads'")
+    if args.contention:
+        parser.error("--threads and --contention are two runs: give one")
+    rounds = args.rounds or (3 if args.quick else 5)
+    pairs = 50_000 if args.quick else 200_000
+    busy = report.overloaded(report.load_average(), os.cpu_count())
+    if busy:
+        print(f"pool-ext bench: warning: {busy}", file=sys.stderr)
+    bar = Progress(threads.steps(rounds), enabled=not args.no_progress)
+    result = threads.run(pairs=pairs, rounds=rounds, progress=bar)
+    bar.close()
+    if args.json:
+        json.dump(result, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        print(threads.format_table(result))
+    return 0
+
+
 def bench(args, parser):
+    if args.threads:
+        return bench_threads(args, parser)
     if args.contention:
         return bench_contention(args, parser)
     if args.plot:

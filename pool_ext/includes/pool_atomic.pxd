@@ -4,6 +4,7 @@ from libc.stdint cimport uint32_t, uint64_t, uintptr_t
 
 cdef extern from "pool_mode.h":
     bint POOL_CACHE_HANDLES
+    bint POOL_THREAD_CACHE
     bint POOL_RACY_LOOKUP
     Py_ssize_t pool_refcnt(PyObject *o)
     long long POOL_PARK_SLICE_US

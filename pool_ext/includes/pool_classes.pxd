@@ -10,7 +10,6 @@ cdef extern from "pool_classes.h" nogil:
         POOL_TAKE_HIT
         POOL_TAKE_MISS
         POOL_TAKE_ENOMEM
-        POOL_TAKE_ETOOBIG
         POOL_TAKE_EPOISON
     uint32_t POOL_BLOCK_ZEROED
     uint32_t POOL_CLASSES_SLOTS

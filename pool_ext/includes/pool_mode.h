@@ -33,6 +33,16 @@
 #endif
 static inline Py_ssize_t pool_refcnt(PyObject *o) { return Py_REFCNT(o); }
 
+/* Each thread keeps a released slot of its own in front of the shared
+ * free-list (src/pool_cache.h), so that threads running at once do not all
+ * write the list's head.  Under the GIL one thread runs at a time: no cache,
+ * and the GIL build's code is what it was. */
+#if defined(POOL_ATOMIC_PLAIN)
+#define POOL_THREAD_CACHE 0
+#else
+#define POOL_THREAD_CACHE 1
+#endif
+
 /* Free-threaded CPython counts references in two parts (biased reference
  * counting): when a thread drops the last reference to an object another
  * thread made, the object is queued to that owner, which frees it the next

@@ -83,7 +83,6 @@ static inline int pool_numpy_ready(void)
 
 static inline npy_intp pool_descr_elsize(PyArray_Descr *d) { return (npy_intp)PyDataType_ELSIZE(d); }
 static inline npy_uint64 pool_descr_flags(PyArray_Descr *d) { return (npy_uint64)PyDataType_FLAGS(d); }
-static inline int pool_descr_has_fields(PyArray_Descr *d) { return PyDataType_HASFIELDS(d); }
 
 static inline int pool_ndarray_check(PyObject *o) { return PyArray_Check(o); }
 

@@ -20,7 +20,6 @@ cdef extern from "pool_numpy.h":
     bint POOL_NUMPY_HEADERS      # 0: built without numpy's headers (no arrays)
     npy_intp pool_descr_elsize(PyArray_Descr *d) noexcept
     uint64_t pool_descr_flags(PyArray_Descr *d) noexcept
-    bint pool_descr_has_fields(PyArray_Descr *d) noexcept
     bint pool_ndarray_check(object o) noexcept
     bint pool_ndarray_is_fortran(object a) noexcept
     void pool_ndarray_forget(object a) noexcept

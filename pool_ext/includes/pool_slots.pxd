@@ -26,6 +26,7 @@ cdef extern from "pool_slots.h" nogil:
     uint32_t pool_slots_hold(pool_slots_t *s, uint32_t i)
     uint32_t pool_slots_pop_hold(pool_slots_t *s, pool_freelist_t *fl, uint32_t *gen)
     uint32_t pool_slots_pop_own(pool_slots_t *s, pool_freelist_t *fl)
+    void pool_slots_own(pool_slots_t *s, uint32_t i)
     void pool_slots_free_push(pool_slots_t *s, pool_freelist_t *fl, uint32_t i)
     void pool_slots_push(pool_slots_t *s, pool_freelist_t *fl, uint32_t i)
     uint64_t pool_slots_load(pool_slots_t *s, uint32_t i)

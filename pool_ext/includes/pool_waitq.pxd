@@ -2,6 +2,7 @@
 from libc.stdint cimport uint32_t, uint64_t
 from pool_ext.includes.pool_slots cimport pool_slots_t
 from pool_ext.includes.pool_freelist cimport pool_freelist_t
+from pool_ext.includes.pool_cache cimport pool_cache_t
 
 cdef extern from "pool_waitq.h" nogil:
     ctypedef struct pool_waiter_t:
@@ -22,7 +23,7 @@ cdef extern from "pool_waitq.h" nogil:
         POOL_LEFT_SIGNALED
     void pool_waitq_init(pool_waitq_t *q)
     void pool_waitq_bind(pool_waitq_t *q, pool_slots_t *slots, pool_freelist_t *first,
-                         pool_freelist_t *second, uint64_t *acquires)
+                         pool_freelist_t *second, uint64_t *acquires, pool_cache_t *cache)
     void pool_waitq_open(pool_waitq_t *q)
     int pool_waitq_join(pool_waitq_t *q, pool_waiter_t *w, uint32_t *slot, uint32_t *list)
     void pool_waitq_enqueue(pool_waitq_t *q, pool_waiter_t *w)

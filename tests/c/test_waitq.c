@@ -28,6 +28,16 @@
  *    Every waiter ends (granted, or sees `closed`), in time; a grant on a
  *    closed pool is given back; every slot comes back.
  * 4. unit: single-threaded checks of each call of the protocol.
+ * 5. the threads' caches (src/pool_cache.h), bound to the queue as
+ *    ObjectPool binds them on free-threaded builds (see section 5):
+ *    unit: join steals a cached slot; a release that caches and meets a
+ *    waiter moves the slot to the list, granted to the head (or a thief
+ *    took it first); close and drain leave nothing cached.  churn: THREADS
+ *    threads through their own (or shared) shards: no double hand-out, no
+ *    lost wake-up (nor a slot left in a shard while a waiter sleeps),
+ *    counts balanced, every slot free exactly once at the end (lists plus
+ *    shards).  close: a close and its drain race the cached releases; in
+ *    the end every slot was drained, none left idle or cached.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -136,7 +146,8 @@ static pool_slots_t slots;
 static pool_freelist_t idle, empty;
 static pool_waitq_t q;
 static uint64_t acquires, releases;
-static uint64_t owner[CAP];
+#define CAP_MAX 8             /* the largest pool under test (the cache tests') */
+static uint64_t owner[CAP_MAX];
 static uint64_t double_handouts, lost_wakeups, closed_exits, sleeps, bare_wakes,
     timeouts, late_grants, grants_used, grants_passed, grants_given_back, uses;
 
@@ -161,20 +172,26 @@ static pool_freelist_t *list_of(uint32_t k)
     return k == 0 ? &idle : &empty;
 }
 
-static void pool_setup(void)
+/* A pool of cap slots; cache: the threads' caches bound to the queue, or NULL. */
+static void pool_setup_with(uint32_t cap, pool_cache_t *cache)
 {
     int k;
     pool_freelist_init(&idle);
-    pool_slots_init(&slots, CAP, &empty);   /* every slot onto `empty` */
+    pool_slots_init(&slots, cap, &empty);   /* every slot onto `empty` */
     pool_waitq_init(&q);
-    pool_waitq_bind(&q, &slots, &idle, &empty, &acquires);
+    pool_waitq_bind(&q, &slots, &idle, &empty, &acquires, cache);
     acquires = releases = 0;
     double_handouts = lost_wakeups = closed_exits = sleeps = bare_wakes = 0;
     timeouts = late_grants = grants_used = grants_passed = grants_given_back = uses = 0;
     wake_seq = 0;
-    for (k = 0; k < CAP; k++)
+    for (k = 0; k < CAP_MAX; k++)
         owner[k] = 0;
     pool_waitq_open(&q);
+}
+
+static void pool_setup(void)
+{
+    pool_setup_with(CAP, NULL);
 }
 
 /* Pops every free slot (both lists): how many were back. */
@@ -751,6 +768,586 @@ static int test_unit(void)
     return 0;
 }
 
+/* ---- 5. the threads' caches (src/pool_cache.h) ------------------------------------
+ * ObjectPool's free-threaded hot path: a free slot per thread ("shard") in
+ * front of the idle list, bound to the queue (pool_waitq_bind's cache), so
+ * a waiter that finds the lists empty steals a cached slot.  The model:
+ *   acquire  gate open ? my shard : idle : empty : steal a shard ; else
+ *            join (which pops, then steals) / sleep / leave, as above.
+ *   release  HELD -> FREE ; put it in my shard ; notify (the fence): if the
+ *            gate is shut, reclaim it and push it on idle (unless a waiter
+ *            or another releaser stole it meanwhile), released, and closed:
+ *            drain.  The shard full: push on idle, notify, as before.
+ *   drain    (close, and a release that sees `closed`) steal every shard,
+ *            pop idle; each slot owned and moved to `empty` (_drain_idle,
+ *            _unhold_empty).
+ * The release's put and the joiner's steal are a Dekker pair (as the push
+ * and the pop): a waiter left asleep while a slot sits in a shard is a lost
+ * wake-up (SLEEP_LIMIT_S, and c_sleep's look at the shards).  The close's
+ * CAS and drain make the same pair with the put: nothing stays cached. */
+
+#define CCAP 6                 /* the cache tests' pool: fewer slots than threads */
+#ifndef CACHE_CLOSE_ROUNDS
+#define CACHE_CLOSE_ROUNDS 60
+#endif
+#define SHARED_SHARDS 3        /* churn's second run: threads share shards */
+
+static pool_cache_t cache;
+static uint32_t ccap;
+static uint64_t cache_takes, fast_steals, join_took, uncached, reclaim_lost, shard_full,
+    drained, bad_releases, hidden_slots;
+
+static int cache_setup(uint32_t cap)
+{
+    CHECK(cap <= CAP_MAX && pool_cache_init(&cache) == 0, "cache: init");
+    ccap = cap;
+    pool_setup_with(cap, &cache);
+    cache_takes = fast_steals = join_took = uncached = reclaim_lost = shard_full = 0;
+    drained = bad_releases = hidden_slots = 0;
+    return 0;
+}
+
+static void cache_teardown(void)
+{
+    pool_slots_free(&slots);
+    pool_cache_free(&cache);
+}
+
+static uint64_t shard_slot(uint32_t k)
+{
+    return pool_load64(&cache.shards[k].slot, POOL_RELAXED);   /* relaxed: one thread */
+}
+
+/* The fast path: the gate open, my shard, then idle, empty, other shards. */
+static uint32_t c_fast_acquire(pool_cache_shard_t *sh)
+{
+    uint32_t gen, i;
+    if (pool_waitq_gate(&q) != 0)
+        return POOL_NIL;
+    if ((i = pool_cache_take(sh)) != POOL_NIL) {
+        pool_slots_hold(&slots, i);
+        count(&cache_takes);
+    } else if ((i = pool_slots_pop_hold(&slots, &idle, &gen)) == POOL_NIL
+               && (i = pool_slots_pop_hold(&slots, &empty, &gen)) == POOL_NIL
+               && (i = pool_cache_steal(&cache)) != POOL_NIL) {
+        pool_slots_hold(&slots, i);
+        count(&fast_steals);
+    }
+    if (i != POOL_NIL)
+        count(&acquires);
+    return i;
+}
+
+/* Every cached slot, then every idle one, owned and moved to `empty`. */
+static void c_drain(void)
+{
+    for (;;) {
+        uint32_t i = pool_cache_steal(&cache);
+        if (i != POOL_NIL)
+            pool_slots_own(&slots, i);
+        else if ((i = pool_slots_pop_own(&slots, &idle)) == POOL_NIL)
+            return;
+        count(&drained);
+        pool_slots_free_push(&slots, &empty, i);
+    }
+}
+
+/* After a push (or a cached slot's fence) that found the gate shut. */
+static void c_after_push(void)
+{
+    pool_waitq_released(&q, NULL);
+    if (pool_waitq_is_closed(&q))
+        c_drain();
+}
+
+/* ObjectPool's plain release (_return_idle, _cold_uncache). */
+static void c_release(pool_cache_shard_t *sh, uint32_t i)
+{
+    uint64_t w = pool_slots_load(&slots, i);
+    if (pool_slots_release_handle(&slots, i, POOL_SLOT_GEN(w)) != POOL_FREED) {
+        count(&bad_releases);   /* not HELD by us: a double hand-out */
+        return;
+    }
+    count(&releases);
+    if (pool_cache_put(sh, i)) {
+        if (pool_waitq_notify(&q)) {   /* someone waits, or closed */
+            if (pool_cache_reclaim(sh, i)) {
+                pool_slots_push(&slots, &idle, i);
+                count(&uncached);
+            } else {
+                count(&reclaim_lost);   /* a waiter (or its releaser) stole it */
+            }
+            c_after_push();
+        }
+        return;
+    }
+    count(&shard_full);
+    pool_slots_push(&slots, &idle, i);
+    if (pool_waitq_notify(&q))
+        c_after_push();
+}
+
+/* A grant its waiter will not use (its pool closed). */
+static void c_refuse(uint32_t i, uint32_t k)
+{
+    if (pool_waitq_pass_grant(&q, i, k, NULL)) {
+        count(&grants_passed);
+        return;
+    }
+    pool_fetch_add64(&acquires, (uint64_t)0 - 1, POOL_RELAXED);   /* relaxed: a statistic */
+    pool_slots_free_push(&slots, list_of(k), i);
+    count(&grants_given_back);
+    if (pool_waitq_notify(&q))
+        c_after_push();
+}
+
+/* A queued waiter's sleep: woken (1), or not.  Besides SLEEP_LIMIT_S, it
+ * looks at the shards every SLICE_NS: while it is queued the gate is shut,
+ * so a slot cached meanwhile is taken back by its releaser at once; one
+ * seen in the same shard with the same generation for HIDDEN_SLICES slices
+ * in a row is hidden from the waiters (a lost wake-up, counted). */
+#define SLICE_NS 100000000L    /* 100 ms */
+#define HIDDEN_SLICES 10
+
+
+static int c_sleep(thread_waiter_t *t)
+{
+    uint64_t seen[POOL_CACHE_SHARDS];
+    int same[POOL_CACHE_SHARDS] = {0};
+    int n, s;
+    for (s = 0; s < (int)POOL_CACHE_SHARDS; s++)
+        seen[s] = POOL_NIL;
+    for (n = 0; n < SLEEP_LIMIT_S * (1000000000L / SLICE_NS); n++) {
+        if (waiter_sleep(t, SLICE_NS))
+            return 1;
+        for (s = 0; s < (int)POOL_CACHE_SHARDS; s++) {
+            uint64_t i = pool_load64(&cache.shards[s].slot, POOL_RELAXED);   /* relaxed: a look */
+            uint64_t v = i == POOL_NIL
+                             ? POOL_NIL
+                             : (i | (uint64_t)POOL_SLOT_GEN(pool_slots_load(&slots, (uint32_t)i))
+                                        << 32);
+            same[s] = v != POOL_NIL && v == seen[s] ? same[s] + 1 : 0;
+            seen[s] = v;
+            if (same[s] >= HIDDEN_SLICES) {
+                count(&hidden_slots);
+                fprintf(stderr, "a waiter slept %d ms while slot %u sat in shard %d\n",
+                        (int)(HIDDEN_SLICES * (SLICE_NS / 1000000)), (unsigned)i, s);
+                return 0;
+            }
+        }
+    }
+    return 0;
+}
+
+/* acquire() with the cache, no timeout. */
+static int c_acquire(thread_waiter_t *t, pool_cache_shard_t *sh, uint32_t *out)
+{
+    uint32_t i, k;
+    int r, woken;
+    if ((i = c_fast_acquire(sh)) != POOL_NIL) {
+        *out = i;
+        return ACQ_OK;
+    }
+    waiter_reset(t);
+    r = pool_waitq_join(&q, &t->rec, &i, &k);
+    if (r == POOL_JOIN_TOOK) {
+        count(&join_took);
+        pool_slots_hold(&slots, i);
+        *out = i;
+        return ACQ_OK;
+    }
+    if (r == POOL_JOIN_CLOSED) {
+        count(&closed_exits);
+        return ACQ_CLOSED;
+    }
+    count(&sleeps);
+    woken = c_sleep(t);
+    pool_waitq_leave(&q, &t->rec, &i, &k, NULL);
+    if (i != POOL_NIL) {
+        if (pool_waitq_is_closed(&q)) {
+            c_refuse(i, k);
+            count(&closed_exits);
+            return ACQ_CLOSED;
+        }
+        count(&grants_used);
+        pool_slots_hold(&slots, i);
+        *out = i;
+        return ACQ_OK;
+    }
+    if (pool_waitq_is_closed(&q)) {
+        count(&closed_exits);
+        return ACQ_CLOSED;
+    }
+    count(woken ? &bare_wakes : &lost_wakeups);
+    return ACQ_LOST;
+}
+
+static void c_use(uint32_t i, uint64_t me, pool_cache_shard_t *sh, int spin)
+{
+    volatile int n;
+    take(i, me);
+    if (spin < 0)
+        sched_yield();
+    for (n = 0; n < spin; n++)
+        ;
+    count(&uses);
+    give(i);
+    c_release(sh, i);
+}
+
+/* One free slot found at the end: FREE, in range, not seen before. */
+static int c_collect(uint32_t i, uint8_t *seen, const char *test, const char *where)
+{
+    CHECK(i < ccap, "%s: slot %u out of range (%s)", test, i, where);
+    CHECK(!seen[i], "%s: slot %u found twice (%s)", test, i, where);
+    CHECK(POOL_SLOT_STATE(pool_slots_load(&slots, i)) == POOL_SLOT_FREE,
+          "%s: slot %u %s is not FREE", test, i, where);
+    seen[i] = 1;
+    pool_slots_own(&slots, i);
+    return 0;
+}
+
+/* Every slot is free exactly once: on a list or in a shard.  drained: the
+ * pool was closed and drained, so all of them are on `empty` (nothing left
+ * idle or cached).  Takes them all. */
+static int c_slots_back(const char *test, int drained_all)
+{
+    uint8_t seen[CAP_MAX] = {0};
+    uint32_t i, n_idle = 0, n_empty = 0, n_cached = 0;
+    while ((i = pool_freelist_pop_mpmc(&idle, slots.next)) != POOL_NIL) {
+        if (c_collect(i, seen, test, "idle"))
+            return 1;
+        n_idle++;
+    }
+    while ((i = pool_freelist_pop_mpmc(&empty, slots.next)) != POOL_NIL) {
+        if (c_collect(i, seen, test, "empty"))
+            return 1;
+        n_empty++;
+    }
+    while ((i = pool_cache_steal(&cache)) != POOL_NIL) {
+        if (c_collect(i, seen, test, "cached"))
+            return 1;
+        n_cached++;
+    }
+    CHECK(n_idle + n_empty + n_cached == ccap,
+          "%s: %u idle + %u empty + %u cached, of %u slots", test, n_idle, n_empty, n_cached,
+          ccap);
+    CHECK(!drained_all || n_empty == ccap,
+          "%s: after close and drain, %u idle and %u cached slots stayed hidden", test, n_idle,
+          n_cached);
+    return 0;
+}
+
+static int c_quiescent(const char *test, int drained_all)
+{
+    uint64_t a = get(&acquires), r = get(&releases);
+    CHECK(get(&double_handouts) == 0 && get(&bad_releases) == 0,
+          "%s: %llu double hand-outs, %llu releases of slots not held", test,
+          (unsigned long long)get(&double_handouts), (unsigned long long)get(&bad_releases));
+    CHECK(get(&lost_wakeups) == 0, "%s: %llu lost wake-ups (%llu while a slot sat in a shard)",
+          test, (unsigned long long)get(&lost_wakeups), (unsigned long long)get(&hidden_slots));
+    CHECK(get(&bare_wakes) == 0, "%s: %llu wake-ups without a grant on an open queue", test,
+          (unsigned long long)get(&bare_wakes));
+    CHECK(pool_waitq_waiting(&q) == 0, "%s: %llu still queued", test,
+          (unsigned long long)pool_waitq_waiting(&q));
+    CHECK(a == r && r == get(&uses), "%s: %llu acquires counted, %llu releases, %llu uses",
+          test, (unsigned long long)a, (unsigned long long)r, (unsigned long long)get(&uses));
+    return c_slots_back(test, drained_all);
+}
+
+/* ---- 5a. churn through the caches --------------------------------------------------- */
+
+static int cache_shared;   /* threads use shards k % SHARED_SHARDS, not their own */
+
+static pool_cache_shard_t *c_my_shard(uintptr_t k)
+{
+    return cache_shared ? &cache.shards[k % SHARED_SHARDS] : pool_cache_mine(&cache);
+}
+
+static void *cache_churn_worker(void *arg)
+{
+    uintptr_t k = (uintptr_t)arg;
+    uint64_t rng = 0x9e3779b97f4a7c15ull * (k + 1);
+    pool_cache_shard_t *sh;
+    thread_waiter_t t;
+    waiter_init(&t);
+    sh = c_my_shard(k);
+    pthread_barrier_wait(&start);
+    /* relaxed: a ticket */
+    while (!broken() && pool_fetch_add64(&total, 1, POOL_RELAXED) < ITERS / 2) {
+        uint64_t r = rnd(&rng);
+        uint32_t i;
+        if (c_acquire(&t, sh, &i) != ACQ_OK)
+            break;   /* a lost wake-up, counted */
+        c_use(i, k + 1, sh, (r & 3) == 0 ? -1 : (int)((r >> 8) % 64));
+        /* think a while, holding nothing, half the time: the queue empties
+         * and the gate opens now and then (else a convoy keeps it shut and
+         * every release uncaches at once) */
+        if ((r >> 16) & 1)
+            sched_yield();
+    }
+    waiter_destroy(&t);
+    return NULL;
+}
+
+static int test_cache_churn(void)
+{
+    /* own shards; shared shards; own shards and 2 slots, so that the queue
+     * stays busy and a slot hidden in a shard stays hidden (c_sleep) */
+    const char *name[3] = {"cache churn", "cache churn (shared shards)",
+                           "cache churn (2 slots)"};
+    const uint32_t cap[3] = {CCAP, CCAP, 2};
+    int run_no;
+    for (run_no = 0; run_no < 3; run_no++) {
+        cache_shared = run_no == 1;
+        if (cache_setup(cap[run_no]))
+            return 1;
+        total = 0;
+        CHECK(run(cache_churn_worker, THREADS) == 0, "threads");
+        if (c_quiescent(name[run_no], 0))
+            return 1;
+        CHECK(get(&uses) == ITERS / 2, "%s: %llu of %d hand-outs", name[run_no],
+              (unsigned long long)get(&uses), ITERS / 2);
+        CHECK(get(&sleeps) > 0 && get(&cache_takes) > 0 && get(&uncached) > 0,
+              "%s: a path never ran: %llu sleeps, %llu taken from the own shard, %llu "
+              "uncached at a shut gate", name[run_no], (unsigned long long)get(&sleeps),
+              (unsigned long long)get(&cache_takes), (unsigned long long)get(&uncached));
+        printf("%s: %d threads, %d hand-outs on %d slots: %llu from the own shard, %llu "
+               "stolen by the fast path, %llu taken by join, %llu grants, %llu sleeps; "
+               "releases: %llu uncached at a shut gate, %llu stolen before the reclaim, %llu "
+               "shard full; no lost wake-up, no double hand-out, every slot free once\n",
+               name[run_no], THREADS, ITERS / 2, cap[run_no],
+               (unsigned long long)get(&cache_takes), (unsigned long long)get(&fast_steals),
+               (unsigned long long)get(&join_took), (unsigned long long)get(&grants_used),
+               (unsigned long long)get(&sleeps), (unsigned long long)get(&uncached),
+               (unsigned long long)get(&reclaim_lost), (unsigned long long)get(&shard_full));
+        cache_teardown();
+    }
+    passes++;
+    return 0;
+}
+
+/* ---- 5b. close while the caches hold slots ------------------------------------------ */
+
+static uint64_t close_after, workers_done;
+
+static void *cache_close_worker(void *arg)
+{
+    uintptr_t k = (uintptr_t)arg;
+    uint64_t rng = 0xd1b54a32d192ed03ull * (k + 1);
+    pool_cache_shard_t *sh;
+    thread_waiter_t t;
+    int n;
+    waiter_init(&t);
+    sh = pool_cache_mine(&cache);
+    for (n = 0; n < 2000 && !broken(); n++) {
+        uint64_t r = rnd(&rng);
+        uint32_t i;
+        if (c_acquire(&t, sh, &i) != ACQ_OK)
+            break;   /* closed (or a lost wake-up, counted) */
+        c_use(i, k + 1, sh, (r & 1) ? -1 : (int)((r >> 8) % 64));
+    }
+    count(&workers_done);
+    waiter_destroy(&t);
+    return NULL;
+}
+
+static void *cache_closer(void *arg)
+{
+    (void)arg;
+    while (get(&uses) < close_after && get(&workers_done) < THREADS - 1)
+        sched_yield();
+    pool_waitq_close(&q, NULL);
+    c_drain();   /* close()'s drain: the shards, then idle */
+    return NULL;
+}
+
+static int test_cache_close(void)
+{
+    pthread_t w[THREADS - 1], c;
+    uint64_t rng = 0x2545f4914f6cdd1dull, total_drained = 0, total_closed = 0;
+    int k, round;
+    for (round = 0; round < CACHE_CLOSE_ROUNDS; round++) {
+        char name[48];
+        if (cache_setup(CCAP))
+            return 1;
+        close_after = rnd(&rng) % 400;
+        workers_done = 0;
+        for (k = 0; k < THREADS - 1; k++)
+            CHECK(pthread_create(&w[k], NULL, cache_close_worker, (void *)(uintptr_t)k) == 0,
+                  "thread");
+        CHECK(pthread_create(&c, NULL, cache_closer, NULL) == 0, "thread");
+        for (k = 0; k < THREADS - 1; k++)
+            pthread_join(w[k], NULL);
+        pthread_join(c, NULL);
+        CHECK(pool_waitq_is_closed(&q), "cache close: not closed");
+        snprintf(name, sizeof name, "cache close, round %d", round);
+        if (c_quiescent(name, 1))
+            return 1;
+        total_drained += get(&drained);
+        total_closed += get(&closed_exits);
+        cache_teardown();
+    }
+    passes++;
+    printf("cache close: %d rounds, %d threads churn through their shards while the pool "
+           "closes; %llu slots drained (close's and late releases' drains), %llu acquires saw "
+           "the close; nothing left idle or cached, every slot free once\n",
+           CACHE_CLOSE_ROUNDS, THREADS - 1, (unsigned long long)total_drained,
+           (unsigned long long)total_closed);
+    return 0;
+}
+
+/* ---- 5c. single-threaded: a waiter vs a cached slot; close ---------------------------- */
+
+static int unit_cache(void)
+{
+    thread_waiter_t a, b;
+    uint32_t i0, i1, i2, i3, s, k;
+    if (cache_setup(2))
+        return 1;
+    waiter_init(&a);
+    waiter_init(&b);
+    i0 = c_fast_acquire(&cache.shards[0]);
+    i1 = c_fast_acquire(&cache.shards[0]);
+    CHECK(i0 != POOL_NIL && i1 != POOL_NIL && c_fast_acquire(&cache.shards[0]) == POOL_NIL,
+          "cache: take both");
+    /* the gate open: a release parks the slot in its shard */
+    count(&uses);
+    c_release(&cache.shards[5], i0);
+    CHECK(shard_slot(5) == i0 && get(&uncached) == 0, "cache: the release cached i0");
+    /* a slot in a shard, the lists empty: join steals it */
+    CHECK(pool_waitq_join(&q, &a.rec, &s, &k) == POOL_JOIN_TOOK && s == i0 && k == 0,
+          "cache: join steals the cached slot (TOOK i0, list 0)");
+    CHECK(shard_slot(5) == POOL_NIL && !a.rec.queued && pool_waitq_gate(&q) == 0
+              && get(&acquires) == 3,
+          "cache: stolen, not queued, gate open, the acquire counted");
+    CHECK(POOL_SLOT_STATE(pool_slots_load(&slots, s)) == POOL_SLOT_RELEASING,
+          "cache: the stolen slot is owned RELEASING");
+    pool_slots_hold(&slots, s);
+    /* someone queued: the release caches, sees the gate shut, reclaims,
+     * pushes, and the head is granted the slot */
+    CHECK(pool_waitq_join(&q, &a.rec, &s, &k) == POOL_JOIN_QUEUED, "cache: a queued");
+    count(&uses);
+    c_release(&cache.shards[7], i1);
+    CHECK(get(&uncached) == 1 && get(&reclaim_lost) == 0 && shard_slot(7) == POOL_NIL,
+          "cache: the release took its cached slot back to the list");
+    CHECK(a.woken && a.rec.grant == i1 && a.rec.grant_list == 0 && !a.rec.queued
+              && pool_waitq_gate(&q) == 0,
+          "cache: a granted the slot its releaser cached");
+    CHECK(pool_waitq_leave(&q, &a.rec, &s, &k, NULL) == POOL_LEFT_SIGNALED && s == i1,
+          "cache: a leaves with it");
+    pool_slots_hold(&slots, s);
+    /* a thief first: a queued; a slot cached; before its releaser reclaims
+     * it, another releaser's released() steals it for a */
+    waiter_reset(&a);
+    CHECK(pool_waitq_join(&q, &a.rec, &s, &k) == POOL_JOIN_QUEUED, "cache: a queued again");
+    CHECK(pool_slots_release_handle(&slots, i0, POOL_SLOT_GEN(pool_slots_load(&slots, i0)))
+              == POOL_FREED,
+          "cache: free i0");
+    count(&releases);
+    count(&uses);
+    CHECK(pool_cache_put(&cache.shards[2], i0) == 1, "cache: put");
+    CHECK(pool_cache_put(&cache.shards[2], i0) == 0, "cache: a full shard refuses a put");
+    CHECK(pool_waitq_notify(&q) != 0, "cache: the releaser sees the gate shut");
+    CHECK(pool_waitq_released(&q, NULL) == 1 && a.rec.grant == i0 && shard_slot(2) == POOL_NIL,
+          "cache: released() steals the cached slot for a");
+    CHECK(pool_cache_reclaim(&cache.shards[2], i0) == 0,
+          "cache: the reclaim finds it gone (its taker owns it)");
+    CHECK(pool_waitq_released(&q, NULL) == 0, "cache: nothing more to grant");
+    CHECK(pool_waitq_leave(&q, &a.rec, &s, &k, NULL) == POOL_LEFT_SIGNALED && s == i0,
+          "cache: a leaves with it");
+    pool_slots_hold(&slots, s);
+    /* the fast path does not take a cached slot past a waiter */
+    CHECK(pool_waitq_join(&q, &b.rec, &s, &k) == POOL_JOIN_QUEUED, "cache: b queued");
+    CHECK(c_fast_acquire(&cache.shards[0]) == POOL_NIL, "cache: no barging with b queued");
+    CHECK(pool_waitq_leave(&q, &b.rec, &s, &k, NULL) == POOL_LEFT_UNLINKED, "cache: b leaves");
+    /* the fast path: my shard first, then another's */
+    count(&uses);
+    c_release(&cache.shards[0], i0);
+    count(&uses);
+    c_release(&cache.shards[1], i1);
+    CHECK(shard_slot(0) == i0 && shard_slot(1) == i1, "cache: both cached");
+    CHECK(c_fast_acquire(&cache.shards[1]) == i1 && get(&cache_takes) == 1,
+          "cache: the fast path takes its own shard's slot");
+    CHECK(c_fast_acquire(&cache.shards[3]) == i0 && get(&fast_steals) == 1,
+          "cache: the lists empty, it steals another shard's");
+    count(&uses);
+    c_release(&cache.shards[0], i0);
+    count(&uses);
+    c_release(&cache.shards[1], i1);
+    if (c_quiescent("cache unit", 0))
+        return 1;
+    waiter_destroy(&a);
+    waiter_destroy(&b);
+    cache_teardown();
+
+    /* close: slots cached, idle, empty and held; the closer's drain and a
+     * release after the close leave every slot on `empty`, none hidden */
+    if (cache_setup(4))
+        return 1;
+    i0 = c_fast_acquire(&cache.shards[0]);
+    i1 = c_fast_acquire(&cache.shards[0]);
+    i2 = c_fast_acquire(&cache.shards[0]);
+    i3 = c_fast_acquire(&cache.shards[0]);
+    CHECK(i3 != POOL_NIL, "close: take all four");
+    count(&uses);
+    c_release(&cache.shards[4], i0);             /* cached */
+    count(&uses);
+    c_release(&cache.shards[9], i1);             /* cached */
+    CHECK(pool_slots_release_handle(&slots, i2, POOL_SLOT_GEN(pool_slots_load(&slots, i2)))
+              == POOL_FREED, "close: free i2");
+    count(&releases);
+    count(&uses);
+    pool_slots_push(&slots, &idle, i2);           /* idle */
+    CHECK(pool_waitq_close(&q, NULL) == 1, "close: closes");
+    CHECK(pool_waitq_join(&q, &a.rec, &s, &k) == POOL_JOIN_CLOSED,
+          "close: join refuses, although slots are cached");
+    c_drain();
+    CHECK(get(&drained) == 3 && shard_slot(4) == POOL_NIL && shard_slot(9) == POOL_NIL,
+          "close: the drain stole both cached slots and popped the idle one (%llu)",
+          (unsigned long long)get(&drained));
+    count(&uses);
+    c_release(&cache.shards[4], i3);             /* cached, then sees `closed` */
+    CHECK(get(&uncached) == 1 && get(&drained) == 4 && shard_slot(4) == POOL_NIL,
+          "close: a release after the close takes its slot back and drains it");
+    if (c_quiescent("cache close unit", 1))
+        return 1;
+    cache_teardown();
+
+    /* steal every shard plus pop the lists: every free slot, once */
+    if (cache_setup(4))
+        return 1;
+    i0 = c_fast_acquire(&cache.shards[0]);
+    i1 = c_fast_acquire(&cache.shards[0]);
+    i2 = c_fast_acquire(&cache.shards[0]);
+    count(&uses);
+    c_release(&cache.shards[15], i0);
+    count(&uses);
+    c_release(&cache.shards[8], i1);
+    count(&uses);
+    c_release(&cache.shards[8], i2);             /* the shard is full: onto idle */
+    CHECK(get(&shard_full) == 1, "close: a full shard: the release pushes");
+    CHECK(pool_waitq_close(&q, NULL) == 1, "close: closes");
+    if (c_quiescent("cache close, undrained", 0))
+        return 1;
+    waiter_destroy(&a);
+    waiter_destroy(&b);
+    cache_teardown();
+    return 0;
+}
+
+static int test_cache_unit(void)
+{
+    if (unit_cache())
+        return 1;
+    passes++;
+    printf("cache unit: join steals a cached slot; a release that caches and meets a waiter "
+           "moves it to the list, granted to the head; a thief before the reclaim; no barging "
+           "past a waiter; own shard then steal; close: drain and late release leave nothing "
+           "cached or idle; steal + pop finds every slot once\n");
+    return 0;
+}
+
 int main(void)
 {
     printf("wait queue, atomics variant: %s\n", POOL_ATOMIC_VARIANT);
@@ -758,6 +1355,9 @@ int main(void)
     test_churn();
     test_timeouts();
     test_close();
+    test_cache_unit();
+    test_cache_churn();
+    test_cache_close();
     printf("%d passed, %d failed\n", passes, failures);
     return failures ? 1 : 0;
 }

@@ -161,7 +161,8 @@ SIGINT_AT_WAKE = """
     from pool_ext import BufferPool, ObjectPool
     signal.signal(signal.SIGINT, signal.default_int_handler)
     kind = sys.argv[1]
-    lost = 0
+    lost = dropped = 0
+    free_threaded = not getattr(sys, "_is_gil_enabled", lambda: True)()
     for round in range(40):
         pool = ObjectPool(object, 1) if kind == "object" else BufferPool(64, 1)
         held = pool.acquire()
@@ -183,9 +184,18 @@ SIGINT_AT_WAKE = """
         t.join()
         if got is not None:
             pool.release(got)
+        if pool.in_use != 0 and got is None and free_threaded and kind == "object":
+            # Free-threaded, the signal can arrive after acquire() returned
+            # and before `got` was stored: CPython runs the handler at the
+            # call's eval-breaker check and drops the result (the releasing
+            # thread runs at once, not after us).  No library can close that
+            # window.  The slot is then held by the dropped hand-out, so
+            # releasing its object works (a lost slot would raise PoolError).
+            pool.release(held)
+            dropped += 1
         if pool.in_use != 0 or pool.try_acquire() is None:
             lost += 1
-    print("LOST", lost)
+    print("LOST", lost, "results dropped by the interpreter", dropped)
     sys.exit(1 if lost else 0)
 """
 

@@ -159,6 +159,20 @@ def test_bench_contention_prints_its_rows(tmp_path):
                      out, re.MULTILINE)
 
 
+def test_bench_threads_prints_its_rows(tmp_path):
+    """`pool-ext bench --threads --quick`: a row per pool kind, sharing and
+    thread count, each with its ratio to one thread.  Structure only."""
+    out = run([pool_ext_command(), "bench", "--threads", "--quick", "--rounds", "1",
+               "--no-progress"], tmp_path).stdout
+    assert out.startswith("Thread scaling: CPython ")
+    rows = re.findall(r"^  (\w+)\s+(one shared pool |a pool per thread)  (\d) thread\(s\): +"
+                      r"[\d.]+ M pairs/s \(range [\d.]+-[\d.]+\)  [\d.]+x one thread$",
+                      out, re.MULTILINE)
+    kinds = {"ObjectPool", "BufferPool"} | ({"ArrayPool"} if "left out" not in out else set())
+    assert {r[0] for r in rows} == kinds
+    assert len(rows) == len(kinds) * 4     # shared or not, 1 or 2 threads
+
+
 def test_contention_fairness_figures():
     """Jain's index and most / fewest: the arithmetic, no timing."""
     from pool_ext.bench import contention
