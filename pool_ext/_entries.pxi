@@ -176,9 +176,9 @@ _install_fastcall(BufferPool, &_bufferpool_lease_def, b"lease",
 
 
 # -- the type slots -----------------------------------------------------------------
-# ObjectPool's objects and a lease's raw fields, seen by the garbage
-# collector (_objectpool_items.pxi, _lease.pxi); a lease's dealloc gives its
-# item back (_lease.pxi).
+# ObjectPool's objects, a queue's items and a lease's raw fields, seen by the
+# garbage collector (_objectpool_items.pxi, _queue.pxi, _lease.pxi); a
+# lease's dealloc gives its item back (_lease.pxi).
 
 _objectpool_cython_traverse = (<PyTypeObject *>ObjectPool).tp_traverse
 _objectpool_cython_clear = (<PyTypeObject *>ObjectPool).tp_clear
@@ -188,6 +188,11 @@ _lease_cython_dealloc = (<PyTypeObject *>_Lease).tp_dealloc
 (<PyTypeObject *>_Lease).tp_dealloc = <destructor><void *>_lease_dealloc
 _lease_cython_traverse = (<PyTypeObject *>_Lease).tp_traverse
 (<PyTypeObject *>_Lease).tp_traverse = <traverseproc><void *>_lease_traverse
+_queue_cython_traverse = (<PyTypeObject *>Queue).tp_traverse
+for _t in (Queue, LifoQueue):
+    (<PyTypeObject *>_t).tp_traverse = <traverseproc><void *>_queue_traverse
+    (<PyTypeObject *>_t).tp_clear = <inquiry><void *>_queue_clear
+del _t
 
 # _PoolBase is an implementation detail of the two final pool classes: no
 # Python class may derive from it (it has no pool behaviour of its own).

@@ -21,7 +21,7 @@ One extension module, one file per job (the uvloop layout):
   _ndarray.pxi        numpy arrays over pooled memory (numpy imported lazily)
   _arraypool.pxi      ArrayPool: size classes (src/pool_classes.h), arrays
   _queue.pxi          Queue, LifoQueue: drop-in queues (src/pool_queue.h)
-  _entries.pxi        hot methods written against CPython's calling convention
+  _entries.pxi        hot methods in CPython's calling convention; every type-slot patch (last)
   includes/*.pxd      one per C header of the core (src/)
 
 Thread-safety model.  The C core (src/) holds every piece of shared mutable

@@ -364,10 +364,3 @@ cdef int _queue_clear(Queue self) noexcept:
     # get_nowait, which must raise queue.Empty, not crash).
     _queue_drop_items(&self._q)
     return 0
-
-
-_queue_cython_traverse = (<PyTypeObject *>Queue).tp_traverse
-for _t in (Queue, LifoQueue):
-    (<PyTypeObject *>_t).tp_traverse = <traverseproc><void *>_queue_traverse
-    (<PyTypeObject *>_t).tp_clear = <inquiry><void *>_queue_clear
-del _t
