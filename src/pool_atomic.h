@@ -175,7 +175,9 @@ static inline uint64_t pool_fetch_add64(uint64_t *p, uint64_t v, int mo)
 /* ThreadSanitizer does not model fences (GCC refuses them under -Werror):
  * under TSan a fence becomes an RMW on one shared word, which TSan does
  * model, and which orders at least as strongly for the Dekker pairs we use. */
-static uint64_t pool_tsan_fence_word_;
+/* one word for the whole program (weak: defined in every file that includes
+ * this, merged by the linker), so that fences in different files pair */
+__attribute__((weak)) uint64_t pool_tsan_fence_word_;
 static inline void pool_fence(int mo) { (void)__atomic_fetch_add(&pool_tsan_fence_word_, 0, mo); }
 #else
 static inline void pool_fence(int mo) { __atomic_thread_fence(mo); }
