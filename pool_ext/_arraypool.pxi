@@ -215,6 +215,7 @@ cdef class ArrayPool:
         cdef _Block blk = self._take(n)
         cdef PooledBuffer buf
         blk._table1.capacity = 1
+        blk._table1.shift = 0
         blk._table1.next = &blk._next1
         blk._table1.state = &blk._state1
         blk.slots = &blk._table1

@@ -81,7 +81,7 @@ cdef class BufferPool(_PoolBase):
             raise MemoryError(f"cannot allocate {n} buffers of {size} bytes "
                               f"aligned to {align}")
         # All or nothing: what was allocated goes before the error.
-        if rc != 0 or pool_slots_init(self._slots, n, &self._free) != 0:
+        if rc != 0 or pool_slots_init_padded(self._slots, n, &self._free, POOL_THREAD_CACHE) != 0:
             pool_arena_free(self._arena)
             raise _capacity_error("BufferPool", n, _bufferpool_bytes(size, n, align))
         if POOL_CACHE_HANDLES:

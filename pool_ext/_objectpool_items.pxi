@@ -54,7 +54,7 @@ cdef int _objectpool_alloc(ObjectPool pool, uint32_t n, bint hooks) noexcept:
         if pool._hook_thread == NULL:
             return -1
     pool_freelist_init(&pool._idle)
-    if pool_slots_init(&pool._slots, n, &pool._empty) != 0:
+    if pool_slots_init_padded(&pool._slots, n, &pool._empty, POOL_THREAD_CACHE) != 0:
         return -1
     return pool_addrmap_init(&pool._map, n)
 

@@ -95,14 +95,30 @@ enum {
 
 typedef struct pool_slots {
     uint32_t capacity;
+    uint32_t shift;       /* slot i's word is state[i << shift]: 3 spreads the
+                           * words one per 64-byte line (pool_slots_init_padded) */
     uint32_t *next;       /* free-list links, one per slot (pool_freelist.h) */
-    uint64_t *state;      /* state words, one per slot */
+    uint64_t *state;      /* state words, one per slot (or per 8 words) */
 } pool_slots_t;
+
+/* Slot i's state word.  The GIL build (POOL_ATOMIC_PLAIN) never pads: its
+ * words are dense, and the shift is not even read. */
+#if defined(POOL_ATOMIC_PLAIN)
+#define POOL_SLOT_AT(s, i) ((s)->state[(i)])
+#else
+#define POOL_SLOT_AT(s, i) ((s)->state[(size_t)(i) << (s)->shift])
+#endif
 
 /* Allocates the arrays, all slots FREE with generation 0, and pushes every
  * index onto `fl` (index 0 on top).  Returns 0, or -1 on allocation failure
  * or a capacity out of range (nothing is then allocated).  Single-threaded. */
 int pool_slots_init(pool_slots_t *s, uint32_t capacity, pool_freelist_t *fl);
+/* The same; with pad != 0 (free-threaded builds, up to POOL_SLOTS_PAD_MAX
+ * slots) each state word gets a cache line of its own, so that threads
+ * holding neighbouring slots do not write one line (64 bytes per slot
+ * instead of 8).  Never pad in a POOL_ATOMIC_PLAIN build (see POOL_SLOT_AT). */
+#define POOL_SLOTS_PAD_MAX 65536u
+int pool_slots_init_padded(pool_slots_t *s, uint32_t capacity, pool_freelist_t *fl, int pad);
 void pool_slots_free(pool_slots_t *s);
 
 /* ---- owner transitions -------------------------------------------------- */
@@ -114,7 +130,7 @@ static inline uint32_t pool_slots_hold(pool_slots_t *s, uint32_t i)
 {
     /* relaxed: we own i, and nobody may leave FREE but us; others only fail
      * their CASes against FREE */
-    uint64_t w = pool_load64(&s->state[i], POOL_RELAXED);
+    uint64_t w = pool_load64(&POOL_SLOT_AT(s, i), POOL_RELAXED);
     POOL_ASSERT(i < s->capacity, "hold: index out of range");
     POOL_ASSERT((POOL_SLOT_STATE(w) == POOL_SLOT_FREE || POOL_SLOT_STATE(w) == POOL_SLOT_RELEASING)
                     && POOL_SLOT_EXPORTS(w) == 0,
@@ -123,7 +139,7 @@ static inline uint32_t pool_slots_hold(pool_slots_t *s, uint32_t i)
      * pool_slots_load) also sees everything done to the slot before it was
      * handed out again, e.g. ObjectPool's removal of the previous object;
      * pairs with the acquire load in pool_slots_load */
-    pool_store64(&s->state[i], POOL_SLOT_WORD(POOL_SLOT_GEN(w), 0, POOL_SLOT_HELD),
+    pool_store64(&POOL_SLOT_AT(s, i), POOL_SLOT_WORD(POOL_SLOT_GEN(w), 0, POOL_SLOT_HELD),
                  POOL_RELEASE);
     return POOL_SLOT_GEN(w);
 }
@@ -134,9 +150,12 @@ static inline uint32_t pool_slots_pop_hold(pool_slots_t *s, pool_freelist_t *fl,
                                            uint32_t *gen)
 {
     uint32_t i = pool_freelist_pop_mpmc(fl, s->next);
-    POOL_ASSERT(i == POOL_NIL
-                    || POOL_SLOT_STATE(pool_load64(&s->state[i], POOL_RELAXED)) == POOL_SLOT_FREE,
-                "pop_hold: a popped slot is not FREE");
+#if defined(POOL_DEBUG)
+    if (i != POOL_NIL) {
+        uint64_t w = pool_load64(&POOL_SLOT_AT(s, i), POOL_RELAXED);
+        POOL_ASSERT(POOL_SLOT_STATE(w) == POOL_SLOT_FREE, "pop_hold: a popped slot is not FREE");
+    }
+#endif
     *gen = i != POOL_NIL ? pool_slots_hold(s, i) : 0;   /* always set: no caller */
     return i;                                           /* reads it uninitialised */
 }
@@ -147,11 +166,11 @@ static inline uint32_t pool_slots_pop_hold(pool_slots_t *s, pool_freelist_t *fl,
 static inline void pool_slots_own(pool_slots_t *s, uint32_t i)
 {
     /* relaxed: as in pool_slots_hold; the owner is alone */
-    uint64_t w = pool_load64(&s->state[i], POOL_RELAXED);
+    uint64_t w = pool_load64(&POOL_SLOT_AT(s, i), POOL_RELAXED);
     POOL_ASSERT(i < s->capacity, "own: index out of range");
     POOL_ASSERT(POOL_SLOT_STATE(w) == POOL_SLOT_FREE && POOL_SLOT_EXPORTS(w) == 0,
                 "own: a popped slot is not FREE");
-    pool_store64(&s->state[i], POOL_SLOT_WORD(POOL_SLOT_GEN(w), 0, POOL_SLOT_RELEASING),
+    pool_store64(&POOL_SLOT_AT(s, i), POOL_SLOT_WORD(POOL_SLOT_GEN(w), 0, POOL_SLOT_RELEASING),
                  POOL_RELAXED);
 }
 
@@ -171,12 +190,12 @@ static inline uint32_t pool_slots_pop_own(pool_slots_t *s, pool_freelist_t *fl)
 static inline void pool_slots_free_push(pool_slots_t *s, pool_freelist_t *fl, uint32_t i)
 {
     /* relaxed: only the owner writes now; the push's release CAS publishes */
-    uint64_t w = pool_load64(&s->state[i], POOL_RELAXED);
+    uint64_t w = pool_load64(&POOL_SLOT_AT(s, i), POOL_RELAXED);
     POOL_ASSERT(i < s->capacity, "free_push: index out of range");
     POOL_ASSERT((POOL_SLOT_STATE(w) == POOL_SLOT_HELD || POOL_SLOT_STATE(w) == POOL_SLOT_RELEASING)
                     && POOL_SLOT_EXPORTS(w) == 0,
                 "free_push: the slot is not owned (HELD or RELEASING, no exports)");
-    pool_store64(&s->state[i], POOL_SLOT_WORD(POOL_SLOT_GEN(w) + 1u, 0, POOL_SLOT_FREE),
+    pool_store64(&POOL_SLOT_AT(s, i), POOL_SLOT_WORD(POOL_SLOT_GEN(w) + 1u, 0, POOL_SLOT_FREE),
                  POOL_RELAXED);
     pool_freelist_push_mpmc(fl, s->next, i);
 }
@@ -187,7 +206,7 @@ static inline void pool_slots_push(pool_slots_t *s, pool_freelist_t *fl, uint32_
 {
     POOL_ASSERT(i < s->capacity, "push: index out of range");
     /* the low 32 bits: state FREE and no exports, whatever the generation */
-    POOL_ASSERT((pool_load64(&s->state[i], POOL_RELAXED) & 0xffffffffu) == POOL_SLOT_FREE,
+    POOL_ASSERT((pool_load64(&POOL_SLOT_AT(s, i), POOL_RELAXED) & 0xffffffffu) == POOL_SLOT_FREE,
                 "push: the slot was not made FREE");
     pool_freelist_push_mpmc(fl, s->next, i);
 }
@@ -199,7 +218,7 @@ static inline void pool_slots_push(pool_slots_t *s, pool_freelist_t *fl, uint32_
 static inline uint64_t pool_slots_load(pool_slots_t *s, uint32_t i)
 {
     /* acquire: pairs with the release store in pool_slots_hold */
-    return pool_load64(&s->state[i], POOL_ACQUIRE);
+    return pool_load64(&POOL_SLOT_AT(s, i), POOL_ACQUIRE);
 }
 
 /* HELD(gen) -> RELEASING(gen) (ObjectPool: identity-based release).  The
@@ -215,7 +234,7 @@ static inline int pool_slots_release_begin(pool_slots_t *s, uint32_t i, uint32_t
     POOL_ASSERT(i < s->capacity, "release_begin: index out of range");
     /* acquire: the winner takes ownership and must see the holder's writes;
      * relaxed on failure: we only report it */
-    if (pool_cas64(&s->state[i], &expected, POOL_SLOT_WORD(gen, 0, POOL_SLOT_RELEASING),
+    if (pool_cas64(&POOL_SLOT_AT(s, i), &expected, POOL_SLOT_WORD(gen, 0, POOL_SLOT_RELEASING),
                    POOL_ACQUIRE, POOL_RELAXED))
         return POOL_OK;
     return POOL_SLOT_GEN(expected) != gen ? POOL_ESTALE : POOL_ENOTHELD;
@@ -225,7 +244,7 @@ static inline int pool_slots_release_begin(pool_slots_t *s, uint32_t i, uint32_t
  * RETIRING if exported (POOL_DEFERRED: the last export_end frees it). */
 static inline int pool_slots_release_handle(pool_slots_t *s, uint32_t i, uint32_t gen)
 {
-    uint64_t w = pool_load64(&s->state[i], POOL_RELAXED);  /* relaxed: the CAS decides */
+    uint64_t w = pool_load64(&POOL_SLOT_AT(s, i), POOL_RELAXED);  /* relaxed: the CAS decides */
     POOL_ASSERT(i < s->capacity, "release_handle: index out of range");
     for (;;) {
         uint64_t desired;
@@ -243,7 +262,7 @@ static inline int pool_slots_release_handle(pool_slots_t *s, uint32_t i, uint32_
         }
         /* acq_rel: the winner may own the slot (acquire) and its RETIRING
          * mark must be seen by the last export_end (release) */
-        if (pool_cas64(&s->state[i], &w, desired, POOL_ACQ_REL, POOL_RELAXED))
+        if (pool_cas64(&POOL_SLOT_AT(s, i), &w, desired, POOL_ACQ_REL, POOL_RELAXED))
             return result;
     }
 }
@@ -251,7 +270,7 @@ static inline int pool_slots_release_handle(pool_slots_t *s, uint32_t i, uint32_
 /* A buffer export starts: HELD(gen) only; exports + 1. */
 static inline int pool_slots_export_begin(pool_slots_t *s, uint32_t i, uint32_t gen)
 {
-    uint64_t w = pool_load64(&s->state[i], POOL_RELAXED);  /* relaxed: the CAS decides */
+    uint64_t w = pool_load64(&POOL_SLOT_AT(s, i), POOL_RELAXED);  /* relaxed: the CAS decides */
     POOL_ASSERT(i < s->capacity, "export_begin: index out of range");
     for (;;) {
         if (POOL_SLOT_GEN(w) != gen)
@@ -261,7 +280,7 @@ static inline int pool_slots_export_begin(pool_slots_t *s, uint32_t i, uint32_t 
         if (POOL_SLOT_EXPORTS(w) == POOL_SLOT_MAX_EXPORTS)
             return POOL_EEXPORTS;
         /* acquire: the exporter reads memory the holder may have written */
-        if (pool_cas64(&s->state[i], &w, w + (1u << 8), POOL_ACQUIRE, POOL_RELAXED))
+        if (pool_cas64(&POOL_SLOT_AT(s, i), &w, w + (1u << 8), POOL_ACQUIRE, POOL_RELAXED))
             return POOL_OK;
     }
 }
@@ -270,7 +289,7 @@ static inline int pool_slots_export_begin(pool_slots_t *s, uint32_t i, uint32_t 
  * of a RETIRING slot: the caller must then push the index. */
 static inline int pool_slots_export_end(pool_slots_t *s, uint32_t i, uint32_t gen)
 {
-    uint64_t w = pool_load64(&s->state[i], POOL_RELAXED);  /* relaxed: the CAS decides */
+    uint64_t w = pool_load64(&POOL_SLOT_AT(s, i), POOL_RELAXED);  /* relaxed: the CAS decides */
     POOL_ASSERT(i < s->capacity, "export_end: index out of range");
     for (;;) {
         uint64_t desired;
@@ -288,7 +307,7 @@ static inline int pool_slots_export_end(pool_slots_t *s, uint32_t i, uint32_t ge
         }
         /* acq_rel: the last exporter takes ownership (acquire) and its
          * writes through the view happen before the next owner's (release) */
-        if (pool_cas64(&s->state[i], &w, desired, POOL_ACQ_REL, POOL_RELAXED))
+        if (pool_cas64(&POOL_SLOT_AT(s, i), &w, desired, POOL_ACQ_REL, POOL_RELAXED))
             return result;
     }
 }
@@ -298,7 +317,7 @@ static inline int pool_slots_is_held(pool_slots_t *s, uint32_t i, uint32_t gen)
 {
     /* acquire: pairs with the acq_rel CASes that end a hand-out, so a
      * "released" answer comes with that release's effects */
-    uint64_t w = pool_load64(&s->state[i], POOL_ACQUIRE);
+    uint64_t w = pool_load64(&POOL_SLOT_AT(s, i), POOL_ACQUIRE);
     return POOL_SLOT_GEN(w) == gen && POOL_SLOT_STATE(w) == POOL_SLOT_HELD;
 }
 

@@ -19,9 +19,12 @@ cdef extern from "pool_slots.h" nogil:
     uint32_t POOL_SLOT_GEN(uint64_t w)
     ctypedef struct pool_slots_t:
         uint32_t capacity
+        uint32_t shift
         uint32_t *next
         uint64_t *state     # NULL until pool_slots_init succeeds
     int pool_slots_init(pool_slots_t *s, uint32_t capacity, pool_freelist_t *fl)
+    int pool_slots_init_padded(pool_slots_t *s, uint32_t capacity, pool_freelist_t *fl,
+                               int pad)
     void pool_slots_free(pool_slots_t *s)
     uint32_t pool_slots_hold(pool_slots_t *s, uint32_t i)
     uint32_t pool_slots_pop_hold(pool_slots_t *s, pool_freelist_t *fl, uint32_t *gen)

@@ -28,7 +28,7 @@ int main(int argc, char **argv)
         pool_slots_hold(&s, i);                   /* held twice */
     if (strcmp(what, "export_end_free") == 0) {
         pool_slots_export_begin(&s, i, gen);
-        s.state[i] = POOL_SLOT_WORD(gen, 1, POOL_SLOT_FREE);   /* a corrupt word */
+        POOL_SLOT_AT(&s, i) = POOL_SLOT_WORD(gen, 1, POOL_SLOT_FREE);   /* a corrupt word */
         pool_slots_export_end(&s, i, gen);
     }
     if (strcmp(what, "out_of_range") == 0)

@@ -59,7 +59,10 @@
 #define CLOSE_ROUNDS 200
 #endif
 #define SLEEP_LIMIT_S 10
-#define FAIR_RATIO 2.0
+/* per-thread hand-outs, most / fewest: FIFO keeps it near 1 on an idle
+ * machine (the scheduler moves it on a loaded one); the old wake-up hint
+ * and a grant to the tail gave thousands */
+#define FAIR_RATIO 20.0
 #define NO_TIMEOUT (-1L)
 
 /* pool_backoff()'s test hook (POOL_BACKOFF_TEST_HOOK, set by CMakeLists.txt) */
@@ -241,7 +244,10 @@ static void refuse(uint32_t i, uint32_t k)
         pool_waitq_released(&q, NULL);
 }
 
-enum { ACQ_OK, ACQ_CLOSED, ACQ_TIMEOUT, ACQ_LOST };
+enum { ACQ_OK,
+       ACQ_CLOSED,
+       ACQ_TIMEOUT,
+       ACQ_LOST };
 
 /* The extension's acquire.  timeout_ns: NO_TIMEOUT, or a wait after which
  * the waiter gives up; refuse_late: a grant that came with the timeout is
@@ -909,7 +915,6 @@ static void c_refuse(uint32_t i, uint32_t k)
 #define SLICE_NS 100000000L    /* 100 ms */
 #define HIDDEN_SLICES 10
 
-
 static int c_sleep(thread_waiter_t *t)
 {
     uint64_t seen[POOL_CACHE_SHARDS];
@@ -923,9 +928,8 @@ static int c_sleep(thread_waiter_t *t)
         for (s = 0; s < (int)POOL_CACHE_SHARDS; s++) {
             uint64_t i = pool_load64(&cache.shards[s].slot, POOL_RELAXED);   /* relaxed: a look */
             uint64_t v = i == POOL_NIL
-                             ? POOL_NIL
-                             : (i | (uint64_t)POOL_SLOT_GEN(pool_slots_load(&slots, (uint32_t)i))
-                                        << 32);
+                ? POOL_NIL
+                : (i | (uint64_t)POOL_SLOT_GEN(pool_slots_load(&slots, (uint32_t)i)) << 32);
             same[s] = v != POOL_NIL && v == seen[s] ? same[s] + 1 : 0;
             seen[s] = v;
             if (same[s] >= HIDDEN_SLICES) {
@@ -1110,7 +1114,8 @@ static int test_cache_churn(void)
               (unsigned long long)get(&uses), ITERS / 2);
         CHECK(get(&sleeps) > 0 && get(&cache_takes) > 0 && get(&uncached) > 0,
               "%s: a path never ran: %llu sleeps, %llu taken from the own shard, %llu "
-              "uncached at a shut gate", name[run_no], (unsigned long long)get(&sleeps),
+              "uncached at a shut gate",
+              name[run_no], (unsigned long long)get(&sleeps),
               (unsigned long long)get(&cache_takes), (unsigned long long)get(&uncached));
         printf("%s: %d threads, %d hand-outs on %d slots: %llu from the own shard, %llu "
                "stolen by the fast path, %llu taken by join, %llu grants, %llu sleeps; "
@@ -1295,7 +1300,8 @@ static int unit_cache(void)
     count(&uses);
     c_release(&cache.shards[9], i1);             /* cached */
     CHECK(pool_slots_release_handle(&slots, i2, POOL_SLOT_GEN(pool_slots_load(&slots, i2)))
-              == POOL_FREED, "close: free i2");
+              == POOL_FREED,
+          "close: free i2");
     count(&releases);
     count(&uses);
     pool_slots_push(&slots, &idle, i2);           /* idle */
