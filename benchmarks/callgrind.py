@@ -62,7 +62,7 @@ gc.disable()
 t.timeit(n)
 """
 
-DEFAULT = ["floor_pair", "floor_pair_fastcall", "obj_pair", "obj_try_pair", "buf_pair", "list", "deque",
+DEFAULT = ["floor_pair", "floor_pair_fastcall", "floor_pair_own", "timeit_loop", "obj_pair", "obj_try_pair", "buf_pair", "list", "deque",
            "floor_with", "floor_with_self", "obj_with", "buf_with",
            "simplequeue", "locklist", "lifoqueue", "seed64", "seed1024",
            "path_mv", "path_np"]
@@ -159,7 +159,7 @@ def per_pair(python, key, n, keep=None, repeat=1, where=LOCAL):
 #: what --all-pythons counts under each version: its own references (the empty
 #: method pair in both calling conventions, the empty lease and the empty
 #: `with`, list, deque, SimpleQueue) and pool_ext's pairs and with-blocks
-ALL_CASES = ["floor_pair", "floor_pair_fastcall", "list", "deque", "simplequeue",
+ALL_CASES = ["floor_pair", "floor_pair_fastcall", "floor_pair_own", "timeit_loop", "list", "deque", "simplequeue",
              "obj_pair", "obj_try_pair", "buf_pair",
              "floor_with", "floor_with_self", "obj_with", "buf_with"]
 #: counts are exact: 20k iterations give each figure to a fraction of an instruction

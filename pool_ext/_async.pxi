@@ -59,3 +59,114 @@ cdef class _AsyncLease:
         else:
             self._pool._lease_exit(item)
         return False
+
+
+# -- why the coroutines the caller awaits are CPython's, not Cython's ----------
+# On CPython 3.12+ the interpreter's SEND (what `await` runs) resumes a
+# coroutine that is not CPython's own through its tp_iternext, not its
+# am_send: a Cython coroutine that returns a value must then raise
+# StopIteration(value), which SEND catches (_PyGen_FetchStopIterationValue),
+# and `await` of a Cython coroutine also allocates its "coroutine_wrapper".
+# On 3.14 that made `release(await pool.acquire_async())` cost 2.6x an empty
+# `await noop()` (3.11's SEND still used am_send: 1.29x).  A coroutine
+# compiled by CPython is resumed in place (SEND_GEN) and returns without an
+# exception: so on 3.12+ acquire_async() and the async lease's __aenter__ /
+# __aexit__ are replaced at import (_entries.pxi) by small Python coroutines
+# whose work is one call of a C function here; only their slow paths await
+# a Cython coroutine.  Up to 3.11 the Cython ones above stay: there they
+# cost fewer instructions than the Python ones (benchmarks/callgrind_async.py).
+
+@cython.always_allow_keywords(False)
+def _acquire_now(_PoolBase pool):
+    """(acquire_async's fast path) a running loop required, a free slot's
+    item taken, or _NOTHING."""
+    if _peek_running_loop() is None:
+        _no_running_loop()
+    return _take_now(pool)
+
+
+def _acquire_now_t(_PoolBase pool, timeout):
+    """_acquire_now with a timeout, checked first."""
+    _check_timeout(timeout)
+    if _peek_running_loop() is None:
+        _no_running_loop()
+    return _take_now(pool)
+
+
+@cython.always_allow_keywords(False)
+def _lease_enter_now(_AsyncLease lease):
+    """(an async lease's entry) a free slot's item, held by the lease, or
+    _NOTHING (then _lease_enter_slow)."""
+    if lease._active:
+        raise RuntimeError("this lease is already active; call pool.lease_async() again")
+    if _peek_running_loop() is None:
+        _no_running_loop()
+    item = _take_now(lease._pool)
+    if item is not _NOTHING:
+        lease._item = item
+        lease._active = True
+    return item
+
+
+async def _lease_enter_slow(_AsyncLease lease):
+    """An async lease's entry when no slot is free: wait for one."""
+    lease._active = True
+    try:
+        item = await _acquire_slow(lease._pool, lease._timeout)
+    except BaseException:
+        lease._active = False
+        raise
+    lease._item = item
+    return item
+
+
+@cython.always_allow_keywords(False)
+def _lease_exit_now(_AsyncLease lease):
+    """An async lease's exit: its item given back, or None if the release
+    must be awaited (an ObjectPool with coroutine hooks): then the
+    coroutine to await."""
+    if not lease._active:
+        return None
+    item = lease._item
+    lease._item = None
+    lease._active = False
+    if (isinstance(lease._pool, ObjectPool)
+            and not (<ObjectPool>lease._pool)._plain_release):
+        return _release_async(<ObjectPool>lease._pool, item, True)
+    lease._pool._lease_exit(item)
+    return None
+
+
+_ASYNC_SOURCE = '''
+async def acquire_async(self, timeout=None):
+    item = _acquire_now(self) if timeout is None else _acquire_now_t(self, timeout)
+    if item is _NOTHING:
+        return await _wait_async(self, timeout)
+    return item
+
+async def __aenter__(self):
+    item = _lease_enter_now(self)
+    if item is _NOTHING:
+        return await _lease_enter_slow(self)
+    return item
+
+async def __aexit__(self, exc_type, exc, tb):
+    release = _lease_exit_now(self)
+    if release is not None:
+        await release
+    return False
+'''
+
+cdef dict _async_coroutines():
+    """acquire_async, __aenter__ and __aexit__, compiled by CPython, their
+    globals the C helpers above."""
+    ns = {"_acquire_now": _acquire_now, "_acquire_now_t": _acquire_now_t, "_wait_async": _wait_async,
+          "_lease_enter_now": _lease_enter_now, "_lease_enter_slow": _lease_enter_slow,
+          "_lease_exit_now": _lease_exit_now, "_NOTHING": _NOTHING,
+          "__name__": __name__}
+    exec(compile(_ASYNC_SOURCE, "<pool_ext._pool: asyncio entry points>", "exec"), ns)
+    for name, owner in (("acquire_async", "_PoolBase"), ("__aenter__", "_AsyncLease"),
+                        ("__aexit__", "_AsyncLease")):
+        ns[name].__qualname__ = owner + "." + name
+    ns["acquire_async"].__doc__ = _PoolBase.acquire_async.__doc__
+    return ns

@@ -175,6 +175,23 @@ _install_fastcall(BufferPool, &_bufferpool_lease_def, b"lease",
                   b"timeout rules as acquire(); PoolClosed at once if the pool is closed.")
 
 
+# acquire_async() and the async lease's __aenter__ / __aexit__ on CPython
+# 3.12+: coroutines compiled by CPython, so that `await` resumes them
+# without a StopIteration (_async.pxi says why).
+cdef int _install_coroutines() except -1:
+    cdef dict ns = _async_coroutines()
+    cdef type cls
+    for name, cls in (("acquire_async", _PoolBase), ("__aenter__", _AsyncLease),
+                      ("__aexit__", _AsyncLease)):
+        PyDict_SetItemString((<PyTypeObject *>cls).tp_dict, name.encode(), ns[name])
+        PyType_Modified(<PyTypeObject *>cls)
+    return 0
+
+
+from cpython.version cimport PY_VERSION_HEX
+if PY_VERSION_HEX >= 0x030C0000:
+    _install_coroutines()
+
 # -- the type slots -----------------------------------------------------------------
 # ObjectPool's objects, a queue's items and a lease's raw fields, seen by the
 # garbage collector (_objectpool_items.pxi, _queue.pxi, _lease.pxi); a

@@ -158,6 +158,10 @@ def core_cases(capacity=64, buffer_size=1 << 20):
          PAIR.format("f"), ns),
         ("floor_pair_fastcall", "empty method call, Cython's default calling convention "
          "(accepts keywords)", "f.release_fastcall(f.acquire_fastcall())", ns),
+        ("floor_pair_own", "empty method call in pool_ext's own conventions (acquire "
+         "accepts keywords, release(obj) is METH_O)", "f.release(f.acquire_fastcall())", ns),
+        ("timeit_loop", "the timeit loop alone (an empty statement): in every figure",
+         "pass", ns),
         ("floor_with", "empty with-block (the fastest any extension can be)",
          WITH.format("f.lease()"), ns),
         ("floor_with_self", "empty with-block on the object itself", WITH.format("f"), ns),
