@@ -123,23 +123,52 @@ cdef bint _run_check(ObjectPool pool, uint32_t i, object obj) except -1:
 
 # -- evict(), min_idle, the evictor thread -----------------------------------------------
 
-cdef Py_ssize_t _evict(ObjectPool pool) except -1:
-    """evict(): destroys the idle objects past a time limit; how many.
+@cython.final
+cdef class _Round:
+    """What one evict() or min_idle round owns at this moment, for the child
+    of a fork() made while it runs: there its thread (the evictor, or any
+    thread that called evict()) does not exist, and _after_fork_in_child
+    gives the slots back.  Only the round's thread writes it.  Each field
+    changes together with the slots it names, with no Python call between,
+    and fork() stops the other threads only inside Python calls (the GIL, or
+    a free-threaded build's stop-the-world), so the child reads a record that
+    agrees with the slots."""
+    cdef pool_freelist_t keep     # idle slots popped to test, going back
+    cdef pool_freelist_t old      # expired ones, to destroy one by one
+    cdef uint32_t slot            # the slot being destroyed or filled; POOL_NIL
+    cdef unsigned long thread     # PyThread_get_thread_ident() of its thread
 
-    Every idle slot is popped (owned, RELEASING) and sorted onto one of two
-    private lists threaded through the slots' own next[] links (no
+
+cdef _Round _round_begin(ObjectPool pool):
+    cdef _Round r = _Round.__new__(_Round)
+    pool_freelist_init(&r.keep)
+    pool_freelist_init(&r.old)
+    r.slot = POOL_NIL
+    r.thread = PyThread_get_thread_ident()
+    pool._rounds.append(r)
+    return r
+
+
+cdef Py_ssize_t _evict(ObjectPool pool) except -1:
+    """evict(): destroys the idle objects past a time limit; how many."""
+    if pool._expires_ns == NULL and pool._idle_ns == NULL:
+        return 0
+    r = _round_begin(pool)
+    try:
+        return _evict_round(pool, r)
+    finally:
+        pool._rounds.remove(r)
+
+
+cdef Py_ssize_t _evict_round(ObjectPool pool, _Round r) except -1:
+    """Every idle slot is popped (owned, RELEASING) and sorted onto one of
+    the round's two lists, threaded through the slots' own next[] links (no
     allocation, no Python: acquirers miss the idle objects only for that
     long); the keepers go back in their order, most recently used on top,
     then the expired ones are destroyed one by one."""
-    cdef pool_freelist_t keep, old
     cdef uint32_t i
-    cdef uint64_t now
+    cdef uint64_t now = pool_clock_ns()
     cdef Py_ssize_t n = 0
-    if pool._expires_ns == NULL and pool._idle_ns == NULL:
-        return 0
-    pool_freelist_init(&keep)
-    pool_freelist_init(&old)
-    now = pool_clock_ns()
     while True:   # (the threads' cached idle objects are met here too)
         i = pool_cache_steal(&pool._cache)
         if i == POOL_NIL:
@@ -149,24 +178,25 @@ cdef Py_ssize_t _evict(ObjectPool pool) except -1:
         i = pool_slots_pop_own(&pool._slots, &pool._idle)
         if i == POOL_NIL:
             break
-        pool_freelist_push_mpmc(&old if _expired(pool, i, now) else &keep,
+        pool_freelist_push_mpmc(&r.old if _expired(pool, i, now) else &r.keep,
                                 pool._slots.next, i)
     # keep holds them bottom-up: pushing back restores the idle list's order
     while True:
-        i = pool_freelist_pop_mpmc(&keep, pool._slots.next)
+        i = pool_freelist_pop_mpmc(&r.keep, pool._slots.next)
         if i == POOL_NIL:
             break
         pool_slots_free_push(&pool._slots, &pool._idle, i)
         _notify(pool)   # one sleeper per object, as a release would
     first_error = None
     while True:
-        i = pool_freelist_pop_mpmc(&old, pool._slots.next)
+        i = pool_freelist_pop_mpmc(&r.old, pool._slots.next)
         if i == POOL_NIL:
             break
+        r.slot = i
         n += 1
         _count(&pool._expired)
         try:
-            pool._discard(i, <object>pool._items[i], False)
+            pool._discard(i, <object>pool._items[i], False, &r.slot)
         except BaseException as e:   # every one is destroyed; the first error is raised
             if first_error is None:
                 first_error = e
@@ -180,13 +210,77 @@ cdef Py_ssize_t _evict(ObjectPool pool) except -1:
 cdef int _top_up(ObjectPool pool) except -1:
     """Creates objects into empty slots while fewer than min_idle are idle."""
     cdef uint32_t i
-    while not _is_closed(pool) and pool.idle < pool._min_idle:
-        i = pool_slots_pop_own(&pool._slots, &pool._empty)
-        if i == POOL_NIL:
-            return 0          # every slot has an object (idle or held)
-        pool._fill(i)         # an exception: the slot is back, and goes up
-        pool._push_idle(i)
+    if pool._min_idle == 0:
+        return 0
+    r = _round_begin(pool)
+    try:
+        while not _is_closed(pool) and pool.idle < pool._min_idle:
+            i = pool_slots_pop_own(&pool._slots, &pool._empty)
+            if i == POOL_NIL:
+                return 0          # every slot has an object (idle or held)
+            r.slot = i
+            pool._fill(i, &r.slot)   # an exception: the slot is back, and goes up
+            r.slot = POOL_NIL
+            pool._push_idle(i)
+    finally:
+        pool._rounds.remove(r)
     return 0
+
+
+# -- fork() while a round runs in another thread -------------------------------------------
+
+cdef set _fork_pools = set()   # weak references to the pools that can run rounds
+
+
+cdef int _watch_fork(ObjectPool pool) except -1:
+    _fork_pools.add(_weakref.ref(pool, _fork_pools.discard))
+    return 0
+
+
+def _after_fork_in_child():
+    """os.register_at_fork(after_in_child=...): the rounds of threads that
+    the child does not have give their slots back, so the child's pools
+    keep their capacity.  (The forking thread's own round, a fork() from a
+    factory or destroy() it called, goes on in the child.)"""
+    cdef unsigned long me = PyThread_get_thread_ident()
+    for ref in list(_fork_pools):
+        pool = ref()
+        if pool is not None:
+            try:
+                _give_back_rounds(<ObjectPool>pool, me)
+            except BaseException:   # (destroy() of a closed pool's objects)
+                _log.warning("fork(): a round of %r could not be given back", pool,
+                             exc_info=True)
+    return None
+
+
+cdef int _give_back_rounds(ObjectPool pool, unsigned long me) except -1:
+    cdef _Round r
+    cdef uint32_t i
+    for r in list(pool._rounds):
+        if r.thread == me:
+            continue
+        pool._rounds.remove(r)
+        for lst in (0, 1):   # tested or expired: idle again (the child's rounds decide)
+            while True:
+                i = pool_freelist_pop_mpmc(&r.keep if lst == 0 else &r.old, pool._slots.next)
+                if i == POOL_NIL:
+                    break
+                pool_slots_free_push(&pool._slots, &pool._idle, i)
+                _notify(pool)
+        i = r.slot
+        r.slot = POOL_NIL
+        if i == POOL_NIL:
+            continue
+        if pool._items[i] != NULL:   # filled: the new object goes idle
+            pool._push_idle(i)
+        else:                        # being destroyed, or not filled yet: empty
+            pool._unhold_empty(i)
+    return 0
+
+
+if hasattr(_os, "register_at_fork"):
+    _os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _evictor_main(pool_ref, stop, double interval):

@@ -151,6 +151,10 @@ cdef class ObjectPool(_PoolBase):
                                 f"acquire_async() and release the objects instead")
         self._gone = {}
         self._lock = _threading.Lock()
+        self._rounds = []
+        if (self._min_idle or self._lifetime_ns != POOL_CLOCK_NEVER
+                or self._max_idle_ns != POOL_CLOCK_NEVER):
+            _watch_fork(self)   # its evict() and min_idle rounds (_health.pxi)
         # All or nothing: a capacity whose memory cannot be had leaves no
         # array behind (nor one a second __init__ would leak).
         hooks = reset is not None or validate is not None or check is not None
@@ -454,13 +458,16 @@ cdef class ObjectPool(_PoolBase):
             self._idle_ns[i] = pool_clock_ns()   # published by the push
         return self._unhold_idle(i)
 
-    cdef object _fill(self, uint32_t i):
+    cdef object _fill(self, uint32_t i, uint32_t *mark=NULL):
         """Fills empty slot i (popped and owned) from the factory; on an
-        exception the slot is back on the empty list."""
+        exception the slot is back on the empty list (and *mark, a round's
+        record of the slot it holds, is cleared first: _health.pxi)."""
         try:
             obj = self._factory(i) if self._pass_slot else self._factory()
             self._adopt(i, obj)
         except BaseException:
+            if mark != NULL:
+                mark[0] = POOL_NIL
             self._unhold_empty(i)
             raise
         return obj
@@ -477,12 +484,14 @@ cdef class ObjectPool(_PoolBase):
             raise PoolError(f"factory returned an object that is already in this pool "
                             f"({type(obj).__name__} at {id(obj):#x}); a pool releases "
                             f"by identity, so each pooled object must be distinct")
+        # The slot's item and the counters change together, with no Python
+        # call between (a fork() child reads them: _after_fork_in_child).
         self._put(i, obj)
+        _count(&self._creations)
         if self._expires_ns != NULL:
             self._expires_ns[i] = _expiry(self, i)
         if self._gone:
             self._gone.pop(id(obj), None)   # the address is a pooled object's again
-        _count(&self._creations)
         return 0
 
     cdef void _put(self, uint32_t i, object obj) noexcept:
@@ -501,8 +510,8 @@ cdef class ObjectPool(_PoolBase):
         discarded: by discard() (a lease's exit then has nothing to give back)."""
         pool_addrmap_remove(&self._map, <uintptr_t><PyObject *>obj)
         self._put(i, None)
+        _count(&self._destructions)   # with the item (see _adopt)
         self._remember_gone(obj, discarded)
-        _count(&self._destructions)
 
     cdef void _remember_gone(self, object obj, bint discarded) noexcept:
         """Keeps the last _GONE_MEMORY discarded objects' ids (and types), so
@@ -519,20 +528,25 @@ cdef class ObjectPool(_PoolBase):
         # entry first: a lease's exit after discard() reads it.
         gone[id(obj)] = (type(obj), discarded)
 
-    cdef int _discard(self, uint32_t i, object obj, bint by_user) except -1:
+    cdef int _discard(self, uint32_t i, object obj, bint by_user, uint32_t *mark=NULL) except -1:
         """Detaches and destroys obj, then returns its (now empty) slot.
         destroy() runs first, so the factory cannot refill the slot while the
         old object (an open connection, say) still exists: never more than
         `capacity` objects alive.  Whatever destroy() raises, the slot is back.
         A coroutine destroy() runs as a task on the running loop, which
         returns the slot when it has finished (_destroy_soon).
-        by_user: discard() (see _detach)."""
+        by_user: discard() (see _detach).  mark: a round's record of the
+        slot it holds (_health.pxi), cleared as the slot leaves its hands."""
         self._detach(i, obj, by_user)
         try:
             r = None if self._destroy is None else self._destroy(obj)
         except BaseException:
+            if mark != NULL:
+                mark[0] = POOL_NIL
             self._unhold_empty(i)
             raise
+        if mark != NULL:
+            mark[0] = POOL_NIL
         if _awaitable(r):
             _destroy_soon(r, _slot_after_destroy(self, i))
             return 0

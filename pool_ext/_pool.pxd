@@ -159,6 +159,7 @@ cdef class ObjectPool(_PoolBase):
     cdef object _lock             # a threading.Lock: start/stop_evictor
     cdef object _evictor          # the evictor's threading.Thread, or None
     cdef object _evictor_stop     # and the threading.Event that stops it
+    cdef list _rounds             # the evict() and min_idle rounds running (_Round)
 
     # the hot path
     cdef inline uint32_t _pop_idle(self, uint32_t *gen) noexcept
@@ -181,13 +182,13 @@ cdef class ObjectPool(_PoolBase):
     cdef uint32_t _win(self, object obj) except? 0xffffffff
     cdef void _unhold_empty(self, uint32_t i) noexcept
     cdef int _push_idle(self, uint32_t i) except -1
-    cdef object _fill(self, uint32_t i)
+    cdef object _fill(self, uint32_t i, uint32_t *mark=*)
     cdef int _adopt(self, uint32_t i, object obj) except -1
     cdef int _cold_async_release(self) except -1
     cdef void _put(self, uint32_t i, object obj) noexcept
     cdef void _detach(self, uint32_t i, object obj, bint discarded) noexcept
     cdef void _remember_gone(self, object obj, bint discarded) noexcept
-    cdef int _discard(self, uint32_t i, object obj, bint by_user) except -1
+    cdef int _discard(self, uint32_t i, object obj, bint by_user, uint32_t *mark=*) except -1
     cdef int _release_hooks(self, object obj, uint32_t i) except -1
     cdef int _call_destroy(self, object obj) except -1
     cdef list _drain_idle(self)

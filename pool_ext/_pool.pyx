@@ -61,6 +61,7 @@ from pool_ext.includes.pool_stats cimport *
 import asyncio as _asyncio
 import inspect as _inspect
 import operator as _operator
+import os as _os
 import threading as _threading
 import time as _time
 import types as _types

@@ -21,7 +21,10 @@ Fork semantics observed (and documented in README, "Safety"):
     child's wait queue, so the child's releases wake the child's own waiters
     (in 916e158 they stayed linked, on the dead threads' stacks, and the
     child crashed once its new threads reused those stacks:
-    test_fork_with_a_waiting_thread_then_child_threads_wait).
+    test_fork_with_a_waiting_thread_then_child_threads_wait);
+  - a round of evict() or min_idle running in another thread at fork time
+    (the evictor's, or an evict() call) gives its slots back in the child
+    (the tests at the end of this file).
 """
 import os
 import sys
@@ -311,3 +314,99 @@ def test_waiting_is_zero_in_a_forked_child(tmp_path):
     """)
     assert proc.returncode == 0, proc.stderr
     assert "CHILD 0" in proc.stdout
+
+
+# fork() while a round of evict() or min_idle runs in another thread: the
+# round's slots (the idle objects it popped to test, the one it is destroying
+# or filling) belong to a thread the child does not have.  The child gives
+# them back (_health.pxi, _after_fork_in_child), so its pool keeps its whole
+# capacity.  Before: the child lost every slot the round held (in CI, on
+# 3.13t: test_fork_while_the_evictor_runs, "no free slot among 4").
+
+@pytest.mark.skipif(not HAS_FORK, reason="fork() on Linux")
+@pytest.mark.parametrize("who", ["evict", "evictor"])
+def test_fork_while_a_round_destroys_gives_its_slots_back_in_the_child(tmp_path, who):
+    proc = run_script(tmp_path, """
+        import os, sys, threading, time, warnings
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads
+        from pool_ext import ObjectPool
+        entered, go = threading.Event(), threading.Event()
+        first = [True]
+        def destroy(o):
+            if first[0]:
+                first[0] = False
+                entered.set()
+                go.wait(30)      # the round holds this slot (and 3 more) meanwhile
+        pool = ObjectPool(object, 4, max_idle=0.05, destroy=destroy)
+        for o in [pool.acquire() for _ in range(4)]:
+            pool.release(o)
+        time.sleep(0.1)          # all four expired
+        if WHO == "evict":
+            t = threading.Thread(target=pool.evict)
+            t.start()
+        else:
+            pool.start_evictor(60)
+        assert entered.wait(30)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                assert pool.in_use == 0, pool.in_use
+                assert pool.size == 3, pool.size      # the one being destroyed is gone
+                held = [pool.acquire(timeout=2) for _ in range(4)]   # the whole capacity
+                for o in held:
+                    pool.release(o)
+                pool.drain(timeout=5)
+                os._exit(0 if pool.size == 0 else 3)
+            except BaseException as e:
+                print("child", repr(e), flush=True)
+                os._exit(4)
+        _, status = os.waitpid(pid, 0)
+        go.set()
+        if WHO == "evict":
+            t.join()
+        else:
+            pool.stop_evictor()
+        assert pool.in_use == 0 and pool.size == 0, (pool.in_use, pool.size)
+        print("CHILD", os.waitstatus_to_exitcode(status))
+    """.replace("WHO", repr(who)), timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "CHILD 0" in proc.stdout, proc.stdout
+
+
+@pytest.mark.skipif(not HAS_FORK, reason="fork() on Linux")
+def test_fork_while_the_evictor_fills_gives_the_slot_back_in_the_child(tmp_path):
+    proc = run_script(tmp_path, """
+        import os, sys, threading, time, warnings
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads
+        from pool_ext import ObjectPool
+        entered, go = threading.Event(), threading.Event()
+        block = [True]
+        def factory():
+            if block[0]:
+                block[0] = False
+                entered.set()
+                go.wait(30)      # the evictor holds an empty slot meanwhile
+            return object()
+        pool = ObjectPool(factory, 2, min_idle=1)
+        pool.start_evictor(60)
+        assert entered.wait(30)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                assert pool.size == 0 and pool.in_use == 0, (pool.size, pool.in_use)
+                held = [pool.acquire(timeout=2) for _ in range(2)]   # both slots
+                for o in held:
+                    pool.release(o)
+                pool.drain(timeout=5)
+                os._exit(0 if pool.size == 0 else 3)
+            except BaseException as e:
+                print("child", repr(e), flush=True)
+                os._exit(4)
+        _, status = os.waitpid(pid, 0)
+        go.set()
+        pool.stop_evictor()
+        assert pool.idle == 1, pool.idle                 # the parent's round finished
+        print("CHILD", os.waitstatus_to_exitcode(status))
+    """, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "CHILD 0" in proc.stdout, proc.stdout
