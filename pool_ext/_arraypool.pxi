@@ -323,12 +323,6 @@ cdef bint _named_in_caller(object a) except -1:
     return False
 
 
-cdef enum:
-    _ALEASE_IDLE = 0
-    _ALEASE_ENTERING = 1
-    _ALEASE_ACTIVE = 2
-
-
 @cython.no_gc_clear   # __dealloc__ needs _item to give it back
 cdef class _ArrayLease:
     """What ArrayPool.lease() and borrow() return: ``with`` hands out a
@@ -341,9 +335,9 @@ cdef class _ArrayLease:
         if self._pool is None:
             raise TypeError("leases come from ArrayPool.lease() or borrow()")
         with cython.critical_section(self):
-            busy = self._state != _ALEASE_IDLE
+            busy = self._state != _LEASE_IDLE
             if not busy:
-                self._state = _ALEASE_ENTERING
+                self._state = _LEASE_ENTERING
         if busy:
             raise RuntimeError("this lease is already active; call lease() again")
         try:
@@ -355,20 +349,20 @@ cdef class _ArrayLease:
                 item = self._pool.acquire(self._shape)
         except BaseException:
             with cython.critical_section(self):
-                self._state = _ALEASE_IDLE
+                self._state = _LEASE_IDLE
             raise
         with cython.critical_section(self):
             self._item = item
-            self._state = _ALEASE_ACTIVE
+            self._state = _LEASE_ACTIVE
         return item
 
     def __exit__(self, exc_type, exc, tb):
         item = _NOTHING
         with cython.critical_section(self):
-            if self._state == _ALEASE_ACTIVE:
+            if self._state == _LEASE_ACTIVE:
                 item = self._item
                 self._item = None
-                self._state = _ALEASE_IDLE
+                self._state = _LEASE_IDLE
         if item is _NOTHING:
             return False
         if not self._array:
@@ -389,9 +383,9 @@ cdef class _ArrayLease:
     def __dealloc__(self):
         # A lease() entered and dropped without __exit__: give the buffer
         # back and say so.  (An array goes back when it dies anyway.)
-        if self._state != _ALEASE_ACTIVE or self._array or self._item is None:
+        if self._state != _LEASE_ACTIVE or self._array or self._item is None:
             return
-        self._state = _ALEASE_IDLE
+        self._state = _LEASE_IDLE
         (<PooledBuffer>self._item)._release_if_live()
         _warnings.warn(f"a lease of {self._pool!r} was entered and never exited; its "
                        f"buffer was given back when it was garbage collected",

@@ -32,9 +32,9 @@ cdef class _AsyncLease:
     the item given back on exit."""
 
     async def __aenter__(self):
-        if self._active:
+        if self._state != _LEASE_IDLE:
             raise RuntimeError("this lease is already active; call pool.lease_async() again")
-        self._active = True
+        self._state = _LEASE_ENTERING
         try:
             if _peek_running_loop() is None:
                 _no_running_loop()
@@ -42,17 +42,18 @@ cdef class _AsyncLease:
             if item is _NOTHING:
                 item = await _acquire_slow(self._pool, self._timeout)
         except BaseException:
-            self._active = False
+            self._state = _LEASE_IDLE
             raise
         self._item = item
+        self._state = _LEASE_ACTIVE
         return item
 
     async def __aexit__(self, exc_type, exc, tb):
-        if not self._active:
+        if self._state == _LEASE_IDLE:
             return False
         item = self._item
         self._item = None
-        self._active = False
+        self._state = _LEASE_IDLE
         if (isinstance(self._pool, ObjectPool)
                 and not (<ObjectPool>self._pool)._plain_release):
             await _release_async(<ObjectPool>self._pool, item, True)
@@ -97,26 +98,27 @@ def _acquire_now_t(_PoolBase pool, timeout):
 def _lease_enter_now(_AsyncLease lease):
     """(an async lease's entry) a free slot's item, held by the lease, or
     _NOTHING (then _lease_enter_slow)."""
-    if lease._active:
+    if lease._state != _LEASE_IDLE:
         raise RuntimeError("this lease is already active; call pool.lease_async() again")
     if _peek_running_loop() is None:
         _no_running_loop()
     item = _take_now(lease._pool)
     if item is not _NOTHING:
         lease._item = item
-        lease._active = True
+        lease._state = _LEASE_ACTIVE
     return item
 
 
 async def _lease_enter_slow(_AsyncLease lease):
     """An async lease's entry when no slot is free: wait for one."""
-    lease._active = True
+    lease._state = _LEASE_ENTERING
     try:
         item = await _acquire_slow(lease._pool, lease._timeout)
     except BaseException:
-        lease._active = False
+        lease._state = _LEASE_IDLE
         raise
     lease._item = item
+    lease._state = _LEASE_ACTIVE
     return item
 
 
@@ -125,11 +127,11 @@ def _lease_exit_now(_AsyncLease lease):
     """An async lease's exit: its item given back, or None if the release
     must be awaited (an ObjectPool with coroutine hooks): then the
     coroutine to await."""
-    if not lease._active:
+    if lease._state == _LEASE_IDLE:
         return None
     item = lease._item
     lease._item = None
-    lease._active = False
+    lease._state = _LEASE_IDLE
     if (isinstance(lease._pool, ObjectPool)
             and not (<ObjectPool>lease._pool)._plain_release):
         return _release_async(<ObjectPool>lease._pool, item, True)

@@ -1,6 +1,8 @@
 # ObjectPool's coroutine hooks (included by _pool.pyx): the asynchronous
 # twins of _take (_objectpool.pxi), _take_idle_vetted and _run_check
-# (_health.pxi) and _release_hooks, which await what the hooks return.
+# (_health.pxi), which await what the hooks return.  (The twins of
+# _release_hooks, _discard and _destroy_all sit beside them in
+# _objectpool_slots.pxi.)
 #
 # Which pools.  ObjectPool's async methods take these paths whatever its
 # hooks, and await every hook's result that is awaitable, so sync and async
@@ -160,35 +162,6 @@ cdef int _reap_orphaned_destroys() except -1:
     return 0
 
 
-async def _destroy_async(ObjectPool pool, obj):
-    if pool._destroy is not None:
-        r = pool._destroy(obj)
-        if _awaitable(r):
-            await r
-
-
-async def _discard_async(ObjectPool pool, uint32_t i, obj, bint by_user):
-    """_discard() with destroy() awaited; the slot comes back whatever happens."""
-    pool._detach(i, obj, by_user)
-    try:
-        await _destroy_async(pool, obj)
-    finally:
-        pool._unhold_empty(i)
-
-
-async def _destroy_all_async(ObjectPool pool, list objs):
-    """destroy() each, awaited; every one is tried, the first error is raised."""
-    first_error = None
-    for obj in objs:
-        try:
-            await _destroy_async(pool, obj)
-        except Exception as e:
-            if first_error is None:
-                first_error = e
-    if first_error is not None:
-        raise first_error
-
-
 # -- the acquire's deadline ------------------------------------------------------------
 # acquire_async(timeout=t) and lease_async(timeout=t) end by their deadline
 # whatever the hooks do: a hook's await still running there is cancelled
@@ -289,7 +262,7 @@ async def _hand_out_async(ObjectPool pool, uint32_t i, uint32_t k, double deadli
         if _awaitable(obj):
             obj = await _await_hook(obj, deadline, "factory()",
                                     "its await was cancelled and the slot given back")
-        pool._adopt(i, obj)
+        _adopt(pool, i, obj)
     except BaseException:   # (_Deadline too: nothing was made)
         _uncount(&pool._acquires)   # before the push wakes a drain
         pool._unhold_empty(i)
@@ -325,7 +298,7 @@ async def _reject_async(ObjectPool pool, uint32_t i, obj, int why, double deadli
             _log.warning("destroy() failed on %r from %r, which was not handed out",
                          obj, pool, exc_info=True)
         return
-    pool._detach(i, obj, False)
+    _detach(pool, i, obj, False)
     try:
         r = None if pool._destroy is None else pool._destroy(obj)
     except BaseException as e:
@@ -367,7 +340,7 @@ async def _run_check_async(ObjectPool pool, uint32_t i, obj, double deadline):
     except _Deadline:   # cut short, not failed: not counted in checks_failed
         _uncount(&pool._acquires)
         try:
-            pool._discard(i, obj, False)   # destroy() as a task, the slot back after it
+            _discard(pool, i, obj, False)   # destroy() as a task, the slot back after it
         except Exception:   # (a sync destroy(): as _reject, logged)
             _log.warning("destroy() failed on %r from %r, which was not handed out",
                          obj, pool, exc_info=True)
@@ -375,71 +348,10 @@ async def _run_check_async(ObjectPool pool, uint32_t i, obj, double deadline):
     except BaseException:
         _count(&pool._checks_failed)
         _uncount(&pool._acquires)
-        pool._discard(i, obj, False)   # destroy() as a task
+        _discard(pool, i, obj, False)   # destroy() as a task
         raise
     await _reject_async(pool, i, obj, _WHY_CHECK, deadline)
     return False
-
-
-# -- giving back ------------------------------------------------------------------------
-
-async def _release_async(ObjectPool pool, obj, bint in_lease):
-    """release_async(obj); in_lease: a lease's exit (see _release)."""
-    cdef uint32_t i
-    cdef uint64_t w
-    if pool._plain_release:
-        pool._release(obj, in_lease)
-        return
-    i = pool_addrmap_find(&pool._map, <uintptr_t><PyObject *>obj)
-    if i == POOL_NIL:
-        pool._cold_unknown(obj, _LEASE_EXIT if in_lease else _RELEASE)
-        return
-    w = pool_slots_load(&pool._slots, i)
-    if (POOL_SLOT_STATE(w) != POOL_SLOT_HELD or _item(pool, i) != <PyObject *>obj
-            or pool_slots_release_begin(&pool._slots, i, POOL_SLOT_GEN(w)) != POOL_OK):
-        pool._cold_not_in_use(obj, _RELEASE)
-    await _release_hooks_async(pool, obj, i)
-
-
-async def _release_hooks_async(ObjectPool pool, obj, uint32_t i):
-    """_release_hooks() with reset(), validate() and destroy() awaited."""
-    keep = True
-    _hold_end(pool, i)
-    if _too_old(pool, i):
-        _count(&pool._releases)
-        _count(&pool._expired)
-        await _discard_async(pool, i, obj, False)
-        return
-    try:
-        if pool._reset is not None:
-            r = _call_hook(pool, i, pool._reset, obj)
-            if _awaitable(r):
-                await r
-        if pool._validate is not None:
-            r = _call_hook(pool, i, pool._validate, obj)
-            if _awaitable(r):
-                r = await r
-            keep = bool(r)
-    except BaseException:
-        # As _release_hooks: the object leaves, the slot does not; destroy()
-        # runs as a task (this may be a cancellation).
-        _count(&pool._releases)
-        pool._discard(i, obj, False)
-        raise
-    _count(&pool._releases)
-    if keep and not _is_closed(pool):
-        pool._push_idle(i)
-    else:
-        await _discard_async(pool, i, obj, False)
-
-
-async def _discard_hooks(ObjectPool pool, obj):
-    """discard_async(obj)."""
-    cdef uint32_t i = pool._win(obj)
-    _hold_end(pool, i)
-    _count(&pool._releases)
-    _count(&pool._discarded)
-    await _discard_async(pool, i, obj, True)
 
 
 # -- closing ------------------------------------------------------------------------------
@@ -450,10 +362,10 @@ async def _drain_async(ObjectPool pool, timeout):
         _no_running_loop()
     if not pool._close_begin():
         return None
-    pool._stop_evictor()   # (not joined: its round ends on its own)
-    await _destroy_all_async(pool, pool._drain_idle())
+    _stop_evictor(pool)   # (not joined: its round ends on its own)
+    await _destroy_all_async(pool, _drain_idle(pool))
     if pool._in_use() != 0:
         await _wait_all_back_async(pool, timeout)
         pool._wake(0xffffffff)   # other drain callers look again too
-    await _destroy_all_async(pool, pool._drain_idle())
+    await _destroy_all_async(pool, _drain_idle(pool))
     return None

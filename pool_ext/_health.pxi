@@ -92,7 +92,7 @@ cdef int _reject(ObjectPool pool, uint32_t i, object obj, uint64_t *why) except 
         _count(why)
     _uncount(&pool._acquires)   # before the slot's push wakes a drain()
     try:
-        pool._discard(i, obj, False)
+        _discard(pool, i, obj, False)
     except Exception:
         _log.warning("destroy() failed on %r from %r, which was not handed out",
                      obj, pool, exc_info=True)
@@ -196,7 +196,7 @@ cdef Py_ssize_t _evict_round(ObjectPool pool, _Round r) except -1:
         n += 1
         _count(&pool._expired)
         try:
-            pool._discard(i, <object>pool._items[i], False, &r.slot)
+            _discard(pool, i, <object>pool._items[i], False, &r.slot)
         except BaseException as e:   # every one is destroyed; the first error is raised
             if first_error is None:
                 first_error = e
@@ -219,7 +219,7 @@ cdef int _top_up(ObjectPool pool) except -1:
             if i == POOL_NIL:
                 return 0          # every slot has an object (idle or held)
             r.slot = i
-            pool._fill(i, &r.slot)   # an exception: the slot is back, and goes up
+            _fill(pool, i, &r.slot)   # an exception: the slot is back, and goes up
             r.slot = POOL_NIL
             pool._push_idle(i)
     finally:
@@ -283,6 +283,49 @@ if hasattr(_os, "register_at_fork"):
     _os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+cdef int _start_evictor(ObjectPool pool, object interval) except -1:
+    """start_evictor(interval) (its docstring says what it does)."""
+    cdef double t = _parse_interval(interval)
+    if pool._async_hooks:
+        _async_only(pool, "start_evictor()'s thread",
+                    "a task that calls evict() (its destroy() calls then run as tasks)")
+    if pool._lock is None or _is_closed(pool):   # (None: never initialised)
+        raise PoolClosed(f"start_evictor() on a closed {pool._label()}")
+    with pool._lock:
+        if _is_closed(pool):
+            raise PoolClosed(f"start_evictor() on a closed {pool._label()}")
+        if pool._evictor is not None and pool._evictor.is_alive():
+            raise RuntimeError("the evictor is already running; stop_evictor() first")
+        stop = _threading.Event()
+        thread = _threading.Thread(
+            target=_evictor_main, args=(_weakref.ref(pool), stop, t), daemon=True,
+            name=f"pool_ext evictor of {pool._label()}")
+        thread.start()
+        pool._evictor = thread
+        pool._evictor_stop = stop
+    return 0
+
+
+cdef object _stop_evictor(ObjectPool pool):
+    """Tells the evictor to stop; returns its thread (None if none ran)."""
+    if pool._lock is None:   # never initialised
+        return None
+    with pool._lock:
+        thread, stop = pool._evictor, pool._evictor_stop
+        pool._evictor = pool._evictor_stop = None
+    if stop is not None:
+        stop.set()
+    return thread
+
+
+cdef int _join_evictor(object thread, double timeout) except -1:
+    """Waits for a stopped evictor thread (timeout < 0: for ever), unless it
+    is this thread (a hook that stops its own evictor)."""
+    if thread is not None and thread is not _threading.current_thread():
+        thread.join(None if timeout < 0 else timeout)
+    return 0
+
+
 def _evictor_main(pool_ref, stop, double interval):
     """The evictor thread (start_evictor): a round at once, then one every
     `interval` seconds, until stopped, closed or the pool is gone."""
@@ -344,11 +387,11 @@ cdef object _drain(ObjectPool pool, object timeout):
     _refuse_in_hook(pool, "drain()")
     if not pool._close_begin():
         return None              # closed already: at once (close() or drain() did it)
-    evictor = pool._stop_evictor()
-    pool._destroy_all(pool._drain_idle())
+    evictor = _stop_evictor(pool)
+    _destroy_all(pool, _drain_idle(pool))
     _wait_all_back(pool, deadline, t)
     # The evictor may be creating an object for an empty slot (not counted
     # in in_use): wait for its round, whose object is destroyed as it goes idle.
     _join_evictor(evictor, -1.0 if deadline < 0 else max(0.0, deadline - _monotonic()))
-    pool._destroy_all(pool._drain_idle())
+    _destroy_all(pool, _drain_idle(pool))
     return None

@@ -6,9 +6,11 @@
 # reference-count on every lease), seen by the garbage collector through the
 # tp_traverse that _entries.pxi installs.
 
+# A lease's state: one encoding for the three lease classes (_Lease here,
+# _ArrayLease in _arraypool.pxi, _AsyncLease in _async.pxi).
 cdef enum:
     _LEASE_IDLE = 0
-    _LEASE_ENTERING = 1   # __enter__ is acquiring
+    _LEASE_ENTERING = 1   # __enter__ (or __aenter__) is acquiring
     _LEASE_ACTIVE = 2     # entered: _item is out
 
 

@@ -116,68 +116,9 @@ cdef class ObjectPool(_PoolBase):
                  destroy=None, prefill=0, pass_slot=False, check=None,
                  max_lifetime=None, max_idle=None, min_idle=0, track=False,
                  leak_timeout=None, name=None):
-        cdef uint32_t n, i, gen
-        cdef bint hooks
-        if self._slots.state != NULL:
-            raise RuntimeError("ObjectPool.__init__ called twice")
-        if not callable(factory):
-            raise TypeError(f"factory must be callable, not {type(factory).__name__}")
-        self._reset = _check_hook(reset, "reset")
-        self._validate = _check_hook(validate, "validate")
-        self._destroy = _check_hook(destroy, "destroy")
-        self._check = _check_hook(check, "check")
-        n = _parse_capacity(capacity)
-        prefill = _int_arg(prefill, "prefill", 0, n)
-        self._min_idle = _int_arg(min_idle, "min_idle", 0, n)
-        self._lifetime_ns = _parse_limit(max_lifetime, "max_lifetime")
-        self._max_idle_ns = _parse_limit(max_idle, "max_idle")
-        self._factory = factory
-        self._pass_slot = bool(pass_slot)
-        self._capacity = n
-        self._observe_init(name, track, leak_timeout)
-        timed = (self._lifetime_ns != POOL_CLOCK_NEVER
-                 or self._max_idle_ns != POOL_CLOCK_NEVER or self._holders is not None)
-        self._plain_take = check is None and not timed
-        self._plain_take_async = self._plain_take   # (not cleared for coroutine hooks)
-        self._plain_release = reset is None and validate is None and not timed
-        # Coroutine hooks (_async_hooks.pxi): only the async methods can run them.
-        self._async_release = _is_coroutine_hook(reset) or _is_coroutine_hook(validate)
-        self._async_hooks = (self._async_release or _is_coroutine_hook(factory)
-                             or _is_coroutine_hook(check) or _is_coroutine_hook(destroy))
-        if self._async_hooks:
-            self._plain_take = False     # the sync acquires must refuse (_take)
-            if prefill:
-                raise TypeError(f"prefill={prefill} cannot await a coroutine hook; "
-                                f"acquire_async() and release the objects instead")
-        self._gone = {}
-        self._lock = _threading.Lock()
-        self._rounds = []
-        if (self._min_idle or self._lifetime_ns != POOL_CLOCK_NEVER
-                or self._max_idle_ns != POOL_CLOCK_NEVER):
-            _watch_fork(self)   # its evict() and min_idle rounds (_health.pxi)
-        # All or nothing: a capacity whose memory cannot be had leaves no
-        # array behind (nor one a second __init__ would leak).
-        hooks = reset is not None or validate is not None or check is not None
-        if _objectpool_alloc(self, n, hooks) != 0:
-            _objectpool_free_arrays(self)
-            raise _capacity_error("ObjectPool", n, _objectpool_bytes(
-                n, (self._lifetime_ns != POOL_CLOCK_NEVER) + (self._max_idle_ns != POOL_CLOCK_NEVER)
-                + hooks))
-        if self._plain_take and self._plain_release and not self._async_hooks:
-            self._cache_init()   # (free-threaded builds: src/pool_cache.h)
-        # grants come from the idle list first, then the empty one (the factory)
-        pool_waitq_bind(&self._waitq, &self._slots, &self._idle, &self._empty,
-                        &self._acquires, &self._cache)
-        pool_waitq_open(&self._waitq)   # open for business
-        for _ in range(<uint32_t>prefill):
-            i = pool_slots_pop_hold(&self._slots, &self._empty, &gen)
-            if i == POOL_NIL:
-                # Only a factory that acquires from this very pool (built with
-                # __new__, then __init__) can take the empty slots from under us.
-                raise PoolError(f"prefill={prefill} found no empty slot left: the "
-                                f"factory acquired from the pool being built")
-            self._fill(i)
-            self._push_idle(i)
+        _objectpool_init(self, factory, capacity, reset, validate, destroy, prefill,
+                         pass_slot, check, max_lifetime, max_idle, min_idle, track,
+                         leak_timeout, name)   # (_objectpool_items.pxi)
 
     def __dealloc__(self):
         # Our references go; destroy() is for close(), not garbage collection.
@@ -237,7 +178,7 @@ cdef class ObjectPool(_PoolBase):
         if pool_slots_release_begin(&self._slots, i, POOL_SLOT_GEN(w)) != POOL_OK:
             return self._cold_not_in_use(obj, _RELEASE)
         # From here on the slot goes back to a list whatever happens.
-        return self._release_hooks(obj, i)
+        return _release_hooks(self, obj, i)
 
     cdef inline int _release_slot(self, uint32_t i, uint32_t gen, uintptr_t addr) except -1:
         """Ends the hand-out (i, gen), as a lease does: by its slot, with no
@@ -251,7 +192,7 @@ cdef class ObjectPool(_PoolBase):
             return self._cold_async_release()
         if pool_slots_release_begin(&self._slots, i, gen) != POOL_OK:
             return self._cold_slot_not_in_use(addr)
-        return self._release_hooks(<object>self._items[i], i)
+        return _release_hooks(self, <object>self._items[i], i)
 
     cdef inline int _return_idle(self, uint32_t i) except -1:
         """Slot i, just made FREE by a plain release, goes back, counted:
@@ -339,7 +280,7 @@ cdef class ObjectPool(_PoolBase):
                         "lease ended")
 
     cdef int _cold_drain(self) except -1:
-        return self._destroy_all(self._drain_idle())
+        return _destroy_all(self, _drain_idle(self))
 
     cdef object _try_take(self):
         """A hand-out, or _NOTHING if no slot is free (the slow paths)."""
@@ -413,7 +354,7 @@ cdef class ObjectPool(_PoolBase):
             return _vet(self, i, <object>self._items[i])
         try:
             obj = self._factory(i) if self._pass_slot else self._factory()
-            self._adopt(i, obj)
+            _adopt(self, i, obj)
         except BaseException:
             _uncount(&self._acquires)   # before the push wakes a drain()
             self._unhold_empty(i)
@@ -432,7 +373,7 @@ cdef class ObjectPool(_PoolBase):
     cdef int _lease_exit(self, object obj) except -1:
         return self._release(obj, True)
 
-    cdef uint32_t _win(self, object obj) except? 0xffffffff:
+    cdef uint32_t _discard_begin(self, object obj) except? 0xffffffff:
         """discard(obj): obj's slot, won from its hand-out (HELD -> RELEASING),
         or PoolError if obj is not handed out."""
         cdef uint32_t i = pool_addrmap_find(&self._map, <uintptr_t><PyObject *>obj)
@@ -458,42 +399,6 @@ cdef class ObjectPool(_PoolBase):
             self._idle_ns[i] = pool_clock_ns()   # published by the push
         return self._unhold_idle(i)
 
-    cdef object _fill(self, uint32_t i, uint32_t *mark=NULL):
-        """Fills empty slot i (popped and owned) from the factory; on an
-        exception the slot is back on the empty list (and *mark, a round's
-        record of the slot it holds, is cleared first: _health.pxi)."""
-        try:
-            obj = self._factory(i) if self._pass_slot else self._factory()
-            self._adopt(i, obj)
-        except BaseException:
-            if mark != NULL:
-                mark[0] = POOL_NIL
-            self._unhold_empty(i)
-            raise
-        return obj
-
-    cdef int _adopt(self, uint32_t i, object obj) except -1:
-        """Puts the factory's new obj in empty slot i (owned), or raises
-        and leaves the slot as it is."""
-        if obj is None:
-            raise PoolError("factory returned None: a pool hands out objects, and "
-                            "try_acquire() returns None to mean 'none free'")
-        if _awaitable(obj):
-            _not_awaited(obj, "factory")
-        if pool_addrmap_insert(&self._map, <uintptr_t><PyObject *>obj, i) != 0:
-            raise PoolError(f"factory returned an object that is already in this pool "
-                            f"({type(obj).__name__} at {id(obj):#x}); a pool releases "
-                            f"by identity, so each pooled object must be distinct")
-        # The slot's item and the counters change together, with no Python
-        # call between (a fork() child reads them: _after_fork_in_child).
-        self._put(i, obj)
-        _count(&self._creations)
-        if self._expires_ns != NULL:
-            self._expires_ns[i] = _expiry(self, i)
-        if self._gone:
-            self._gone.pop(id(obj), None)   # the address is a pooled object's again
-        return 0
-
     cdef void _put(self, uint32_t i, object obj) noexcept:
         # Only slot i's owner writes item i; the free-list publishes it.
         cdef PyObject *old = self._items[i]
@@ -504,123 +409,6 @@ cdef class ObjectPool(_PoolBase):
         # relaxed: see _item(); ordered for the next owner by the free-list
         pool_storeptr(<uintptr_t *>&self._items[i], <uintptr_t>new, POOL_RELAXED)
         Py_XDECREF(old)
-
-    cdef void _detach(self, uint32_t i, object obj, bint discarded) noexcept:
-        """Takes obj out of slot i (owned); the caller returns the slot.
-        discarded: by discard() (a lease's exit then has nothing to give back)."""
-        pool_addrmap_remove(&self._map, <uintptr_t><PyObject *>obj)
-        self._put(i, None)
-        _count(&self._destructions)   # with the item (see _adopt)
-        self._remember_gone(obj, discarded)
-
-    cdef void _remember_gone(self, object obj, bint discarded) noexcept:
-        """Keeps the last _GONE_MEMORY discarded objects' ids (and types), so
-        that releasing one again says "not in use", not "did not hand out".
-        An id is an address, so a foreign object of the same type born at a
-        discarded object's address would get the first message: a hint only."""
-        gone = self._gone
-        if len(gone) >= _GONE_MEMORY:
-            try:
-                gone.pop(next(iter(gone)), None)   # the oldest
-            except BaseException:   # another thread changed it meanwhile
-                pass
-        # Always recorded, even when another thread evicted the same oldest
-        # entry first: a lease's exit after discard() reads it.
-        gone[id(obj)] = (type(obj), discarded)
-
-    cdef int _discard(self, uint32_t i, object obj, bint by_user, uint32_t *mark=NULL) except -1:
-        """Detaches and destroys obj, then returns its (now empty) slot.
-        destroy() runs first, so the factory cannot refill the slot while the
-        old object (an open connection, say) still exists: never more than
-        `capacity` objects alive.  Whatever destroy() raises, the slot is back.
-        A coroutine destroy() runs as a task on the running loop, which
-        returns the slot when it has finished (_destroy_soon).
-        by_user: discard() (see _detach).  mark: a round's record of the
-        slot it holds (_health.pxi), cleared as the slot leaves its hands."""
-        self._detach(i, obj, by_user)
-        try:
-            r = None if self._destroy is None else self._destroy(obj)
-        except BaseException:
-            if mark != NULL:
-                mark[0] = POOL_NIL
-            self._unhold_empty(i)
-            raise
-        if mark != NULL:
-            mark[0] = POOL_NIL
-        if _awaitable(r):
-            _destroy_soon(r, _slot_after_destroy(self, i))
-            return 0
-        self._unhold_empty(i)
-        return 0
-
-    cdef int _release_hooks(self, object obj, uint32_t i) except -1:
-        """The release of obj (slot i, RELEASING) when there is work to do."""
-        keep = True
-        _hold_end(self, i)
-        if _too_old(self, i):
-            # No reset for an object that leaves anyway.
-            _count(&self._releases)
-            _count(&self._expired)
-            return self._discard(i, obj, False)
-        try:
-            if self._reset is not None:
-                r = _call_hook(self, i, self._reset, obj)
-                if _awaitable(r):
-                    _not_awaited(r, "reset")
-            if self._validate is not None:
-                r = _call_hook(self, i, self._validate, obj)
-                if _awaitable(r):
-                    _not_awaited(r, "validate")
-                keep = bool(r)
-        except BaseException:
-            # A hook failed: the object's state is unknown, so it leaves the
-            # pool; the slot does not.  The hook's exception propagates.
-            _count(&self._releases)
-            self._discard(i, obj, False)
-            raise
-        _count(&self._releases)
-        if keep and not _is_closed(self):
-            return self._push_idle(i)
-        return self._discard(i, obj, False)
-
-    cdef int _call_destroy(self, object obj) except -1:
-        if self._destroy is not None:
-            r = self._destroy(obj)
-            if _awaitable(r):
-                _destroy_soon(r, None)   # a coroutine destroy(): a task on the running loop
-        return 0
-
-    cdef list _drain_idle(self):
-        """Takes every idle object out of the pool; returns them."""
-        cdef uint32_t i
-        cdef list drained = []
-        while True:
-            i = pool_cache_steal(&self._cache)                 # the threads' cached ones
-            if i != POOL_NIL:
-                pool_slots_own(&self._slots, i)
-            else:
-                i = pool_slots_pop_own(&self._slots, &self._idle)   # not a hand-out
-            if i == POOL_NIL:
-                return drained
-            obj = <object>self._items[i]
-            # The pool is closed, so nothing refills the slot: return it
-            # now and destroy the objects after (the caller does).
-            self._detach(i, obj, False)
-            self._unhold_empty(i)
-            drained.append(obj)
-
-    cdef int _destroy_all(self, list objs) except -1:
-        """destroy() each; every one is tried, the first error is raised."""
-        first_error = None
-        for obj in objs:
-            try:
-                self._call_destroy(obj)
-            except BaseException as e:
-                if first_error is None:
-                    first_error = e
-        if first_error is not None:
-            raise first_error
-        return 0
 
     # -- public API (acquire() and lease() are C entry points: _entries.pxi) --
     @classmethod
@@ -671,19 +459,19 @@ cdef class ObjectPool(_PoolBase):
 
         Thread-safety: as release(); of two threads releasing or discarding
         one hand-out, exactly one wins, the other gets PoolError."""
-        cdef uint32_t i = self._win(obj)
+        cdef uint32_t i = self._discard_begin(obj)
         _hold_end(self, i)
         _count(&self._releases)
         _count(&self._discarded)
-        self._discard(i, obj, True)
+        _discard(self, i, obj, True)
 
     def close(self):
         """Destroys the idle objects; later acquires raise PoolClosed and
         later releases destroy the object.  Idempotent.  Sleeping acquirers
         wake and raise PoolClosed; a running evictor stops."""
         if self._close_begin():
-            self._stop_evictor()   # (not joined: close() returns at once)
-            self._destroy_all(self._drain_idle())
+            _stop_evictor(self)   # (not joined: close() returns at once)
+            _destroy_all(self, _drain_idle(self))
 
     def drain(self, timeout=None):
         """Closes the pool once every held object is back, destroying all.
@@ -730,8 +518,8 @@ cdef class ObjectPool(_PoolBase):
         Idempotent.  (close() itself runs a coroutine destroy() as tasks on
         the running loop, and warns if none runs.)"""
         if self._close_begin():
-            self._stop_evictor()
-            await _destroy_all_async(self, self._drain_idle())
+            _stop_evictor(self)
+            await _destroy_all_async(self, _drain_idle(self))
 
     async def drain_async(self, timeout=None):
         """drain() for asyncio: closes the pool (waiting tasks and threads
@@ -776,40 +564,12 @@ cdef class ObjectPool(_PoolBase):
         thread holds the pool weakly: a pool dropped without stop_evictor()
         or close() is collected, and the thread ends at its next round.  It
         does not survive fork(): call start_evictor() again in the child."""
-        cdef double t = _parse_interval(interval)
-        if self._async_hooks:
-            _async_only(self, "start_evictor()'s thread",
-                        "a task that calls evict() (its destroy() calls then run as tasks)")
-        if self._lock is None or _is_closed(self):   # (None: never initialised)
-            raise PoolClosed(f"start_evictor() on a closed {self._label()}")
-        with self._lock:
-            if _is_closed(self):
-                raise PoolClosed(f"start_evictor() on a closed {self._label()}")
-            if self._evictor is not None and self._evictor.is_alive():
-                raise RuntimeError("the evictor is already running; stop_evictor() first")
-            stop = _threading.Event()
-            thread = _threading.Thread(
-                target=_evictor_main, args=(_weakref.ref(self), stop, t), daemon=True,
-                name=f"pool_ext evictor of {self._label()}")
-            thread.start()
-            self._evictor = thread
-            self._evictor_stop = stop
+        _start_evictor(self, interval)   # (_health.pxi)
 
     def stop_evictor(self):
         """Stops the evictor thread and waits for it to finish its round
         (not if called from that thread).  Does nothing if none runs."""
-        _join_evictor(self._stop_evictor(), -1.0)
-
-    cdef object _stop_evictor(self):
-        """Tells the evictor to stop; returns its thread (None if none ran)."""
-        if self._lock is None:   # never initialised
-            return None
-        with self._lock:
-            thread, stop = self._evictor, self._evictor_stop
-            self._evictor = self._evictor_stop = None
-        if stop is not None:
-            stop.set()
-        return thread
+        _join_evictor(_stop_evictor(self), -1.0)
 
     @property
     def size(self):
@@ -846,14 +606,6 @@ cdef class ObjectPool(_PoolBase):
 
     def __repr__(self):
         return _pool_repr(self, f"size={self.size} factory={self._factory!r}")
-
-
-cdef int _join_evictor(object thread, double timeout) except -1:
-    """Waits for a stopped evictor thread (timeout < 0: for ever), unless it
-    is this thread (a hook that stops its own evictor)."""
-    if thread is not None and thread is not _threading.current_thread():
-        thread.join(None if timeout < 0 else timeout)
-    return 0
 
 
 cdef object _limit_seconds(uint64_t ns):

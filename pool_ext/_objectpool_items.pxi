@@ -1,7 +1,79 @@
-# ObjectPool's C array of objects (included by _pool.pyx after
-# _objectpool.pxi): allocating the per-slot arrays, what they cost, letting
-# go of the objects, and what the garbage collector sees of them (the
-# functions _entries.pxi installs as the type's tp_traverse and tp_clear).
+# ObjectPool's construction and its C array of objects (included by
+# _pool.pyx after _objectpool.pxi): __init__'s checks and set-up,
+# allocating the per-slot arrays, what they cost, letting go of the
+# objects, and what the garbage collector sees of them (the functions
+# _entries.pxi installs as the type's tp_traverse and tp_clear).
+
+
+cdef int _objectpool_init(ObjectPool self, factory, capacity, reset, validate, destroy,
+                          prefill, pass_slot, check, max_lifetime, max_idle, min_idle,
+                          track, leak_timeout, name) except -1:
+    """ObjectPool.__init__: checks every argument, then allocates, then
+    opens the pool and prefills it."""
+    cdef uint32_t n, i, gen
+    cdef bint hooks
+    if self._slots.state != NULL:
+        raise RuntimeError("ObjectPool.__init__ called twice")
+    if not callable(factory):
+        raise TypeError(f"factory must be callable, not {type(factory).__name__}")
+    self._reset = _check_hook(reset, "reset")
+    self._validate = _check_hook(validate, "validate")
+    self._destroy = _check_hook(destroy, "destroy")
+    self._check = _check_hook(check, "check")
+    n = _parse_capacity(capacity)
+    prefill = _int_arg(prefill, "prefill", 0, n)
+    self._min_idle = _int_arg(min_idle, "min_idle", 0, n)
+    self._lifetime_ns = _parse_limit(max_lifetime, "max_lifetime")
+    self._max_idle_ns = _parse_limit(max_idle, "max_idle")
+    self._factory = factory
+    self._pass_slot = bool(pass_slot)
+    self._capacity = n
+    self._observe_init(name, track, leak_timeout)
+    timed = (self._lifetime_ns != POOL_CLOCK_NEVER
+             or self._max_idle_ns != POOL_CLOCK_NEVER or self._holders is not None)
+    self._plain_take = check is None and not timed
+    self._plain_take_async = self._plain_take   # (not cleared for coroutine hooks)
+    self._plain_release = reset is None and validate is None and not timed
+    # Coroutine hooks (_async_hooks.pxi): only the async methods can run them.
+    self._async_release = _is_coroutine_hook(reset) or _is_coroutine_hook(validate)
+    self._async_hooks = (self._async_release or _is_coroutine_hook(factory)
+                         or _is_coroutine_hook(check) or _is_coroutine_hook(destroy))
+    if self._async_hooks:
+        self._plain_take = False     # the sync acquires must refuse (_take)
+        if prefill:
+            raise TypeError(f"prefill={prefill} cannot await a coroutine hook; "
+                            f"acquire_async() and release the objects instead")
+    self._gone = {}
+    self._lock = _threading.Lock()
+    self._rounds = []
+    if (self._min_idle or self._lifetime_ns != POOL_CLOCK_NEVER
+            or self._max_idle_ns != POOL_CLOCK_NEVER):
+        _watch_fork(self)   # its evict() and min_idle rounds (_health.pxi)
+    # All or nothing: a capacity whose memory cannot be had leaves no
+    # array behind (nor one a second __init__ would leak).
+    hooks = reset is not None or validate is not None or check is not None
+    if _objectpool_alloc(self, n, hooks) != 0:
+        _objectpool_free_arrays(self)
+        raise _capacity_error("ObjectPool", n, _objectpool_bytes(
+            n, (self._lifetime_ns != POOL_CLOCK_NEVER) + (self._max_idle_ns != POOL_CLOCK_NEVER)
+            + hooks))
+    if self._plain_take and self._plain_release and not self._async_hooks:
+        self._cache_init()   # (free-threaded builds: src/pool_cache.h)
+    # grants come from the idle list first, then the empty one (the factory)
+    pool_waitq_bind(&self._waitq, &self._slots, &self._idle, &self._empty,
+                    &self._acquires, &self._cache)
+    pool_waitq_open(&self._waitq)   # open for business
+    for _ in range(<uint32_t>prefill):
+        i = pool_slots_pop_hold(&self._slots, &self._empty, &gen)
+        if i == POOL_NIL:
+            # Only a factory that acquires from this very pool (built with
+            # __new__, then __init__) can take the empty slots from under us.
+            raise PoolError(f"prefill={prefill} found no empty slot left: the "
+                            f"factory acquired from the pool being built")
+        _fill(self, i)
+        self._push_idle(i)
+    return 0
+
 
 # Cython's tp_traverse and tp_clear see the hooks and the factory; these add
 # the pooled objects.  Clearing (only ever done to a pool in a reference

@@ -111,7 +111,7 @@ cdef class _AsyncLease:
     cdef _PoolBase _pool
     cdef object _timeout
     cdef object _item
-    cdef bint _active
+    cdef int _state               # _LEASE_IDLE, _ENTERING or _ACTIVE (_lease.pxi)
 
 
 @cython.final
@@ -179,21 +179,11 @@ cdef class ObjectPool(_PoolBase):
     cdef int _cold_drain(self) except -1
     cdef object _cold_acquire(self, object timeout)
     cdef object _take(self, double deadline)
-    cdef uint32_t _win(self, object obj) except? 0xffffffff
+    cdef uint32_t _discard_begin(self, object obj) except? 0xffffffff
     cdef void _unhold_empty(self, uint32_t i) noexcept
     cdef int _push_idle(self, uint32_t i) except -1
-    cdef object _fill(self, uint32_t i, uint32_t *mark=*)
-    cdef int _adopt(self, uint32_t i, object obj) except -1
     cdef int _cold_async_release(self) except -1
     cdef void _put(self, uint32_t i, object obj) noexcept
-    cdef void _detach(self, uint32_t i, object obj, bint discarded) noexcept
-    cdef void _remember_gone(self, object obj, bint discarded) noexcept
-    cdef int _discard(self, uint32_t i, object obj, bint by_user, uint32_t *mark=*) except -1
-    cdef int _release_hooks(self, object obj, uint32_t i) except -1
-    cdef int _call_destroy(self, object obj) except -1
-    cdef list _drain_idle(self)
-    cdef int _destroy_all(self, list objs) except -1
-    cdef object _stop_evictor(self)
 
 
 @cython.final

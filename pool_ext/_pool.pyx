@@ -11,11 +11,14 @@ One extension module, one file per job (the uvloop layout):
   _holders.pxi        who holds what: hand-out records, holders(), leak warnings
   _lease.pxi          the lease both pools' lease() returns
   _async.pxi          asyncio: lease_async(), the async fast path
-  _objectpool.pxi     ObjectPool
+  _objectpool.pxi     ObjectPool: the class, its hot path, its public methods
+  _objectpool_items.pxi  its __init__, its C arrays, the GC's view of them
+  _objectpool_slots.pxi  its slots off the hot path: fill, release hooks,
+                      discard, destroy, drain (sync and async twins side by side)
   _health.pxi         ObjectPool's health rules: check, time limits, evict(),
-                      the evictor thread, drain()
-  _async_hooks.pxi    ObjectPool's coroutine hooks, awaited: release_async(),
-                      close_async(), drain_async()
+                      the evictor thread, fork() during a round, drain()
+  _async_hooks.pxi    ObjectPool's coroutine hooks: destroy() tasks, the
+                      acquire's deadline, the async twins of take and check
   _bufferpool.pxi     BufferPool
   _pooledbuffer.pxi   PooledBuffer and the memory it lives in
   _ndarray.pxi        numpy arrays over pooled memory (numpy imported lazily)
@@ -23,6 +26,41 @@ One extension module, one file per job (the uvloop layout):
   _queue.pxi          Queue, LifoQueue: drop-in queues (src/pool_queue.h)
   _entries.pxi        hot methods in CPython's calling convention; every type-slot patch (last)
   includes/*.pxd      one per C header of the core (src/)
+
+Glossary (one word, one meaning, across the files):
+  slot            an index into a pool's arrays; its state word (src/pool_slots.h)
+                  is FREE, HELD (handed out), RELEASING (owned by one caller
+                  that is not a holder: hooks run, a round tests it) or
+                  RETIRING (a released buffer still exported)
+  idle / empty    ObjectPool's two free-lists: slots holding an object ready to
+                  hand out, and slots holding none (the factory fills them)
+  own             to be the one caller that may change a slot (it won the
+                  transition, or popped the index); "owned" is RELEASING
+  hand-out        one acquire's result, from HELD until its release
+  take            a newcomer's attempt at a hand-out without waiting:
+                  _take (each pool's own), _take_now (the async fast path),
+                  _take_idle_plain / _take_idle_vetted (an idle object, with
+                  or without the health rules), ArrayPool._take (a block)
+  grant           a released slot given by the wait queue straight to the
+                  oldest waiter, which owns it (src/pool_waitq.h)
+  _hand_out       a granted (or just popped) slot made into a hand-out;
+                  _give_up: a granted slot its waiter cannot use, passed on
+  release         the holder gives its hand-out back (_release, _release_slot);
+                  _release_hooks runs reset and validate on the way
+  unhold / push   an owned slot goes back on a list: _unhold_idle and
+                  _unhold_empty (then a waiter may be granted it), _push_idle
+                  (stamped for max_idle first), _return_idle (a plain release:
+                  this thread's cache, else the list)
+  give back       what a lease, a block or a round returns when it ends
+                  (_Lease._give_back, _Block._give_back, _give_back_rounds)
+  detach          an object leaves its slot (the slot stays owned);
+                  discard: detach, then destroy(), then the slot goes empty;
+                  _discard_begin: discard(obj)'s claim of obj's hand-out
+  drain           every idle object out of a closing pool (_drain_idle), and
+                  drain(): that, after every hand-out came back
+  round           one evict() or min_idle pass (_health.pxi, _Round)
+  _cold_*         the out-of-line part of a hot method (raises, calls Python)
+  _plain_*        a pool flag: nothing to do at that step, the short path
 
 Thread-safety model.  The C core (src/) holds every piece of shared mutable
 state: free-lists, slot states, the address map, the wait queue, the
@@ -133,6 +171,7 @@ include "_lease.pxi"
 include "_async.pxi"
 include "_objectpool.pxi"
 include "_objectpool_items.pxi"
+include "_objectpool_slots.pxi"
 include "_health.pxi"
 include "_async_hooks.pxi"
 include "_bufferpool.pxi"
