@@ -239,7 +239,10 @@ def test_objectpool_stress(rng, fast_switching, knobs, capacity, hooks):
     assert not checker.owner, f"hand-outs never given back: {checker.owner}"
     assert s["in_use"] == 0 and s["waiting"] == 0, s
     assert s["acquires"] == s["releases"], s
-    assert s["acquires"] > threads * ops * 0.2, s       # the stress really ran
+    # The stress really ran: a tenth of the attempts got a hand-out (most do;
+    # under ThreadSanitizer's slowdown capacity 1's short waits mostly time
+    # out, and 15-16 % did, 2026-12-07).
+    assert s["acquires"] > threads * ops * 0.1, s
     assert max_live[0] <= capacity
     assert s["size"] == s["creations"] - s["destructions"] == live[0] <= capacity, s
     failing[0] = False                       # drain_all's acquires may call the factory
@@ -337,7 +340,7 @@ def test_bufferpool_stress(rng, fast_switching, knobs, capacity):
     assert not checker.owner, f"hand-outs never given back: {checker.owner}"
     assert s["in_use"] == 0 and s["waiting"] == 0, s
     assert s["acquires"] == s["releases"], s
-    assert s["acquires"] > threads * ops * 0.2, s
+    assert s["acquires"] > threads * ops * 0.1, s       # the stress really ran (above)
     items = drain_all(bufs, capacity)
     assert len({slot_of(b) for b in items}) == capacity
     for b in items:
