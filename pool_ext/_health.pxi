@@ -181,12 +181,7 @@ cdef Py_ssize_t _evict_round(ObjectPool pool, _Round r) except -1:
         pool_freelist_push_mpmc(&r.old if _expired(pool, i, now) else &r.keep,
                                 pool._slots.next, i)
     # keep holds them bottom-up: pushing back restores the idle list's order
-    while True:
-        i = pool_freelist_pop_mpmc(&r.keep, pool._slots.next)
-        if i == POOL_NIL:
-            break
-        pool_slots_free_push(&pool._slots, &pool._idle, i)
-        _notify(pool)   # one sleeper per object, as a release would
+    _all_idle(pool, &r.keep)
     first_error = None
     while True:
         i = pool_freelist_pop_mpmc(&r.old, pool._slots.next)
@@ -261,13 +256,8 @@ cdef int _give_back_rounds(ObjectPool pool, unsigned long me) except -1:
         if r.thread == me:
             continue
         pool._rounds.remove(r)
-        for lst in (0, 1):   # tested or expired: idle again (the child's rounds decide)
-            while True:
-                i = pool_freelist_pop_mpmc(&r.keep if lst == 0 else &r.old, pool._slots.next)
-                if i == POOL_NIL:
-                    break
-                pool_slots_free_push(&pool._slots, &pool._idle, i)
-                _notify(pool)
+        _all_idle(pool, &r.keep)   # tested or expired: idle again (the child's rounds decide)
+        _all_idle(pool, &r.old)
         i = r.slot
         r.slot = POOL_NIL
         if i == POOL_NIL:
@@ -277,6 +267,18 @@ cdef int _give_back_rounds(ObjectPool pool, unsigned long me) except -1:
         else:                        # being destroyed, or not filled yet: empty
             pool._unhold_empty(i)
     return 0
+
+
+cdef void _all_idle(ObjectPool pool, pool_freelist_t *lst) noexcept:
+    """Every slot on a round's private list (owned, holding its object) back
+    on the idle list."""
+    cdef uint32_t i
+    while True:
+        i = pool_freelist_pop_mpmc(lst, pool._slots.next)
+        if i == POOL_NIL:
+            return
+        pool_slots_free_push(&pool._slots, &pool._idle, i)
+        _notify(pool)   # one sleeper per object, as a release would
 
 
 if hasattr(_os, "register_at_fork"):

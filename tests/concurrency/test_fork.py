@@ -323,13 +323,31 @@ def test_waiting_is_zero_in_a_forked_child(tmp_path):
 # capacity.  Before: the child lost every slot the round held (in CI, on
 # 3.13t: test_fork_while_the_evictor_runs, "no free slot among 4").
 
-@pytest.mark.skipif(not HAS_FORK, reason="fork() on Linux")
-@pytest.mark.parametrize("who", ["evict", "evictor"])
-def test_fork_while_a_round_destroys_gives_its_slots_back_in_the_child(tmp_path, who):
-    proc = run_script(tmp_path, """
+# The start of both scripts below: the child's part, which checks its copy
+# of the pool (size objects, none in use), acquires all n slots, and drains
+# to nothing (exit 3: objects left; 4: an exception, printed).
+ROUND_SCRIPT_HEAD = """
         import os, sys, threading, time, warnings
         warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads
         from pool_ext import ObjectPool
+        def child_takes_all(pool, n, size):
+            try:
+                assert pool.in_use == 0 and pool.size == size, (pool.in_use, pool.size)
+                held = [pool.acquire(timeout=2) for _ in range(n)]   # the whole capacity
+                for o in held:
+                    pool.release(o)
+                pool.drain(timeout=5)
+                os._exit(0 if pool.size == 0 else 3)
+            except BaseException as e:
+                print("child", repr(e), flush=True)
+                os._exit(4)
+"""
+
+
+@pytest.mark.skipif(not HAS_FORK, reason="fork() on Linux")
+@pytest.mark.parametrize("who", ["evict", "evictor"])
+def test_fork_while_a_round_destroys_gives_its_slots_back_in_the_child(tmp_path, who):
+    proc = run_script(tmp_path, ROUND_SCRIPT_HEAD + """
         entered, go = threading.Event(), threading.Event()
         first = [True]
         def destroy(o):
@@ -349,17 +367,7 @@ def test_fork_while_a_round_destroys_gives_its_slots_back_in_the_child(tmp_path,
         assert entered.wait(30)
         pid = os.fork()
         if pid == 0:
-            try:
-                assert pool.in_use == 0, pool.in_use
-                assert pool.size == 3, pool.size      # the one being destroyed is gone
-                held = [pool.acquire(timeout=2) for _ in range(4)]   # the whole capacity
-                for o in held:
-                    pool.release(o)
-                pool.drain(timeout=5)
-                os._exit(0 if pool.size == 0 else 3)
-            except BaseException as e:
-                print("child", repr(e), flush=True)
-                os._exit(4)
+            child_takes_all(pool, 4, 3)   # (the one being destroyed is gone)
         _, status = os.waitpid(pid, 0)
         go.set()
         if WHO == "evict":
@@ -375,10 +383,7 @@ def test_fork_while_a_round_destroys_gives_its_slots_back_in_the_child(tmp_path,
 
 @pytest.mark.skipif(not HAS_FORK, reason="fork() on Linux")
 def test_fork_while_the_evictor_fills_gives_the_slot_back_in_the_child(tmp_path):
-    proc = run_script(tmp_path, """
-        import os, sys, threading, time, warnings
-        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads
-        from pool_ext import ObjectPool
+    proc = run_script(tmp_path, ROUND_SCRIPT_HEAD + """
         entered, go = threading.Event(), threading.Event()
         block = [True]
         def factory():
@@ -392,16 +397,7 @@ def test_fork_while_the_evictor_fills_gives_the_slot_back_in_the_child(tmp_path)
         assert entered.wait(30)
         pid = os.fork()
         if pid == 0:
-            try:
-                assert pool.size == 0 and pool.in_use == 0, (pool.size, pool.in_use)
-                held = [pool.acquire(timeout=2) for _ in range(2)]   # both slots
-                for o in held:
-                    pool.release(o)
-                pool.drain(timeout=5)
-                os._exit(0 if pool.size == 0 else 3)
-            except BaseException as e:
-                print("child", repr(e), flush=True)
-                os._exit(4)
+            child_takes_all(pool, 2, 0)   # (the slot being filled is empty again)
         _, status = os.waitpid(pid, 0)
         go.set()
         pool.stop_evictor()
