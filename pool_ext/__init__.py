@@ -22,6 +22,8 @@ try:
         PoolLeakWarning,
         PooledBuffer,
         Queue,
+        SharedBuffer,
+        SharedBufferPool,
         arrays,
     )
 except ImportError as _error:
@@ -61,6 +63,8 @@ __all__ = [
     "PoolLeakWarning",
     "PooledBuffer",
     "Queue",
+    "SharedBuffer",
+    "SharedBufferPool",
     "__version__",
     "arrays",
 ]

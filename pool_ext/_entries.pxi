@@ -242,7 +242,8 @@ cdef extern from *:
     void pool_refuse_creation(object t)
 
 for _t in (_Hold, _Holders, _Lease, _ArrayLease, _AsyncLease, _Store, _BufferStore,
-           _ArrayCache, _Block, _BufferArrayBase, _SlotAfterDestroy, _AsyncWaiter, _Round):
+           _ArrayCache, _Block, _BufferArrayBase, _SlotAfterDestroy, _AsyncWaiter, _Round,
+           _Segment, _SharedLease, _SharedArrayBase):
     pool_refuse_creation(_t)
 del _t
 # _Store is the one private class that is not final: no Python class derives from it.

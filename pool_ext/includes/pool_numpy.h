@@ -55,6 +55,13 @@ static inline PyObject *pool_ndarray_new(PyArray_Descr *descr, int nd, const npy
     Py_DECREF(base);
     return NULL;
 }
+static inline PyObject *pool_ndarray_new_as(PyTypeObject *type, PyArray_Descr *descr, int nd,
+                                            const npy_intp *dims, void *data, int fortran,
+                                            PyObject *base)
+{
+    (void)type;
+    return pool_ndarray_new(descr, nd, dims, data, fortran, base);
+}
 static inline PyObject *pool_ndarray_base(PyObject *a) { (void)a; return NULL; }
 static inline PyArray_Descr *pool_ndarray_descr(PyObject *a) { (void)a; return NULL; }
 static inline int pool_ndarray_ndim(PyObject *a) { (void)a; return 0; }
@@ -86,14 +93,15 @@ static inline npy_uint64 pool_descr_flags(PyArray_Descr *d) { return (npy_uint64
 
 static inline int pool_ndarray_check(PyObject *o) { return PyArray_Check(o); }
 
-/* A writable C- or F-ordered numpy.ndarray (exactly, not a subclass) over
- * data, which `base` owns; steals descr and base, also on failure.  New
- * reference, or NULL with an exception set. */
-static inline PyObject *pool_ndarray_new(PyArray_Descr *descr, int nd, const npy_intp *dims,
-                                         void *data, int fortran, PyObject *base)
+/* A writable C- or F-ordered array of type `type` (numpy.ndarray or a
+ * subclass) over data, which `base` owns; steals descr and base, also on
+ * failure.  New reference, or NULL with an exception set. */
+static inline PyObject *pool_ndarray_new_as(PyTypeObject *type, PyArray_Descr *descr, int nd,
+                                            const npy_intp *dims, void *data, int fortran,
+                                            PyObject *base)
 {
     PyObject *a = PyArray_NewFromDescr(
-        &PyArray_Type, descr, nd, dims, NULL, data,
+        type, descr, nd, dims, NULL, data,
         NPY_ARRAY_WRITEABLE | (fortran ? NPY_ARRAY_F_CONTIGUOUS : NPY_ARRAY_C_CONTIGUOUS), NULL);
     if (a == NULL) {
         Py_DECREF(base);
@@ -104,6 +112,13 @@ static inline PyObject *pool_ndarray_new(PyArray_Descr *descr, int nd, const npy
         return NULL;
     }
     return a;
+}
+
+/* The same, exactly a numpy.ndarray. */
+static inline PyObject *pool_ndarray_new(PyArray_Descr *descr, int nd, const npy_intp *dims,
+                                         void *data, int fortran, PyObject *base)
+{
+    return pool_ndarray_new_as(&PyArray_Type, descr, nd, dims, data, fortran, base);
 }
 
 static inline PyArray_Descr *pool_ndarray_descr(PyObject *a) { return PyArray_DESCR((PyArrayObject *)a); }

@@ -27,6 +27,9 @@ cdef extern from "pool_numpy.h":
     # steals descr and base (also on failure)
     object pool_ndarray_new(PyArray_Descr *descr, int nd, const npy_intp *dims, void *data,
                             bint fortran, PyObject *base)
+    # the same as an instance of type (numpy.ndarray or a subclass)
+    object pool_ndarray_new_as(void *type, PyArray_Descr *descr, int nd, const npy_intp *dims,
+                               void *data, bint fortran, PyObject *base)
     PyArray_Descr *pool_ndarray_descr(object a) noexcept
     PyObject *pool_ndarray_base(object a) noexcept
     int pool_ndarray_ndim(object a) noexcept

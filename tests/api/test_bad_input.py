@@ -816,7 +816,8 @@ def test_second_release_after_validate_discarded_says_not_in_use():
 # half-built one (no pool, no memory) would read through its NULL fields.
 _PRIVATE_TYPES = {"_PoolBase", "_Hold", "_Holders", "_Lease", "_ArrayLease", "_AsyncLease",
                   "_Store", "_BufferStore", "_ArrayCache", "_Block", "_BufferArrayBase",
-                  "_SlotAfterDestroy", "_Round"}
+                  "_SlotAfterDestroy", "_Round", "_Segment", "_SharedLease",
+                  "_SharedArrayBase"}
 # ...but for _AsyncWaiter, whose __cinit__ builds it whole (a loop is all it
 # needs) and which has no method Python can call, and _Deadline, an
 # exception class (the async hooks' internal signal).

@@ -1,0 +1,213 @@
+/* pool_shm_os.c - SharedBufferPool's dealings with the kernel: the segment's
+ * memfd, mapping it, opening another process's, and the pool's name (an
+ * abstract Unix socket).  Linux only; elsewhere every call fails with
+ * ENOSYS.  The design is in pool_shm.h. */
+#define _GNU_SOURCE /* memfd_create, F_ADD_SEALS, struct ucred, accept4 */
+#include "pool_shm.h"
+
+#include <errno.h>
+
+#if defined(__linux__)
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
+
+int pool_shm_os_create(const char *label, uint64_t size)
+{
+    char name[256];
+    int fd, err;
+    snprintf(name, sizeof name, "pool_ext:%s", label);
+    fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0)
+        return -errno;
+    /* a memfd is reachable only through /proc/<pid>/fd, which the kernel
+     * lets only this user (ptrace rules) open; 0600 says it twice */
+    if (fchmod(fd, 0600) < 0 || ftruncate(fd, (off_t)size) < 0) {
+        err = errno;
+        goto fail;
+    }
+    err = posix_fallocate(fd, 0, (off_t)size); /* returns the error */
+    if (err != 0)
+        goto fail;
+    if (fcntl(fd, F_ADD_SEALS, SEALS) < 0) {
+        err = errno;
+        goto fail;
+    }
+    return fd;
+fail:
+    close(fd);
+    return -err;
+}
+
+int pool_shm_os_open(int pid, int fd, uint64_t *size)
+{
+    char path[64];
+    struct stat st;
+    int seg, seals, err;
+    snprintf(path, sizeof path, "/proc/%d/fd/%d", pid, fd);
+    seg = open(path, O_RDWR | O_CLOEXEC);
+    if (seg < 0)
+        return -errno;
+    if (fstat(seg, &st) < 0) {
+        err = errno;
+        goto fail;
+    }
+    if (st.st_uid != geteuid()) {
+        err = EACCES; /* another user's segment */
+        goto fail;
+    }
+    seals = fcntl(seg, F_GET_SEALS);
+    if (!S_ISREG(st.st_mode) || seals < 0
+        || (seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW)) {
+        err = EINVAL; /* not a sealed memfd: not one of ours */
+        goto fail;
+    }
+    *size = (uint64_t)st.st_size;
+    return seg;
+fail:
+    close(seg);
+    return -err;
+}
+
+char *pool_shm_os_map(int fd, uint64_t size)
+{
+    void *p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    return p == MAP_FAILED ? NULL : (char *)p;
+}
+
+void pool_shm_os_unmap(char *base, uint64_t size) { munmap(base, (size_t)size); }
+
+void pool_shm_os_close(int fd) { close(fd); }
+
+static socklen_t name_address(struct sockaddr_un *a, const char *name)
+{
+    int n;
+    memset(a, 0, sizeof *a);
+    a->sun_family = AF_UNIX;
+    /* abstract: sun_path[0] is NUL; the name is the bytes after it */
+    n = snprintf(a->sun_path + 1, sizeof a->sun_path - 1, "pool_ext/%u/%s", (unsigned)geteuid(),
+                 name);
+    if (n < 0 || (size_t)n >= sizeof a->sun_path - 1)
+        return 0;
+    return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+}
+
+int pool_shm_os_name_bind(const char *name)
+{
+    struct sockaddr_un a;
+    socklen_t len = name_address(&a, name);
+    int s, err;
+    if (len == 0)
+        return -ENAMETOOLONG;
+    s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (s < 0)
+        return -errno;
+    if (bind(s, (struct sockaddr *)&a, len) < 0 || listen(s, SOMAXCONN) < 0) {
+        err = errno;
+        close(s);
+        return -err;
+    }
+    return s;
+}
+
+int pool_shm_os_name_peer(const char *name, int *pid, int *uid)
+{
+    struct sockaddr_un a;
+    struct ucred cred;
+    socklen_t clen = sizeof cred, len = name_address(&a, name);
+    int s, err = 0;
+    if (len == 0)
+        return -ENAMETOOLONG;
+    s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (s < 0)
+        return -errno;
+    /* non-blocking: a full backlog is EAGAIN now, never a hang */
+    if (connect(s, (struct sockaddr *)&a, len) < 0)
+        err = errno;
+    else if (getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0)
+        err = errno;
+    close(s);
+    if (err != 0)
+        return -err;
+    *pid = (int)cred.pid;
+    *uid = (int)cred.uid;
+    return 0;
+}
+
+void pool_shm_os_name_drain(int fd)
+{
+    int c;
+    while ((c = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0)
+        close(c);
+}
+
+int pool_shm_os_fd_link(int pid, int fd, char *out, size_t cap)
+{
+    char path[64];
+    ssize_t n;
+    snprintf(path, sizeof path, "/proc/%d/fd/%d", pid, fd);
+    n = readlink(path, out, cap - 1);
+    if (n < 0)
+        return -errno;
+    out[n] = '\0';
+    return (int)n;
+}
+
+#else /* not Linux */
+
+int pool_shm_os_create(const char *label, uint64_t size)
+{
+    (void)label;
+    (void)size;
+    return -ENOSYS;
+}
+int pool_shm_os_open(int pid, int fd, uint64_t *size)
+{
+    (void)pid;
+    (void)fd;
+    (void)size;
+    return -ENOSYS;
+}
+char *pool_shm_os_map(int fd, uint64_t size)
+{
+    (void)fd;
+    (void)size;
+    errno = ENOSYS;
+    return 0;
+}
+void pool_shm_os_unmap(char *base, uint64_t size)
+{
+    (void)base;
+    (void)size;
+}
+void pool_shm_os_close(int fd) { (void)fd; }
+int pool_shm_os_name_bind(const char *name)
+{
+    (void)name;
+    return -ENOSYS;
+}
+int pool_shm_os_name_peer(const char *name, int *pid, int *uid)
+{
+    (void)name;
+    (void)pid;
+    (void)uid;
+    return -ENOSYS;
+}
+void pool_shm_os_name_drain(int fd) { (void)fd; }
+int pool_shm_os_fd_link(int pid, int fd, char *out, size_t cap)
+{
+    (void)pid;
+    (void)fd;
+    (void)out;
+    (void)cap;
+    return -ENOSYS;
+}
+
+#endif
