@@ -364,8 +364,8 @@ cdef class SharedBufferPool:
 
     # ---- lending ----------------------------------------------------------
 
-    cdef inline SharedBuffer _handle(self, uint32_t i):
-        cdef SharedBuffer buf = SharedBuffer.__new__(SharedBuffer)
+    cdef inline SharedBuffer _bind(self, SharedBuffer buf, uint32_t i):
+        """buf (new, dead) is now the handle of slot i, which we hold."""
         buf._pool = self
         buf._index = i
         buf._ptr = self._l.blocks + <uint64_t>i * self._l.stride
@@ -375,20 +375,23 @@ cdef class SharedBufferPool:
 
     cdef object _take(self, object timeout):
         cdef int64_t i
+        cdef SharedBuffer buf
         if self._l == NULL:
             self._check_attached()
         if self._closed:
             raise PoolClosed(f"{self!r} is closed")
+        # the handle first: once the slot is ours nothing can fail
+        buf = SharedBuffer.__new__(SharedBuffer)
         i = pool_shm_take(self._l, _shm_identity())
         if i >= 0:
-            return self._hand_out(<uint32_t>i)
+            return self._bind(buf, <uint32_t>i)
         return self._wait(timeout)
 
     cdef object _hand_out(self, uint32_t i):
         """Slot i is ours (HELD by this process): its handle, or the slot back
         if even that fails (MemoryError)."""
         try:
-            return self._handle(i)
+            return self._bind(SharedBuffer.__new__(SharedBuffer), i)
         except BaseException:
             pool_shm_give(self._l, i, _shm_identity())
             raise
@@ -446,14 +449,16 @@ cdef class SharedBufferPool:
     def try_acquire(self):
         """A free block, or None at once."""
         cdef int64_t i
+        cdef SharedBuffer buf
         if self._l == NULL:
             self._check_attached()
         if self._closed:
             raise PoolClosed(f"{self!r} is closed")
+        buf = SharedBuffer.__new__(SharedBuffer)
         i = pool_shm_take(self._l, _shm_identity())
         if i < 0:
             return None
-        return self._hand_out(<uint32_t>i)
+        return self._bind(buf, <uint32_t>i)
 
     @cython.always_allow_keywords(False)   # METH_O
     def release(self, buf):
@@ -791,16 +796,19 @@ cdef class SharedBuffer:
 
     cdef tuple _send(self, object array_spec):
         """Puts the block in transit: (the unpickling call, its arguments)."""
-        cdef uint64_t ticket
+        cdef uint64_t ticket, s
         if self._pool is None:
             raise ValueError(_SHM_DEAD)
-        if pool_load64(&self._state, POOL_ACQUIRE) >> 2:
-            raise BufferError("cannot send a SharedBuffer while a memoryview or array "
-                              "of it is alive here")
         ticket = int.from_bytes(_os.urandom(8), "little") & ((1 << 62) - 1)
-        if self._mark(_SB_SENT) != 0:
-            # an export began meanwhile: it keeps the block; the handle is dead
-            raise BufferError("cannot send a SharedBuffer while a memoryview of it is alive")
+        s = pool_load64(&self._state, POOL_ACQUIRE)
+        while True:     # live and not exported -> SENT, in one step
+            if s & (_SB_RELEASED | _SB_SENT):
+                raise ValueError(_SHM_DEAD)
+            if s >> 2:
+                raise BufferError("cannot send a SharedBuffer while a memoryview of it "
+                                  "is alive here")
+            if pool_cas64(&self._state, &s, _SB_SENT, POOL_ACQ_REL, POOL_ACQUIRE):
+                break
         if not pool_shm_swap(self._pool._l, self._index, _shm_identity(),
                              pool_shm_transit_word(ticket)):
             raise PoolError(f"block {self._index} of {self._pool!r} is no longer held by "
