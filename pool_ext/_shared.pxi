@@ -425,12 +425,18 @@ cdef class SharedBufferPool:
                         f"no free block in {self!r} after {t:g} s "
                         f"(held by: {self._holders_text()})")
                 left = _SHM_SLICE_MS / 1000.0
+                if POOL_PARK_SLICE_US:
+                    left = POOL_PARK_SLICE_US / 1e6     # free-threaded: pool_mode.h
                 if deadline >= 0 and deadline - now < left:
                     left = deadline - now
                 slice_ns = <int64_t>(left * 1e9)
                 with nogil:
                     rc = pool_shm_sleep(self._l, seq, slice_ns)
                 PyErr_CheckSignals()      # Ctrl-C ends the wait
+                if POOL_PARK_SLICE_US:
+                    # frees what other threads dropped and queued to us: it
+                    # may be the very array or handle that holds our block
+                    _run_pending()
                 if _monotonic() - last_reclaim >= 1.0:
                     self._reclaim(False)  # a holder may have died meanwhile
                     last_reclaim = _monotonic()

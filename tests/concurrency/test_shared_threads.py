@@ -119,3 +119,26 @@ def test_exports_and_release_from_threads():
         _run([threading.Thread(target=end, args=(v,)) for v in views]
              + [threading.Thread(target=rel)])
         assert pool.available == 2, pool.stats()
+
+
+def test_waiter_gets_the_block_another_thread_drops():
+    # Free-threaded CPython queues an object whose last reference another
+    # thread drops to the thread that made it: a waiter must run that
+    # pending work, or it would wait for a block it holds itself.
+    np = pytest.importorskip("numpy")
+    pool = SharedBufferPool(4096, 1)
+    arr = pool.zeros(16, np.float64)       # made by this thread
+    box = [arr]
+    del arr
+
+    def drop():
+        box.clear()                        # the last reference, in another thread
+
+    t = threading.Timer(0.2, drop)
+    t.start()
+    try:
+        buf = pool.acquire(timeout=10)
+    finally:
+        t.join()
+    buf.release()
+    assert pool.available == 1
