@@ -117,6 +117,55 @@ cdef class _Segment:
             pool_shm_os_close(self.fd)
 
 
+def _memory_room():
+    """Bytes of memory a new segment can still get, as far as the kernel
+    says: MemAvailable + SwapFree, and the cgroup's limit less its usage
+    (v2 or v1) if there is one; None if unknown.  A segment's pages are
+    allocated at creation (fallocate), and a shared-memory file has no size
+    limit of its own: asked for more than the machine has, the kernel would
+    give page after page until the OOM killer ends the process, so a request
+    above this is refused before any page is touched."""
+    room = None
+    try:
+        info = {}
+        with open("/proc/meminfo") as f:
+            for line in f:
+                key, _, rest = line.partition(":")
+                info[key] = int(rest.split()[0]) * 1024
+        room = info["MemAvailable"] + info.get("SwapFree", 0)
+    except (OSError, KeyError, ValueError, IndexError):
+        pass
+    try:
+        with open("/proc/self/cgroup") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return room
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":                       # cgroup v2
+            root, limit_file, used_file = "/sys/fs/cgroup", "memory.max", "memory.current"
+        elif "memory" in controllers.split(","):    # cgroup v1
+            root, limit_file, used_file = ("/sys/fs/cgroup/memory", "memory.limit_in_bytes",
+                                           "memory.usage_in_bytes")
+        else:
+            continue
+        # the group's own directory, or the mount's root when a cgroup
+        # namespace shows the group there
+        for d in (root + path.rstrip("/"), root):
+            try:
+                with open(f"{d}/{limit_file}") as f:
+                    limit = f.read().strip()
+                with open(f"{d}/{used_file}") as f:
+                    used = int(f.read().strip())
+            except (OSError, ValueError):
+                continue
+            if limit != "max" and int(limit) < (1 << 60):
+                left = max(int(limit) - used, 0)
+                room = left if room is None else min(room, left)
+            break
+    return room
+
+
 cdef _Segment _segment_create(str label, uint64_t block_size, uint32_t capacity,
                               uint64_t alignment):
     cdef _Segment seg = _Segment.__new__(_Segment)
@@ -126,6 +175,12 @@ cdef _Segment _segment_create(str label, uint64_t block_size, uint32_t capacity,
     if pool_shm_plan(&seg.l, block_size, capacity, alignment, _PAGE) < 0:
         raise ValueError(f"a SharedBufferPool of {capacity} blocks of {block_size} bytes "
                          f"(alignment {alignment}) is too big to address")
+    room = _memory_room()
+    if room is not None and seg.l.total_size > room:
+        raise MemoryError(
+            f"not enough memory for a SharedBufferPool of {capacity} x {block_size} bytes: "
+            f"it needs {seg.l.total_size} bytes, and {room} are available (MemAvailable + "
+            f"SwapFree, within this cgroup's limit)")
     rc = pool_shm_os_create(blabel, seg.l.total_size)
     if rc < 0:
         if -rc in (_errno.ENOSPC, _errno.ENOMEM, _errno.EFBIG):
