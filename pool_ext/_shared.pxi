@@ -20,7 +20,6 @@
 # slot word only ever changes by one CAS in one place per transition.
 
 from pool_ext.includes.pool_shm cimport *
-from posix.unistd cimport getpid as _c_getpid
 
 import errno as _errno
 import mmap as _mmap
@@ -314,7 +313,7 @@ cdef class SharedBufferPool:
                                       f"a SharedBufferPool named {name!r} exists already")
             raise _os_error(fd, "cannot claim the pool's name")
         self._name_fd = fd
-        self._owner_pid = _c_getpid()
+        self._owner_pid = pool_shm_os_getpid()
         try:
             self._adopt(_segment_create(name, size, n, align), name, ())
         except BaseException:
@@ -395,7 +394,7 @@ cdef class SharedBufferPool:
         cdef int fd = self._name_fd
         if fd >= 0:
             self._name_fd = -1
-            if self._l != NULL and _c_getpid() == self._owner_pid:
+            if self._l != NULL and pool_shm_os_getpid() == self._owner_pid:
                 # release: attach() that sees 0 sees the name given up
                 pool_store32(&self._l.header.named, 0, POOL_RELEASE)
             pool_shm_os_close(fd)

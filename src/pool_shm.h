@@ -271,4 +271,7 @@ void pool_shm_os_name_drain(int fd);
 /* /proc/<pid>/fd/<fd>'s target into out (NUL-terminated): its length, -errno. */
 int pool_shm_os_fd_link(int pid, int fd, char *out, size_t cap);
 
+/* This process's id (0 where there is no getpid()). */
+long pool_shm_os_getpid(void);
+
 #endif

@@ -160,6 +160,8 @@ int pool_shm_os_fd_link(int pid, int fd, char *out, size_t cap)
     return (int)n;
 }
 
+long pool_shm_os_getpid(void) { return (long)getpid(); }
+
 #else /* not Linux */
 
 int pool_shm_os_create(const char *label, uint64_t size)

@@ -59,3 +59,4 @@ cdef extern from "pool_shm.h" nogil:
     int pool_shm_os_name_peer(const char *name, int *pid, int *uid)
     void pool_shm_os_name_drain(int fd)
     int pool_shm_os_fd_link(int pid, int fd, char *out, size_t cap)
+    long pool_shm_os_getpid()
