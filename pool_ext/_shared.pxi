@@ -467,6 +467,7 @@ cdef class SharedBufferPool:
         pool_shm_waiters_add(self._l, 1)
         try:
             while True:
+                pool_shm_will_sleep(self._l)
                 seq = pool_shm_wake_seq(self._l)
                 i = pool_shm_take(self._l, _shm_identity())
                 if i >= 0:

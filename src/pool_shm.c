@@ -104,10 +104,13 @@ void pool_shm_freed(const pool_shm_layout_t *l, uint32_t i)
 {
     /* relaxed: only where the next take starts looking */
     __atomic_store_n(&l->header->hint, i, __ATOMIC_RELAXED);
-    /* seq_cst, with the read of `waiters` after it: a Dekker pair with
-     * pool_shm_waiters_add (a sleeper registers, then reads `wake`) */
+    /* seq_cst, with the read of `sleepers` after it: a Dekker pair with
+     * pool_shm_will_sleep (a sleeper sets the flag, then reads `wake`) */
     __atomic_fetch_add(&l->header->wake, 1, __ATOMIC_SEQ_CST);
-    if (__atomic_load_n(&l->header->waiters, __ATOMIC_SEQ_CST) != 0) {
+    /* seq_cst load, then an exchange (acq_rel) only if set: one waker
+     * clears it and wakes everyone, who set it again before sleeping */
+    if (__atomic_load_n(&l->header->sleepers, __ATOMIC_SEQ_CST) != 0
+        && __atomic_exchange_n(&l->header->sleepers, 0, __ATOMIC_ACQ_REL) != 0) {
 #if defined(__linux__)
         syscall(SYS_futex, &l->header->wake, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
 #endif
@@ -116,8 +119,8 @@ void pool_shm_freed(const pool_shm_layout_t *l, uint32_t i)
 
 void pool_shm_waiters_add(const pool_shm_layout_t *l, int32_t d)
 {
-    /* seq_cst: see pool_shm_freed */
-    __atomic_fetch_add(&l->header->waiters, (uint32_t)d, __ATOMIC_SEQ_CST);
+    /* relaxed: a statistic */
+    __atomic_fetch_add(&l->header->waiters, (uint32_t)d, __ATOMIC_RELAXED);
 }
 
 int pool_shm_sleep(const pool_shm_layout_t *l, uint32_t seq, int64_t timeout_ns)

@@ -8,8 +8,9 @@
  *     lines 0-1       the layout, written once by the creator before anyone
  *                     else can map the segment: magic, version, block size,
  *                     capacity, alignment, offsets, total size, a 16-byte id.
- *     line 2          wake: a futex word bumped by every release; waiters:
- *                     how many processes sleep on it.
+ *     line 2          wake: a futex word bumped by every release; sleepers:
+ *                     1 if someone may sleep on it; waiters: how many
+ *                     threads wait in acquire (a statistic).
  *     line 3          hint: the slot the last release freed (where the next
  *                     take starts looking).
  *     line 4          counters: hand-outs, releases, reclaimed; `named`: 1
@@ -53,13 +54,14 @@
  * the hint is the last freed slot, so when blocks are free a take usually
  * succeeds at its first word.
  *
- * Waiting: a process that finds no FREE word registers in `waiters`, reads
- * `wake`, scans once more and sleeps on `wake` with FUTEX_WAIT (shared, not
+ * Waiting: a thread that finds no FREE word sets `sleepers`, reads `wake`,
+ * scans once more and sleeps on `wake` with FUTEX_WAIT (shared, not
  * PRIVATE: the word is in shared memory), in slices of at most 100 ms so
- * that a lost wake-up (a waker killed between its release and its wake) or a
- * stale `waiters` count (a waiter killed asleep) costs at most a slice.
- * A release bumps `wake` after freeing its word and wakes all sleepers if
- * `waiters` is not 0.
+ * that a lost wake-up (a waker killed between its release and its wake)
+ * costs at most a slice.  A release bumps `wake` after freeing its word and,
+ * if `sleepers` is set, clears it and wakes every sleeper (each sets it again
+ * before it sleeps again).  A flag, not a count: a sleeper killed asleep
+ * costs the next release one needless wake, not every release after it.
  */
 #ifndef POOL_SHM_H
 #define POOL_SHM_H
@@ -81,6 +83,7 @@
 #define __atomic_fetch_add(p, v, mo) (*(p) += (v))
 #define __atomic_store_n(p, v, mo) (*(p) = (v))
 #define __atomic_compare_exchange_n(p, e, d, w, s, f) (0)
+#define __atomic_exchange_n(p, v, mo) (*(p))
 #else
 #define POOL_SHM_SUPPORTED 1
 #endif
@@ -103,8 +106,9 @@ typedef struct {
     char pad0[128 - 72];
     /* line 2 (offset 128) */
     uint32_t wake;
+    uint32_t sleepers;
     uint32_t waiters;
-    char pad1[64 - 8];
+    char pad1[64 - 12];
     /* line 3 (offset 192) */
     uint32_t hint;
     char pad2[64 - 4];
@@ -225,16 +229,26 @@ static inline int pool_shm_give(const pool_shm_layout_t *l, uint32_t i, uint64_t
 
 /* ---- waiting ------------------------------------------------------------- */
 
-/* The futex word's value, read before the last scan (acquire: orders the
- * read before the scan that follows it). */
+/* The futex word's value, read before the last scan.  seq_cst: the second
+ * half of pool_shm_will_sleep's Dekker pair (and it orders the read before
+ * the scan that follows it). */
 static inline uint32_t pool_shm_wake_seq(const pool_shm_layout_t *l)
 {
-    return __atomic_load_n(&l->header->wake, __ATOMIC_ACQUIRE);
+    return __atomic_load_n(&l->header->wake, __ATOMIC_SEQ_CST);
 }
 
-/* Registers (+1) or unregisters (-1) a sleeper; seq_cst so that a waiter's
- * registration and a releaser's read of `waiters` cannot both miss (the
- * releaser bumps `wake` first, seq_cst too: a Dekker pair). */
+/* A waiter is about to read `wake` and sleep: sets `sleepers`.  seq_cst,
+ * with the read of `wake` after it: a Dekker pair with pool_shm_freed (a
+ * releaser bumps `wake`, then reads `sleepers`), so either the waiter's read
+ * sees the bump (and its scan the freed word), or the releaser sees the flag
+ * and wakes it. */
+static inline void pool_shm_will_sleep(const pool_shm_layout_t *l)
+{
+    __atomic_store_n(&l->header->sleepers, 1, __ATOMIC_SEQ_CST);
+}
+
+/* Counts a waiter in (+1) or out (-1): a statistic (stats()["waiters"]);
+ * relaxed. */
 void pool_shm_waiters_add(const pool_shm_layout_t *l, int32_t d);
 
 /* Sleeps while the futex word is seq, at most timeout_ns (call without the

@@ -18,9 +18,10 @@ pattern article, which looks for a free connection by checking each one's
 """
 import collections
 import queue
+import sys
 import threading
 
-from pool_ext import ArrayPool, BufferPool, ObjectPool
+from pool_ext import ArrayPool, BufferPool, ObjectPool, SharedBufferPool
 from pool_ext._floor import Floor
 
 #: The references each time is divided by.  An empty method call is the
@@ -219,6 +220,65 @@ def path_cases(buffer_size=1 << 20, capacity=8):
              "b.release()", ns),
             ("path_np_empty_touch", "new numpy.empty, writing each 4 KiB page",
              "a = np.empty(size, u8); a[::4096] = 1", ns),
+        ]
+    return cases
+
+
+def shared_supported():
+    """'' if SharedBufferPool works here, else why not (it needs Linux)."""
+    if not sys.platform.startswith("linux"):
+        return f"SharedBufferPool needs Linux; this is {sys.platform}"
+    try:
+        SharedBufferPool(64, 1).close()
+    except (NotImplementedError, OSError) as e:   # no memfd, no /proc
+        return f"SharedBufferPool does not work here: {e}"
+    return ""
+
+
+def shared_cases(buffer_size=1 << 20, capacity=64, send_size=1 << 16, sends=True):
+    """SharedBufferPool's pairs beside BufferPool's (the same statements)
+    and, with sends, one in-process send + receive (loads(dumps(x)): what a
+    hand-off between processes costs besides the transport) of a held
+    block, of an array from empty(), of what multiprocessing.shared_memory
+    used by hand sends (a name, an offset and a length; the receiver makes
+    an ndarray over its attachment, here an mmap as SharedMemory.buf is) and
+    of a plain ndarray (a copy), each of send_size bytes.  [] where
+    SharedBufferPool does not work."""
+    if shared_supported():
+        return []
+    import mmap
+    import pickle
+    ns = dict(shm=SharedBufferPool(buffer_size, capacity),
+              bufs=BufferPool(buffer_size, capacity))
+    cases = [
+        ("shm_pair", "SharedBufferPool: shm.acquire().release()", "shm.acquire().release()", ns),
+        ("buf_pair", "BufferPool: bufs.acquire().release()", "bufs.acquire().release()", ns),
+        ("shm_try_pair", "SharedBufferPool: shm.try_acquire().release()",
+         "shm.try_acquire().release()", ns),
+        ("shm_with", "SharedBufferPool: with shm.acquire() as b", WITH.format("shm.acquire()"), ns),
+        ("buf_with", "BufferPool: with bufs.acquire() as b", WITH.format("bufs.acquire()"), ns),
+    ]
+    if not sends:
+        return cases
+    sent = SharedBufferPool(send_size, 4)
+    ns.update(loads=pickle.loads, dumps=pickle.dumps, held=[sent.acquire()])
+    cases.append(("shm_send", f"SharedBuffer of {size_text(send_size)}: loads(dumps(b))",
+                  "held[0] = loads(dumps(held[0]))", ns))
+    np = numpy_or_none()
+    if np is not None:
+        n = send_size // 8
+        ns.update(arr=[sent.empty((n,), np.float64)], plain=np.zeros(n), f8=np.float64,
+                  by_hand=("psm_0123abcd", 0, n), ndarray=np.ndarray,
+                  attached={"psm_0123abcd": memoryview(mmap.mmap(-1, send_size))})
+        cases += [
+            ("shm_send_array", f"SharedBufferPool.empty() array of {size_text(send_size)}: "
+             "loads(dumps(a))", "arr[0] = loads(dumps(arr[0]))", ns),
+            ("shm_by_hand_send", f"shared_memory by hand, {size_text(send_size)}: "
+             "loads(dumps((name, offset, n))), an ndarray over the attachment",
+             "name, off, k = loads(dumps(by_hand)); "
+             "a = ndarray((k,), f8, buffer=attached[name], offset=off); del a", ns),
+            ("shm_plain_send", f"plain ndarray of {size_text(send_size)}: loads(dumps(a)) "
+             "(a copy)", "loads(dumps(plain))", ns),
         ]
     return cases
 

@@ -15,7 +15,7 @@ import time
 
 from pool_ext import __version__
 from pool_ext.bench import cases as C
-from pool_ext.bench import contention, memory, report, threads, timing
+from pool_ext.bench import contention, memory, report, shared, threads, timing
 
 DEFAULT_PLOT = "pool_ext_bench.png"
 
@@ -67,7 +67,7 @@ class Progress:
 
 
 def run(rounds=15, batch=0.02, capacities=None, sizes=None, with_threads=True,
-        with_memory=True, progress=True, array_sizes=None):
+        with_memory=True, progress=True, array_sizes=None, with_shared=True):
     """Runs the whole benchmark; returns the figures as a JSON-ready dict."""
     if capacities is None:
         capacities = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000]
@@ -78,7 +78,8 @@ def run(rounds=15, batch=0.02, capacities=None, sizes=None, with_threads=True,
     path_size = 1 << 20
     cases = C.core_cases() + C.path_cases(path_size)
     total = (len(cases) * (rounds + 1) + 2 * 3 * len(capacities) + len(sizes) + len(array_sizes)
-             + (len(timing.THREAD_POOLS) if with_threads else 0) + (1 if with_memory else 0))
+             + (len(timing.THREAD_POOLS) if with_threads else 0) + (1 if with_memory else 0)
+             + (1 if with_shared else 0))
     bar = Progress(total, enabled=progress)
     busy = report.overloaded(report.load_average(), os.cpu_count())
     if busy:
@@ -92,6 +93,8 @@ def run(rounds=15, batch=0.02, capacities=None, sizes=None, with_threads=True,
     result["scaling"] = timing.scaling(capacities, progress=bar)
     result["sizes"] = timing.size_curve(sizes, progress=bar)
     result["arrays"] = timing.array_curve(array_sizes, rounds=max(3, rounds // 3), progress=bar)
+    if with_shared:
+        result["shared"] = shared.handoff(rounds=max(3, rounds // 3), progress=bar)
     if with_threads:
         result["threads"] = timing.threads(progress=bar)
     if with_memory:

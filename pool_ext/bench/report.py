@@ -148,6 +148,23 @@ def _arrays(series):
     return lines
 
 
+def _shared(sh):
+    """SharedBufferPool's rows: a big array to another process and back."""
+    title = (f"SharedBufferPool: a {C.size_text(sh['nbytes'])} float64 array to a worker "
+             "process and back through a multiprocessing Pipe, time per round trip")
+    if "skipped" in sh or "error" in sh:
+        return ["", f"{title}: not measured ({sh.get('skipped') or sh.get('error')})."]
+    s, p = sh["shared"], sh["plain"]
+    r, h = sh["ratio"], _half(sh["ratio_iqr"])
+    ratio = f"{r:,.0f}±{h:,.0f}x" if r >= 100 else f"{r:.1f}±{h:.1f}x"
+    return ["", f"{title} ({sh['start_method']} start).",
+            f"{_duration(s['ns'], s['ns_iqr']):>16s}  SharedBufferPool array: its block is "
+            "sent, nothing copied",
+            f"{_duration(p['ns'], p['ns_iqr']):>16s}  plain numpy array: pickled, a copy each way",
+            f"{ratio:>16s}  faster: the plain round trip's time / SharedBufferPool's (median "
+            "of per-round ratios)"]
+
+
 def _threads(result):
     gil = "" if not result["machine"].get("gil_enabled", True) else \
         "; with the GIL one thread runs at a time"
@@ -189,6 +206,8 @@ def format_table(result):
         lines += ["", "Temporary arrays (ArrayPool against numpy), and the numpy rows of the "
                       "scratch-buffer tables: not measured, numpy is not installed here "
                       "(pip install numpy, then run pool-ext bench again)."]
+    if result.get("shared"):
+        lines += _shared(result["shared"])
     if result.get("threads"):
         lines += _threads(result)
     if result.get("memory"):

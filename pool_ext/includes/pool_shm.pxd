@@ -48,6 +48,7 @@ cdef extern from "pool_shm.h" nogil:
     int pool_shm_give(const pool_shm_layout_t *l, uint32_t i, uint64_t me)
     uint32_t pool_shm_wake_seq(const pool_shm_layout_t *l)
     void pool_shm_waiters_add(const pool_shm_layout_t *l, int32_t d)
+    void pool_shm_will_sleep(const pool_shm_layout_t *l)
     int pool_shm_sleep(const pool_shm_layout_t *l, uint32_t seq, int64_t timeout_ns)
 
     int pool_shm_os_create(const char *label, uint64_t size)
