@@ -30,6 +30,7 @@ cdef class _SharedLease
 
 cdef uint64_t _shm_me = 0          # this process's HELD word; 0: not known yet
 cdef uint32_t _SHM_SLICE_MS = 100  # longest single sleep of a waiter (pool_shm.h)
+cdef uint64_t _SHM_HUNGRY_NS = 200000000   # how long a waiter's claim lasts unrenewed
 cdef object _shm_lock = _threading.Lock()
 cdef object _shm_pools = _weakref.WeakValueDictionary()   # segment id -> pool
 cdef object _shm_named = _weakref.WeakSet()               # pools owning a name here
@@ -434,6 +435,8 @@ cdef class SharedBufferPool:
             self._check_attached()
         if self._closed:
             raise PoolClosed(f"{self!r} is closed")
+        if pool_shm_hungry(self._l):
+            return self._wait(timeout)       # others wait: no barging
         # the handle first: once the slot is ours nothing can fail
         buf = SharedBuffer.__new__(SharedBuffer)
         i = pool_shm_take(self._l, _shm_identity())
@@ -451,6 +454,7 @@ cdef class SharedBufferPool:
             raise
 
     cdef object _wait(self, object timeout):
+        """acquire()'s slow path: no free block, or waiters to let go first."""
         cdef double t = _parse_timeout(timeout)
         cdef double deadline = _monotonic() + t if t >= 0 else -1.0
         cdef double now, last_reclaim, left
@@ -458,20 +462,28 @@ cdef class SharedBufferPool:
         cdef uint32_t seq
         cdef int rc
         cdef int64_t slice_ns
-        # an acquire that would wait reclaims the dead's blocks first
-        self._reclaim(False)
-        i = pool_shm_take(self._l, _shm_identity())
-        if i >= 0:
-            return self._hand_out(<uint32_t>i)
+        cdef uint64_t until
+        cdef bint hungry = False
+        # others wait: give them the next release before we look (pool_shm.h)
+        cdef bint polite = pool_shm_hungry_until(self._l) > pool_clock_ns()
+        if not polite:
+            # an acquire that would wait reclaims the dead's blocks first
+            self._reclaim(False)
+            i = pool_shm_take(self._l, _shm_identity())
+            if i >= 0:
+                return self._hand_out(<uint32_t>i)
         last_reclaim = _monotonic()
         pool_shm_waiters_add(self._l, 1)
         try:
             while True:
                 pool_shm_will_sleep(self._l)
                 seq = pool_shm_wake_seq(self._l)
-                i = pool_shm_take(self._l, _shm_identity())
-                if i >= 0:
-                    return self._hand_out(<uint32_t>i)
+                if not polite:
+                    i = pool_shm_take(self._l, _shm_identity())
+                    if i >= 0:
+                        if hungry:
+                            pool_shm_set_hungry(self._l, 0)   # the others renew it
+                        return self._hand_out(<uint32_t>i)
                 if self._closed:
                     raise PoolClosed(f"{self!r} is closed")
                 now = _monotonic()
@@ -482,11 +494,22 @@ cdef class SharedBufferPool:
                 left = _SHM_SLICE_MS / 1000.0
                 if POOL_PARK_SLICE_US:
                     left = POOL_PARK_SLICE_US / 1e6     # free-threaded: pool_mode.h
+                if polite:
+                    until = pool_shm_hungry_until(self._l)
+                    if until <= pool_clock_ns():
+                        polite = False
+                        continue
+                    if (until - pool_clock_ns()) / 1e9 < left:
+                        left = (until - pool_clock_ns()) / 1e9
+                else:
+                    pool_shm_set_hungry(self._l, pool_clock_ns() + _SHM_HUNGRY_NS)
+                    hungry = True
                 if deadline >= 0 and deadline - now < left:
                     left = deadline - now
                 slice_ns = <int64_t>(left * 1e9)
                 with nogil:
                     rc = pool_shm_sleep(self._l, seq, slice_ns)
+                polite = False
                 PyErr_CheckSignals()      # Ctrl-C ends the wait
                 if POOL_PARK_SLICE_US:
                     # frees what other threads dropped and queued to us: it
@@ -508,13 +531,16 @@ cdef class SharedBufferPool:
         return self._take(timeout)
 
     def try_acquire(self):
-        """A free block, or None at once."""
+        """A free block, or None at once (also while other threads or
+        processes wait: their turn comes first)."""
         cdef int64_t i
         cdef SharedBuffer buf
         if self._l == NULL:
             self._check_attached()
         if self._closed:
             raise PoolClosed(f"{self!r} is closed")
+        if pool_shm_hungry(self._l) and pool_shm_hungry_until(self._l) > pool_clock_ns():
+            return None                      # others wait: their turn first
         buf = SharedBuffer.__new__(SharedBuffer)
         i = pool_shm_take(self._l, _shm_identity())
         if i < 0:

@@ -12,7 +12,9 @@
  *                     1 if someone may sleep on it; waiters: how many
  *                     threads wait in acquire (a statistic).
  *     line 3          hint: the slot the last release freed (where the next
- *                     take starts looking).
+ *                     take starts looking); hungry_until: while a waiter
+ *                     waits, a CLOCK_MONOTONIC time (ns) 200 ms ahead,
+ *                     renewed at each of its wake-ups; 0 when nobody waits.
  *     line 4          counters: hand-outs, releases, reclaimed; `named`: 1
  *                     while the creator owns the pool's name (attach(name)
  *                     picks, among the creator's segments of that name, the
@@ -62,6 +64,14 @@
  * if `sleepers` is set, clears it and wakes every sleeper (each sets it again
  * before it sleeps again).  A flag, not a count: a sleeper killed asleep
  * costs the next release one needless wake, not every release after it.
+ *
+ * No barging: while `hungry_until` is set and not past, a newcomer does not
+ * take a free word before the waiters had a chance: it sleeps until the
+ * next release first (or until the time passes), then waits as they do.
+ * Without that, a process that releases and at once acquires again takes
+ * its block back before the woken waiter runs, and can starve it for ever.
+ * A time, not a flag, so that a waiter killed while waiting holds newcomers
+ * back 200 ms at most.  (Not a FIFO: the woken waiters race; see docs.)
  */
 #ifndef POOL_SHM_H
 #define POOL_SHM_H
@@ -111,7 +121,9 @@ typedef struct {
     char pad1[64 - 12];
     /* line 3 (offset 192) */
     uint32_t hint;
-    char pad2[64 - 4];
+    uint32_t pad2a;
+    uint64_t hungry_until;
+    char pad2[64 - 16];
     /* line 4 (offset 256) */
     uint64_t handouts;
     uint64_t releases;
@@ -228,6 +240,25 @@ static inline int pool_shm_give(const pool_shm_layout_t *l, uint32_t i, uint64_t
 }
 
 /* ---- waiting ------------------------------------------------------------- */
+
+/* Someone waits: newcomers go to the slow path (relaxed: a hint; the slow
+ * path reads the time). */
+static inline int pool_shm_hungry(const pool_shm_layout_t *l)
+{
+    return __atomic_load_n(&l->header->hungry_until, __ATOMIC_RELAXED) != 0;
+}
+
+static inline uint64_t pool_shm_hungry_until(const pool_shm_layout_t *l)
+{
+    /* relaxed: a time to compare with the clock */
+    return __atomic_load_n(&l->header->hungry_until, __ATOMIC_RELAXED);
+}
+
+static inline void pool_shm_set_hungry(const pool_shm_layout_t *l, uint64_t until)
+{
+    /* relaxed: a hint; the futex word orders the hand-off itself */
+    __atomic_store_n(&l->header->hungry_until, until, __ATOMIC_RELAXED);
+}
 
 /* The futex word's value, read before the last scan.  seq_cst: the second
  * half of pool_shm_will_sleep's Dekker pair (and it orders the read before

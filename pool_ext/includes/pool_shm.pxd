@@ -49,6 +49,9 @@ cdef extern from "pool_shm.h" nogil:
     uint32_t pool_shm_wake_seq(const pool_shm_layout_t *l)
     void pool_shm_waiters_add(const pool_shm_layout_t *l, int32_t d)
     void pool_shm_will_sleep(const pool_shm_layout_t *l)
+    bint pool_shm_hungry(const pool_shm_layout_t *l)
+    uint64_t pool_shm_hungry_until(const pool_shm_layout_t *l)
+    void pool_shm_set_hungry(const pool_shm_layout_t *l, uint64_t until)
     int pool_shm_sleep(const pool_shm_layout_t *l, uint32_t seq, int64_t timeout_ns)
 
     int pool_shm_os_create(const char *label, uint64_t size)
