@@ -14,6 +14,9 @@ same in both runs and cancel.
                                                        # for callgrind_annotate
     python benchmarks/callgrind.py -n 2000 arr_touch@16777216 np_touch@16777216
                                                        # ArrayPool's cases, at a size
+    python benchmarks/callgrind.py buf_pair shm_pair   # SharedBufferPool's pair (Linux)
+                                                       # beside BufferPool's; shm_*: the
+                                                       # keys of cases.shared_cases()
 
 Run it with the interpreter whose pool_ext you want to count, or pass
 --python; the child runs in an empty temporary directory, so it imports the
@@ -53,6 +56,9 @@ if "@" in key:   # an ArrayPool case at a size: arr_touch@16777216
     from pool_ext.bench.cases import array_cases
     key, size = key.split("@")
     cases = array_cases(int(size))
+elif key.startswith("shm_"):   # SharedBufferPool's (Linux): the pairs need no numpy
+    from pool_ext.bench.cases import shared_cases
+    cases = shared_cases(sends="send" in key)
 else:
     cases = path_cases() if key.startswith("path_") else core_cases()
 stmt, ns = {k: (s, g) for k, _, s, g in cases}[key]
@@ -65,10 +71,11 @@ t.timeit(n)
 DEFAULT = ["floor_pair", "floor_pair_fastcall", "floor_pair_own", "timeit_loop", "obj_pair", "obj_try_pair", "buf_pair", "list", "deque",
            "floor_with", "floor_with_self", "obj_with", "buf_with",
            "simplequeue", "locklist", "lifoqueue", "seed64", "seed1024",
-           "path_mv", "path_np"]
+           "path_mv", "path_np", "shm_pair", "shm_with"]
 #: cases that are 10-1000x slower run fewer iterations (the per-pair figure
 #: is the same; only valgrind's wall time changes)
-SCALE = {"lifoqueue": 10, "locklist": 4, "seed64": 10, "seed1024": 100}
+SCALE = {"lifoqueue": 10, "locklist": 4, "seed64": 10, "seed1024": 100,
+         "shm_send": 100, "shm_send_array": 100, "shm_by_hand_send": 10, "shm_plain_send": 100}
 
 _COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
 

@@ -587,7 +587,11 @@ cdef class SharedBufferPool:
         buf = <SharedBuffer>self._take(timeout)
         if zero or req.needs_init:
             memset(buf._ptr, 0, req.nbytes)
-        return _shared_array(buf, &req, descr)
+        try:
+            return _shared_array(buf, &req, descr)
+        except BaseException:     # MemoryError: the block goes back, quietly
+            buf._release()
+            raise
 
     # ---- the dead's blocks, and what is where ------------------------------
 
