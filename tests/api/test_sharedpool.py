@@ -1,0 +1,731 @@
+"""SharedBufferPool in one process: its arguments, acquire/release/lease,
+the buffer protocol, pickling a block to oneself (send and receive once),
+arrays, stats(), attach() by name, timeouts and an in-process reclaim().
+
+Across processes: tests/concurrency/test_shared_processes.py; a segment
+written over by someone else: tests/concurrency/test_shared_hostile.py.
+Linux only (a sealed memfd, futexes, /proc).
+"""
+import ctypes
+import gc
+import io
+import mmap
+import os
+import pickle
+import sys
+import threading
+import time
+
+import pytest
+
+if not sys.platform.startswith("linux"):
+    pytest.skip("SharedBufferPool is Linux only", allow_module_level=True)
+
+from pool_ext import PoolClosed, PoolError, PoolExhausted, SharedBuffer, SharedBufferPool
+
+
+@pytest.fixture
+def make():
+    """make(block_size, capacity, **kw): a new SharedBufferPool, closed at the
+    end of the test."""
+    made = []
+
+    def make(block_size=64, capacity=4, **kw):
+        pool = SharedBufferPool(block_size, capacity, **kw)
+        made.append(pool)
+        return pool
+
+    yield make
+    for pool in made:
+        pool.close()
+
+
+def address(buf):
+    """The address of buf's first byte."""
+    return ctypes.addressof((ctypes.c_char * len(buf)).from_buffer(buf))
+
+
+def unique(tag):
+    return f"t-{tag}-{os.getpid()}-{os.urandom(4).hex()}"
+
+
+# -- construction ------------------------------------------------------------
+
+def test_defaults_and_properties(make):
+    pool = make(100, 3)
+    assert isinstance(pool.name, str) and pool.name
+    assert (pool.block_size, pool.capacity, pool.alignment) == (100, 3, 64)
+    assert not pool.closed
+    assert (pool.in_use, pool.available) == (0, 3)
+    assert repr(pool) == f"<SharedBufferPool {pool.name!r} 3 x 100 bytes>"
+    other = make(100, 3)
+    assert other.name != pool.name          # automatic names are unique
+
+
+def test_accepts_index_like_ints_and_a_name(make):
+    np = pytest.importorskip("numpy")
+    name = unique("ok") + "._-AZaz09"
+    pool = make(np.int64(16), np.uint8(2), alignment=np.int32(128), name=name)
+    assert (pool.block_size, pool.capacity, pool.alignment, pool.name) == (16, 2, 128, name)
+
+
+@pytest.mark.parametrize("kw, exc", [
+    (dict(block_size=0), ValueError),
+    (dict(block_size=-1), ValueError),
+    (dict(block_size=1.5), TypeError),
+    (dict(block_size="64"), TypeError),
+    (dict(block_size=True), TypeError),
+    (dict(block_size=None), TypeError),
+    (dict(capacity=0), ValueError),
+    (dict(capacity=-3), ValueError),
+    (dict(capacity=2**24 + 1), ValueError),
+    (dict(capacity=2.0), TypeError),
+    (dict(capacity=False), TypeError),
+    (dict(alignment=0), ValueError),
+    (dict(alignment=3), ValueError),
+    (dict(alignment=48), ValueError),
+    (dict(alignment=2**31), ValueError),
+    (dict(alignment=64.0), TypeError),
+    (dict(name=5), TypeError),
+    (dict(name=b"abc"), TypeError),
+    (dict(name=""), ValueError),
+    (dict(name="a/b"), ValueError),
+    (dict(name="a b"), ValueError),
+    (dict(name="caf\u00e9"), ValueError),
+    (dict(name="x\x00y"), ValueError),
+    (dict(name="x" * 201), ValueError),
+    # sizes that do not fit in 64 bits of address
+    (dict(block_size=2**63), ValueError),
+    (dict(block_size=2**40, capacity=2**24), ValueError),
+    (dict(block_size=2**64), (ValueError, OverflowError)),
+])
+def test_bad_arguments(kw, exc):
+    args = dict(block_size=64, capacity=2)
+    args.update(kw)
+    with pytest.raises(exc):
+        SharedBufferPool(**args)
+
+
+def test_alignment_and_name_are_keyword_only():
+    with pytest.raises(TypeError):
+        SharedBufferPool(64, 2, 64)
+    with pytest.raises(TypeError):
+        SharedBufferPool(64)
+
+
+def test_name_collision_and_reuse(make):
+    name = unique("dup")
+    first = make(32, 1, name=name)
+    with pytest.raises(FileExistsError):
+        SharedBufferPool(32, 1, name=name)
+    assert SharedBufferPool.attach(name) is first      # the failed one changed nothing
+    first.close()                                      # gives the name up
+    second = make(32, 1, name=name)
+    assert SharedBufferPool.attach(name) is second
+    del second
+    # a pool garbage-collected without close() gives its name up too
+    pools = [SharedBufferPool(32, 1, name=unique("gc"))]
+    gone = pools[0].name
+    del pools
+    gc.collect()
+    third = make(32, 1, name=gone)
+    assert third.name == gone
+
+
+@pytest.mark.parametrize("length", [1, 90])
+def test_name_lengths_that_work(make, length):
+    name = (unique("n") + "x" * 200)[:length]
+    assert make(8, 1, name=name).name == name
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: names longer than ~95 characters overflow the abstract "
+                   "socket address (108 bytes) and fail with OSError ENAMETOOLONG, though "
+                   "1 to 200 characters are documented as valid")
+@pytest.mark.parametrize("length", [120, 200])
+def test_name_of_up_to_200_characters(make, length):
+    name = (unique("long") + "y" * 200)[:length]
+    pool = make(8, 1, name=name)
+    assert pool.name == name
+    assert SharedBufferPool.attach(name) is pool
+
+
+def test_init_twice_and_uninitialised_pool():
+    pool = SharedBufferPool(8, 1)
+    with pytest.raises(PoolError):
+        pool.__init__(8, 1)
+    pool.close()
+    blank = SharedBufferPool.__new__(SharedBufferPool)
+    assert repr(blank) == "<SharedBufferPool uninitialised>"
+    assert blank.capacity == 0 and blank.block_size == 0
+    for call in (blank.acquire, blank.try_acquire, blank.stats, blank.reclaim,
+                 lambda: blank.in_use, lambda: pickle.dumps(blank), lambda: blank.empty(1),
+                 lambda: blank.lease().__enter__()):
+        with pytest.raises(PoolError):
+            call()
+    blank.close()
+
+
+def test_unbound_sharedbuffer_is_dead():
+    buf = SharedBuffer()
+    assert buf.released and buf.pool is None
+    assert repr(buf) == "<SharedBuffer released>"
+    with pytest.raises(PoolError):
+        buf.release()
+    for call in (lambda: len(buf), lambda: memoryview(buf), lambda: pickle.dumps(buf),
+                 lambda: buf.__enter__()):
+        with pytest.raises(ValueError):
+            call()
+
+
+# -- acquire, release, try_acquire, lease --------------------------------------
+
+def test_acquire_release(make):
+    pool = make(100, 3)
+    bufs = [pool.acquire() for _ in range(3)]
+    assert all(type(b) is SharedBuffer for b in bufs)
+    assert sorted(b.index for b in bufs) == [0, 1, 2]
+    assert all(len(b) == 100 and b.pool is pool and not b.released for b in bufs)
+    assert repr(bufs[0]) == f"<SharedBuffer block={bufs[0].index} size=100>"
+    assert pool.try_acquire() is None
+    assert (pool.in_use, pool.available) == (3, 0)
+    bufs[0].release()
+    pool.release(bufs[1])
+    assert bufs[0].released and bufs[1].released and not bufs[2].released
+    assert (pool.in_use, pool.available) == (1, 2)
+    again = pool.try_acquire()
+    assert again is not None and again.index in (bufs[0].index, bufs[1].index)
+    again.release()
+    bufs[2].release()
+    assert pool.in_use == 0
+
+
+def test_double_release_and_use_after_release(make):
+    pool = make(16, 2)
+    buf = pool.acquire()
+    buf.release()
+    with pytest.raises(PoolError):
+        buf.release()
+    with pytest.raises(PoolError):
+        pool.release(buf)
+    for call in (lambda: len(buf), lambda: memoryview(buf), lambda: bytes(buf),
+                 lambda: buf.__enter__()):
+        with pytest.raises(ValueError):
+            call()
+    assert repr(buf) == "<SharedBuffer released>"
+    assert pool.in_use == 0
+
+
+def test_release_of_a_foreign_buffer(make):
+    a, b = make(16, 1), make(16, 1)
+    buf = a.acquire()
+    with pytest.raises(PoolError):
+        b.release(buf)
+    assert not buf.released and a.in_use == 1          # nothing changed
+    for thing in (None, b"x" * 16, bytearray(16), 0):
+        with pytest.raises(TypeError):
+            a.release(thing)
+    with pytest.raises(TypeError):
+        a.release()
+    a.release(buf)
+
+
+def test_context_managers(make):
+    pool = make(16, 2)
+    with pool.acquire() as buf:
+        assert pool.in_use == 1
+    assert buf.released and pool.in_use == 0
+    with pool.acquire() as buf:
+        buf.release()                 # exit then does nothing more
+    assert pool.in_use == 0
+    with pytest.raises(ZeroDivisionError):
+        with pool.lease() as buf:
+            assert type(buf) is SharedBuffer and pool.in_use == 1
+            1 / 0
+    assert buf.released and pool.in_use == 0
+    lease = pool.lease(timeout=0)
+    with lease as buf:
+        with pytest.raises(PoolError):
+            lease.__enter__()         # already entered
+    assert pool.in_use == 0
+    with pool.lease() as buf:
+        buf.release()
+    assert pool.in_use == 0
+
+
+@pytest.mark.parametrize("timeout, exc", [
+    (-1, ValueError), (float("nan"), ValueError), ("1", TypeError), (True, TypeError),
+    ([], TypeError),
+])
+def test_bad_timeouts(make, timeout, exc):
+    pool = make(16, 1)
+    with pytest.raises(exc):
+        pool.acquire(timeout=timeout)
+    with pytest.raises(exc):
+        pool.lease(timeout=timeout)
+    assert pool.in_use == 0      # checked even though a block was free
+
+
+def test_timeouts(make):
+    pool = make(16, 1)
+    held = pool.acquire()
+    for timeout in (0, 0.05):
+        t0 = time.monotonic()
+        with pytest.raises(PoolExhausted) as info:
+            pool.acquire(timeout=timeout)
+        elapsed = time.monotonic() - t0
+        assert timeout <= elapsed + 0.005 and elapsed < 1.0
+        assert isinstance(info.value, TimeoutError)
+        assert f"pid {os.getpid()}: 1" in str(info.value)     # who holds the blocks
+    with pytest.raises(PoolExhausted):
+        with pool.lease(timeout=0.01):
+            pass
+    assert pool.stats()["waiters"] == 0          # the timed-out waits unregistered
+    held.release()
+    pool.acquire(timeout=5).release()
+
+
+@pytest.mark.xfail(strict=True, reason="BUG (since 7ab5bad, no barging): a waiter that timed out "
+                   "leaves its 200 ms 'hungry' claim in the header; until it expires try_acquire() "
+                   "returns None and acquire(timeout=0) raises PoolExhausted ('held by: nobody') "
+                   "though a block is free and nobody waits, and acquire() sleeps ~100 ms")
+def test_a_timed_out_waiter_holds_nothing_back(make):
+    pool = make(16, 1)
+    held = pool.acquire()
+    with pytest.raises(PoolExhausted):
+        pool.acquire(timeout=0.02)
+    held.release()
+    assert pool.stats()["waiters"] == 0 and pool.available == 1
+    buf = pool.try_acquire()
+    assert buf is not None
+    buf.release()
+    pool.acquire(timeout=0).release()
+
+
+def test_waiting_thread_woken_by_release(make):
+    pool = make(16, 1)
+    held = pool.acquire()
+    got = []
+    t = threading.Thread(target=lambda: got.append(pool.acquire(timeout=10)))
+    t0 = time.monotonic()
+    t.start()
+    try:
+        while pool.stats()["waiters"] < 1 and time.monotonic() - t0 < 5:
+            time.sleep(0.001)
+        held.release()
+        t.join(5)
+        assert not t.is_alive() and len(got) == 1
+        assert time.monotonic() - t0 < 5
+    finally:
+        t.join(10)
+    got[0].release()
+    assert pool.stats()["waiters"] == 0 and pool.in_use == 0
+
+
+def test_close(make):
+    pool = make(16, 2)
+    held = pool.acquire()
+    pool.close()
+    assert pool.closed and "closed" in repr(pool)
+    for call in (pool.acquire, pool.try_acquire, lambda: pool.acquire(timeout=0),
+                 lambda: pool.lease().__enter__()):
+        with pytest.raises(PoolClosed):
+            call()
+    memoryview(held)[:2] = b"ok"              # still valid until released
+    assert bytes(held)[:2] == b"ok"
+    held.release()
+    pool.close()                              # idempotent
+    assert pool.in_use == 0
+    with SharedBufferPool(16, 1) as other:
+        assert not other.closed
+    assert other.closed
+
+
+def test_close_wakes_a_waiting_thread(make):
+    pool = make(16, 1)
+    held = pool.acquire()
+    errors = []
+
+    def wait():
+        try:
+            pool.acquire(timeout=10)
+        except BaseException as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=wait)
+    t.start()
+    try:
+        t0 = time.monotonic()
+        while pool.stats()["waiters"] < 1 and time.monotonic() - t0 < 5:
+            time.sleep(0.001)
+        pool.close()
+        t.join(5)
+        assert not t.is_alive()
+        assert time.monotonic() - t0 < 5
+    finally:
+        t.join(10)
+    assert len(errors) == 1 and isinstance(errors[0], PoolClosed)
+    held.release()
+
+
+# -- the buffer protocol ---------------------------------------------------------
+
+def test_buffer_protocol(make):
+    pool = make(100, 2)
+    with pool.acquire() as buf:
+        mv = memoryview(buf)
+        assert (mv.nbytes, mv.format, mv.itemsize, mv.ndim, mv.shape) == (100, "B", 1, 1, (100,))
+        assert not mv.readonly and mv.contiguous and mv.obj is buf
+        mv[:] = bytes(range(100))
+        mv.release()
+        assert bytes(buf) == bytes(range(100))
+        assert io.BytesIO(b"z" * 100).readinto(buf) == 100
+        assert bytes(buf) == b"z" * 100
+        assert bytearray(buf)[:3] == b"zzz"
+
+
+@pytest.mark.parametrize("alignment", [1, 64, 256, 4096])
+def test_blocks_are_aligned(make, alignment):
+    pool = make(100, 3, alignment=alignment)
+    bufs = [pool.acquire() for _ in range(3)]
+    try:
+        assert all(address(b) % alignment == 0 for b in bufs)
+        assert len({address(b) for b in bufs}) == 3
+    finally:
+        for b in bufs:
+            b.release()
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: an alignment larger than the page size is an "
+                   "offset in the segment only; mmap() places the segment at a page boundary, "
+                   "so the blocks' addresses are not aligned")
+def test_blocks_aligned_beyond_the_page_size():
+    # a page-sized anonymous mapping between pools moves each segment's start by
+    # a page, so they cannot all land on a 64 KiB boundary by chance
+    pools, spacers, misaligned = [], [], []
+    try:
+        for _ in range(6):
+            spacers.append(mmap.mmap(-1, mmap.PAGESIZE))
+            pool = SharedBufferPool(100, 2, alignment=65536)
+            pools.append(pool)
+            with pool.acquire() as a, pool.acquire() as b:
+                misaligned += [x % 65536 for x in (address(a), address(b)) if x % 65536]
+    finally:
+        for p in pools:
+            p.close()
+        for m in spacers:
+            m.close()
+    assert misaligned == []
+
+
+def test_exports_defer_the_release(make):
+    pool = make(16, 1)
+    buf = pool.acquire()
+    mv = memoryview(buf)
+    mv2 = mv[4:8]
+    buf.release()                            # accepted: the block goes back later
+    assert buf.released
+    with pytest.raises(PoolError):
+        buf.release()
+    with pytest.raises(ValueError):
+        memoryview(buf)                      # no new export of a released handle
+    assert pool.in_use == 1 and pool.try_acquire() is None
+    mv[:4] = b"live"                         # the exports stay valid
+    mv.release()
+    assert pool.in_use == 1
+    mv2.release()
+    assert pool.in_use == 0
+    pool.acquire(timeout=0).release()
+
+
+def test_dropped_buffer_returns_with_a_resource_warning(make):
+    pool = make(16, 1)
+    buf = pool.acquire()
+    with pytest.warns(ResourceWarning, match="never released"):
+        del buf
+        gc.collect()
+    assert pool.in_use == 0
+
+
+# -- pickling a block to oneself: sent once ---------------------------------------
+
+def test_pickle_sends_the_block_once(make):
+    pool = make(32, 2)
+    buf = pool.acquire()
+    memoryview(buf)[:5] = b"hello"
+    data = pickle.dumps(buf)
+    assert buf.released and repr(buf) == "<SharedBuffer released>"
+    for call in (lambda: len(buf), lambda: memoryview(buf), lambda: pickle.dumps(buf)):
+        with pytest.raises(ValueError):
+            call()
+    with pytest.raises(PoolError):
+        buf.release()                        # it is not this handle's any more
+    s = pool.stats()
+    assert (s["in_use"], s["in_transit"], pool.in_use) == (0, 1, 1)
+    got = pickle.loads(data)
+    assert type(got) is SharedBuffer and got is not buf
+    assert got.index == buf.index and got.pool is pool and bytes(got)[:5] == b"hello"
+    assert pool.stats()["in_transit"] == 0 and pool.stats()["in_use"] == 1
+    with pytest.raises(PoolError, match="already received"):
+        pickle.loads(data)                   # a pickled block is loaded once
+    assert not got.released
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        got = pickle.loads(pickle.dumps(got, protocol))
+        assert bytes(got)[:5] == b"hello"
+    got.release()
+    assert pool.in_use == 0
+
+
+def test_pickle_while_exported_is_a_buffer_error(make):
+    pool = make(16, 1)
+    buf = pool.acquire()
+    mv = memoryview(buf)
+    with pytest.raises(BufferError):
+        pickle.dumps(buf)
+    assert not buf.released and pool.stats()["in_transit"] == 0   # nothing was sent
+    mv[:2] = b"ok"
+    mv.release()
+    got = pickle.loads(pickle.dumps(buf))
+    assert bytes(got)[:2] == b"ok"
+    got.release()
+    assert pool.in_use == 0
+
+
+def test_unloaded_pickle_is_reclaimed_only_in_transit(make):
+    pool = make(16, 2)
+    held = pool.acquire()
+    data = pickle.dumps(pool.acquire())
+    assert pool.reclaim() == 0                        # ours, and one in transit
+    assert pool.stats()["in_transit"] == 1
+    assert pool.reclaim(in_transit=True) == 1         # the pickle can no longer be loaded
+    assert pool.stats()["in_transit"] == 0 and pool.available == 1
+    with pytest.raises(PoolError):
+        pickle.loads(data)
+    assert pool.stats()["reclaimed"] == 1
+    held.release()
+
+
+def test_pool_pickles_to_itself(make):
+    pool = make(16, 1)
+    assert pickle.loads(pickle.dumps(pool)) is pool
+    pool.close()
+    assert pickle.loads(pickle.dumps(pool)) is pool
+
+
+# -- arrays -----------------------------------------------------------------------
+
+def test_empty_and_zeros(make, np):
+    pool = make(1024, 2)
+    with pool.acquire() as buf:
+        memoryview(buf)[:] = b"\xff" * 1024          # the next holder finds garbage
+    a = pool.zeros((4, 8), "f8")
+    assert (a.shape, a.dtype, a.flags.c_contiguous, a.flags.writeable) == ((4, 8), np.float64,
+                                                                          True, True)
+    assert type(a).__name__ == "SharedArray" and isinstance(a, np.ndarray)
+    assert not a.any()
+    b = pool.empty(10, order="F")
+    assert b.dtype == np.float64 and b.shape == (10,)
+    assert pool.in_use == 2
+    with pytest.raises(PoolExhausted):
+        pool.empty(1, timeout=0.01)
+    del a, b
+    gc.collect()
+    assert pool.in_use == 0
+    f = pool.empty((3, 5), np.int16, order="F")
+    assert f.flags.f_contiguous and not f.flags.c_contiguous and f.dtype == np.int16
+    f[...] = np.arange(15, dtype=np.int16).reshape(3, 5)
+    assert f.sum() == 105
+    s = pool.empty(4, "U3")                           # numpy zero-fills such dtypes
+    assert list(s) == [""] * 4
+    del f, s
+    assert pool.in_use == 0
+
+
+@pytest.mark.parametrize("shape, dtype", [((129,), "f8"), ((32, 33), "u1"), (1025, None)])
+def test_array_too_big(make, np, shape, dtype):
+    pool = make(1024, 1)
+    with pytest.raises(ValueError, match="does not fit"):
+        pool.empty(shape, dtype)
+    with pytest.raises(ValueError):
+        pool.zeros(shape, dtype)
+    assert pool.in_use == 0                           # refused before taking a block
+
+
+@pytest.mark.parametrize("kw", [dict(dtype=object), dict(order="K"), dict(shape=(-1,)),
+                                dict(shape=(2.0,))])
+def test_array_bad_requests(make, np, kw):
+    pool = make(1024, 1)
+    args = dict(shape=(4,), dtype="f8", order="C")
+    args.update(kw)
+    with pytest.raises((TypeError, ValueError)):
+        pool.empty(args["shape"], args["dtype"], args["order"])
+    assert pool.in_use == 0
+
+
+def test_array_on_a_closed_pool(make, np):
+    pool = make(64, 1)
+    pool.close()
+    with pytest.raises(PoolClosed):
+        pool.zeros(2)
+
+
+def test_block_returns_when_the_array_and_its_views_die(make, np):
+    pool = make(64, 1)
+    a = pool.zeros(8, "u8")
+    view = a[2:5]
+    derived = a + 1                                   # a copy: holds no block
+    del a
+    gc.collect()
+    assert pool.in_use == 1                           # the view keeps it
+    view[:] = 7
+    del view
+    assert pool.in_use == 0
+    assert derived.sum() == 8
+    b = pool.zeros(8, "u8")
+    mv = memoryview(b)
+    del b
+    assert pool.in_use == 1                           # so does an export of the array
+    mv.release()
+    del mv
+    gc.collect()
+    assert pool.in_use == 0
+
+
+def test_pickle_of_the_array_sends_its_block(make, np):
+    pool = make(256, 2)
+    a = pool.empty((4, 4), "f4", order="F")
+    a[...] = np.arange(16, dtype="f4").reshape(4, 4)
+    data = pickle.dumps(a)
+    assert not a.flags.writeable                      # its block is the receiver's now
+    assert pool.stats()["in_transit"] == 1
+    b = pickle.loads(data)
+    assert type(b).__name__ == "SharedArray" and b.flags.writeable
+    assert b.flags.f_contiguous and b.dtype == np.float32 and b.shape == (4, 4)
+    assert (b == np.arange(16, dtype="f4").reshape(4, 4)).all()
+    assert b.ctypes.data == a.ctypes.data             # the same block, not a copy
+    b[0, 0] = 99
+    assert a[0, 0] == 99
+    with pytest.raises(PoolError):
+        pickle.loads(data)
+    with pytest.raises((ValueError, PoolError)):
+        pickle.dumps(a)                               # sent already
+    with pytest.raises(ValueError):
+        a.flags.writeable = True                      # read-only for good
+    assert pool.stats()["in_use"] == 1
+    del a                                             # the sender's array gives nothing back
+    gc.collect()
+    assert pool.stats()["in_use"] == 1
+    del b
+    gc.collect()
+    assert pool.in_use == 0
+
+
+@pytest.mark.parametrize("export", ["view", "memoryview"])
+def test_pickle_of_the_array_while_a_view_is_alive(make, np, export):
+    """A documented limit (docs/shared.md, "Views made before sending stay
+    writable"): sending the array makes it read-only, not its earlier views,
+    which now write into the receiver's block."""
+    pool = make(64, 2)
+    a = pool.zeros(8, "u1")
+    view = a[2:4] if export == "view" else memoryview(a)[2:4]
+    b = pickle.loads(pickle.dumps(a))
+    assert not a.flags.writeable
+    view[0] = 5
+    assert b[2] == 5
+    if export == "memoryview":
+        view.release()
+    del a, b, view
+    gc.collect()
+    assert pool.in_use == 0
+
+
+@pytest.mark.parametrize("make_copy", [
+    lambda a: a[1:3], lambda a: a[::2], lambda a: a.reshape(2, 2), lambda a: a + 0,
+    lambda a: a.T,
+], ids=["slice", "strided", "reshape", "derived", "transpose"])
+def test_pickle_of_a_view_is_an_ordinary_copy(make, np, make_copy):
+    pool = make(64, 1)
+    a = pool.zeros(4, "i4")
+    a[:] = [1, 2, 3, 4]
+    view = make_copy(a)
+    data = pickle.dumps(view)
+    assert a.flags.writeable and pool.stats()["in_transit"] == 0
+    got = pickle.loads(data)
+    assert type(got) is np.ndarray and (got == view).all()
+    got[...] = 0                                      # a copy: the block is untouched
+    assert list(a) == [1, 2, 3, 4]
+    assert pickle.loads(data) is not None             # loads any number of times
+    del a, view
+    gc.collect()
+    assert pool.in_use == 0
+
+
+# -- stats, attach, reclaim -----------------------------------------------------------
+
+def test_stats(make):
+    pool = make(16, 4)
+    s = pool.stats()
+    assert s == {"capacity": 4, "in_use": 0, "in_transit": 0, "free": 4, "corrupt": 0,
+                 "holders": {}, "handouts": 0, "releases": 0, "reclaimed": 0, "waiters": 0}
+    bufs = [pool.acquire() for _ in range(3)]
+    sent = pickle.dumps(bufs.pop())
+    s = pool.stats()
+    assert (s["in_use"], s["in_transit"], s["free"]) == (2, 1, 1)
+    assert s["holders"] == {os.getpid(): 2}
+    assert (s["handouts"], s["releases"]) == (3, 0)
+    assert (pool.in_use, pool.available) == (3, 1)
+    bufs.append(pickle.loads(sent))
+    for b in bufs:
+        b.release()
+    s = pool.stats()
+    assert (s["in_use"], s["in_transit"], s["free"], s["holders"]) == (0, 0, 4, {})
+    assert (s["handouts"], s["releases"], s["reclaimed"]) == (3, 3, 0)
+
+
+def test_attach_in_the_same_process(make):
+    pool = make(16, 1, name=unique("att"))
+    assert SharedBufferPool.attach(pool.name) is pool
+    with pytest.raises(FileNotFoundError):
+        SharedBufferPool.attach(unique("no-such-pool"))
+    with pytest.raises(ValueError):
+        SharedBufferPool.attach("bad/name")
+    with pytest.raises(ValueError):
+        SharedBufferPool.attach("")
+    with pytest.raises(TypeError):
+        SharedBufferPool.attach(None)
+    pool.close()
+    with pytest.raises(FileNotFoundError):
+        SharedBufferPool.attach(pool.name)            # closed: the name is given up
+
+
+def test_reclaim_in_process_finds_nothing(make):
+    pool = make(16, 3)
+    bufs = [pool.acquire(), pool.acquire()]
+    assert pool.reclaim() == 0
+    assert pool.reclaim(in_transit=True) == 0
+    assert pool.stats()["in_use"] == 2 and pool.stats()["reclaimed"] == 0
+    with pytest.raises(TypeError):
+        pool.reclaim(True)                            # keyword-only
+    for b in bufs:
+        b.release()
+    assert pool.reclaim() == 0
+
+
+@pytest.mark.xfail(strict=True, reason="BUG (performance): a take scans the slot words from the "
+                   "hint, which only a release moves: filling a pool takes O(capacity) per "
+                   "acquire, O(capacity^2) in all (2**16 blocks: ~2 s; 2**24: hours)")
+def test_filling_a_big_pool_is_linear():
+    def fill_time(n):
+        pool = SharedBufferPool(16, n, alignment=16)
+        try:
+            t0 = time.perf_counter()
+            bufs = [pool.acquire() for _ in range(n)]
+            per = (time.perf_counter() - t0) / n
+            for b in bufs:
+                b.release()
+            return per
+        finally:
+            pool.close()
+
+    small = min(fill_time(2**11) for _ in range(3))
+    big = fill_time(2**15)
+    assert big < 3 * small, f"{big * 1e6:.1f} us per acquire at 2**15, {small * 1e6:.1f} at 2**11"
