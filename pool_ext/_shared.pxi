@@ -22,11 +22,26 @@
 from pool_ext.includes.pool_shm cimport *
 
 import errno as _errno
+import hashlib as _hashlib
 import mmap as _mmap
 import sys as _sys
 
 cdef class SharedBuffer
 cdef class _SharedLease
+
+
+cdef bint _others_wait(pool_shm_layout_t *l) noexcept:
+    """A waiter's claim is live: newcomers let it go first.  A claim that
+    has passed, or reaches further than any waiter writes (scribbled), is
+    cleared and ignored."""
+    cdef uint64_t until = pool_shm_hungry_until(l), now
+    if until == 0:
+        return False
+    now = pool_clock_ns()
+    if now < until <= now + _SHM_HUNGRY_NS:
+        return True
+    pool_shm_clear_hungry(l, until)
+    return False
 
 cdef uint64_t _shm_me = 0          # this process's HELD word; 0: not known yet
 cdef uint32_t _SHM_SLICE_MS = 100  # longest single sleep of a waiter (pool_shm.h)
@@ -190,7 +205,7 @@ cdef _Segment _segment_create(str label, uint64_t block_size, uint32_t capacity,
         raise _os_error(rc, "cannot create the shared-memory segment")
     seg.fd = rc
     seg.mapped = seg.l.total_size
-    base = pool_shm_os_map(seg.fd, seg.mapped)
+    base = pool_shm_os_map(seg.fd, seg.mapped, alignment)
     if base == NULL:
         raise MemoryError(f"cannot map {seg.mapped} bytes of shared memory")
     pool_shm_init(&seg.l, base, <const uint8_t *><char *>id)
@@ -215,7 +230,7 @@ cdef _Segment _segment_open(int pid, int fd, object expect_id):
     if size < POOL_SHM_HEADER:
         raise ValueError(f"not a SharedBufferPool segment: {size} bytes, shorter than "
                          f"its header")
-    base = pool_shm_os_map(seg.fd, size)
+    base = pool_shm_os_map(seg.fd, size, _PAGE)
     if base == NULL:
         raise MemoryError(f"cannot map {size} bytes of shared memory")
     seg.l.base = base       # unmapped by __dealloc__ if the checks fail
@@ -231,9 +246,23 @@ cdef _Segment _segment_open(int pid, int fd, object expect_id):
             POOL_SHM_ELAYOUT: "a SharedBufferPool segment whose header does not add up",
             POOL_SHM_ETRUNC: "a SharedBufferPool segment shorter than its layout",
         }.get(rc, "a bad SharedBufferPool segment"))
+    if seg.l.alignment > _PAGE:
+        # blocks aligned beyond a page need the mapping itself so aligned
+        align = seg.l.alignment
+        seg.l.base = NULL
+        pool_shm_os_unmap(base, size)
+        base = pool_shm_os_map(seg.fd, size, align)
+        if base == NULL:
+            raise MemoryError(f"cannot map {size} bytes of shared memory")
+        seg.l.base = base
+        rc = pool_shm_check_header(&seg.l, base, size, _PAGE)
+        if rc != 0 or seg.l.alignment != align:    # changed meanwhile
+            seg.l.base = base
+            raise ValueError("a SharedBufferPool segment whose header changed while "
+                             "it was attached")
     seg.id = (<char *>seg.l.header.id)[:16]
     if expect_id is not None and seg.id != expect_id:
-        raise ValueError("the segment found is another pool's")
+        raise FileNotFoundError(_errno.ENOENT, "the segment found is another pool's")
     return seg
 
 
@@ -244,24 +273,97 @@ def _shm_unpickle_pool(bytes id, str name, tuple locators):
     """pickle's way back to a pool: this process's own if it has one,
     else a new attachment (through the locators, else the name)."""
     with _shm_lock:
-        pool = _shm_pools.get(id)
-    if pool is not None:
-        return pool
-    error = None
+        found = _shm_pools.get(id)
+    if found is not None:
+        return found
+    errors = []
     for pid, fd in locators:
         try:
-            return SharedBufferPool._from_segment(_segment_open(pid, fd, id), name, locators)
-        except (OSError, ValueError) as exc:
-            error = exc
+            return _pool_for(_segment_open(pid, fd, id), name, locators)
+        except (OSError, ValueError) as err:
+            errors.append(err)
     try:
-        pool = SharedBufferPool.attach(name)
-        if (<SharedBufferPool>pool)._seg.id == id:
-            return pool
-    except (OSError, ValueError) as exc:
-        error = exc
+        found = _attach(name)
+    except (OSError, ValueError) as err:
+        errors.append(err)
+    else:
+        if (<SharedBufferPool>found)._seg.id == id:
+            return found
+    for e in errors:
+        if isinstance(e, (ValueError, PermissionError)):
+            raise e       # found, but not ours to attach: say why
+    last = errors[len(errors) - 1] if errors else None    # (wraparound is off)
     raise FileNotFoundError(
         f"cannot attach SharedBufferPool {name!r}: every process that could pass it "
-        f"on has exited or closed it (last error: {error})")
+        f"on has exited or closed it (last error: {last})")
+
+
+cdef str _name_key(str name):
+    """The name's socket address under pool_ext/<uid>/: a hash, so that
+    every valid name fits in a Unix socket address (108 bytes)."""
+    return _hashlib.sha256(name.encode()).hexdigest()[:40]
+
+
+cdef SharedBufferPool _attach(object name):
+    """SharedBufferPool.attach(name)."""
+    cdef int pid, fd
+    name = _check_name(name)
+    with _shm_lock:
+        for pool in list(_shm_pools.values()):
+            # this process has it, and its creator still owns the name
+            if (<SharedBufferPool>pool)._name == name and pool_load32(
+                    &(<SharedBufferPool>pool)._l.header.named, POOL_ACQUIRE) == 1:
+                return pool
+    # the owner's two sockets, as /proc/net/unix lists them (an abstract
+    # address shows as '@'): the name itself, and where its segment is
+    prefix = f"@pool_ext/{_os.geteuid()}/{_name_key(name)}"
+    owned = False
+    where = []
+    try:
+        with open("/proc/net/unix") as f:
+            lines = f.read().splitlines()[1:]
+    except OSError as exc:
+        raise FileNotFoundError(_errno.ENOENT, f"cannot look SharedBufferPool "
+                                               f"{name!r} up: {exc}") from None
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 8:
+            continue
+        if fields[7] == prefix:
+            owned = True
+        elif fields[7].startswith(prefix + "/"):
+            p, _, f_ = fields[7][len(prefix) + 1:].partition(".")
+            if p.isdigit() and f_.isdigit() and len(p) < 10 and len(f_) < 10:
+                where.append((int(p), int(f_)))
+    if not owned:
+        raise FileNotFoundError(_errno.ENOENT, f"no SharedBufferPool named {name!r} exists")
+    error = None
+    for pid, fd in where:
+        try:
+            seg = _segment_open(pid, fd, None)
+        except (OSError, ValueError) as exc:
+            error = exc
+            continue
+        if pool_load32(&(<_Segment>seg).l.header.named, POOL_ACQUIRE) != 1:
+            continue    # a segment of an earlier pool of that name
+        return _pool_for(seg, name, ((pid, fd),))
+    if error is not None:
+        raise error
+    raise FileNotFoundError(_errno.ENOENT, f"no SharedBufferPool named {name!r} exists")
+
+
+cdef object _pool_for(_Segment seg, str name, tuple locators):
+    """This process's one pool object for seg: the one it has, or a new one."""
+    cdef SharedBufferPool pool
+    _shm_identity()              # fails here (no /proc), not in the first acquire
+    with _shm_lock:
+        found = _shm_pools.get(seg.id)
+        if found is not None:
+            return found         # (seg, a second mapping, goes)
+        pool = SharedBufferPool.__new__(SharedBufferPool)
+        pool._adopt(seg, name, locators)
+        _shm_pools[seg.id] = pool
+        return pool
 
 
 @cython.final
@@ -283,13 +385,15 @@ cdef class SharedBufferPool:
     cdef pool_shm_layout_t *_l
     cdef bint _closed
     cdef str _name
-    cdef int _name_fd          # the listening socket that owns the name; -1: not ours
+    cdef int _name_fd          # the socket that owns the name; -1: not ours
+    cdef int _loc_fd           # the socket that says where the segment is; -1: none
     cdef long _owner_pid       # the process that created it (owns the name)
     cdef tuple _locators       # (pid, fd) pairs through which others can open it
     cdef object __weakref__
 
     def __cinit__(self):
         self._name_fd = -1
+        self._loc_fd = -1
 
     def __init__(self, block_size, capacity, *, alignment=64, name=None):
         cdef uint64_t size, align
@@ -307,7 +411,8 @@ cdef class SharedBufferPool:
         if align & (align - 1):
             raise ValueError(f"alignment must be a power of two, got {alignment}")
         name = f"{_os.getpid()}-{_os.urandom(4).hex()}" if name is None else _check_name(name)
-        fd = pool_shm_os_name_bind((<str>name).encode())
+        key = _name_key(name)
+        fd = pool_shm_os_name_bind(key.encode())
         if fd < 0:
             if -fd == _errno.EADDRINUSE:
                 raise FileExistsError(_errno.EEXIST,
@@ -316,12 +421,19 @@ cdef class SharedBufferPool:
         self._name_fd = fd
         self._owner_pid = pool_shm_os_getpid()
         try:
-            self._adopt(_segment_create(name, size, n, align), name, ())
+            _shm_identity()          # fails here (no /proc), not in the first acquire
+            seg = _segment_create(name, size, n, align)
+            fd = pool_shm_os_name_bind(f"{key}/{self._owner_pid}.{seg.fd}".encode())
+            if fd < 0:
+                raise _os_error(fd, "cannot publish the pool's segment")
+            self._loc_fd = fd
+            self._adopt(seg, name, ())
         except BaseException:
             self._drop_name()
             raise
         pool_store32(&self._l.header.named, 1, POOL_RELEASE)
         with _shm_lock:
+            _shm_pools[seg.id] = self
             _shm_named.add(self)
 
     cdef int _adopt(self, _Segment seg, str name, tuple locators) except -1:
@@ -329,70 +441,22 @@ cdef class SharedBufferPool:
         self._l = &seg.l
         self._name = name
         self._locators = locators
-        _shm_identity()          # fails here, not in the first acquire
-        with _shm_lock:
-            _shm_pools[seg.id] = self
         return 0
 
     @staticmethod
-    def _from_segment(_Segment seg, str name, tuple locators):
-        cdef SharedBufferPool pool = SharedBufferPool.__new__(SharedBufferPool)
-        pool._adopt(seg, name, locators)
-        return pool
-
-    @staticmethod
     def attach(name):
-        """The pool of that name, created by a live process of this user.
-        FileNotFoundError if there is none; PermissionError if another user
-        owns the name; ValueError if it is not a pool of this layout."""
-        cdef int pid = 0, uid = 0, rc, fd
-        cdef char link[512]
-        name = _check_name(name)
-        with _shm_lock:
-            for pool in list(_shm_pools.values()):
-                if (<SharedBufferPool>pool)._name == name and \
-                        (<SharedBufferPool>pool)._name_fd >= 0:
-                    return pool
-        rc = pool_shm_os_name_peer((<str>name).encode(), &pid, &uid)
-        if rc < 0:
-            if -rc in (_errno.ECONNREFUSED, _errno.ENOENT):
-                raise FileNotFoundError(_errno.ENOENT,
-                                        f"no SharedBufferPool named {name!r} exists")
-            raise _os_error(rc, f"cannot reach the owner of SharedBufferPool {name!r}")
-        if uid != _os.geteuid():
-            raise PermissionError(_errno.EACCES, f"SharedBufferPool {name!r} is owned by "
-                                                 f"another user (uid {uid})")
-        want = f"/memfd:pool_ext:{name} (deleted)"
-        error = None
-        try:
-            fds = sorted(int(f) for f in _os.listdir(f"/proc/{pid}/fd"))
-        except OSError as exc:
-            raise FileNotFoundError(_errno.ENOENT, f"no SharedBufferPool named {name!r} "
-                                                   f"exists (its owner is gone: {exc})")
-        for fd in fds:
-            if pool_shm_os_fd_link(pid, fd, link, sizeof(link)) < 0 or \
-                    (<bytes>link).decode(errors="replace") != want:
-                continue
-            try:
-                seg = _segment_open(pid, fd, None)
-            except (OSError, ValueError) as exc:
-                error = exc
-                continue
-            if pool_load32(&(<_Segment>seg).l.header.named, POOL_ACQUIRE) != 1:
-                continue    # a segment of an earlier pool of that name
-            with _shm_lock:
-                pool = _shm_pools.get((<_Segment>seg).id)
-            if pool is not None:
-                return pool
-            return SharedBufferPool._from_segment(seg, name, ((pid, fd),))
-        if error is not None:
-            raise error
-        raise FileNotFoundError(_errno.ENOENT, f"no SharedBufferPool named {name!r} exists")
+        """The pool of that name, created by a live process of this user (the
+        same object if this process has it).  FileNotFoundError if there is
+        none; ValueError if it is not a pool of this layout."""
+        return _attach(name)
 
     cdef void _drop_name(self) noexcept:
         """Gives the name up (close, dealloc, or in a fork child, where the
         inherited socket is not ours)."""
-        cdef int fd = self._name_fd
+        cdef int fd = self._name_fd, loc = self._loc_fd
+        self._loc_fd = -1
+        if loc >= 0:
+            pool_shm_os_close(loc)
         if fd >= 0:
             self._name_fd = -1
             if self._l != NULL and pool_shm_os_getpid() == self._owner_pid:
@@ -405,8 +469,6 @@ cdef class SharedBufferPool:
 
     def __reduce__(self):
         self._check_attached()
-        if self._name_fd >= 0:
-            pool_shm_os_name_drain(self._name_fd)
         here = ((_os.getpid(), self._seg.fd),)
         return (_shm_unpickle_pool,
                 (self._seg.id, self._name, here + tuple(x for x in self._locators
@@ -462,16 +524,18 @@ cdef class SharedBufferPool:
         cdef uint32_t seq
         cdef int rc
         cdef int64_t slice_ns
-        cdef uint64_t until
-        cdef bint hungry = False
+        cdef uint64_t until, claim = 0
         # others wait: give them the next release before we look (pool_shm.h)
-        cdef bint polite = pool_shm_hungry_until(self._l) > pool_clock_ns()
+        cdef bint polite = _others_wait(self._l)
         if not polite:
-            # an acquire that would wait reclaims the dead's blocks first
-            self._reclaim(False)
             i = pool_shm_take(self._l, _shm_identity())
             if i >= 0:
                 return self._hand_out(<uint32_t>i)
+            # an acquire that would wait reclaims the dead's blocks first
+            if self._reclaim(False):
+                i = pool_shm_take(self._l, _shm_identity())
+                if i >= 0:
+                    return self._hand_out(<uint32_t>i)
         last_reclaim = _monotonic()
         pool_shm_waiters_add(self._l, 1)
         try:
@@ -481,8 +545,6 @@ cdef class SharedBufferPool:
                 if not polite:
                     i = pool_shm_take(self._l, _shm_identity())
                     if i >= 0:
-                        if hungry:
-                            pool_shm_set_hungry(self._l, 0)   # the others renew it
                         return self._hand_out(<uint32_t>i)
                 if self._closed:
                     raise PoolClosed(f"{self!r} is closed")
@@ -496,14 +558,14 @@ cdef class SharedBufferPool:
                     left = POOL_PARK_SLICE_US / 1e6     # free-threaded: pool_mode.h
                 if polite:
                     until = pool_shm_hungry_until(self._l)
-                    if until <= pool_clock_ns():
+                    if not _others_wait(self._l):
                         polite = False
                         continue
                     if (until - pool_clock_ns()) / 1e9 < left:
                         left = (until - pool_clock_ns()) / 1e9
                 else:
-                    pool_shm_set_hungry(self._l, pool_clock_ns() + _SHM_HUNGRY_NS)
-                    hungry = True
+                    claim = pool_clock_ns() + _SHM_HUNGRY_NS
+                    pool_shm_set_hungry(self._l, claim)
                 if deadline >= 0 and deadline - now < left:
                     left = deadline - now
                 slice_ns = <int64_t>(left * 1e9)
@@ -520,6 +582,8 @@ cdef class SharedBufferPool:
                     last_reclaim = _monotonic()
         finally:
             pool_shm_waiters_add(self._l, -1)
+            if claim:
+                pool_shm_clear_hungry(self._l, claim)   # ours, unless renewed since
 
     @cython.always_allow_keywords(True)
     def acquire(self, timeout=None):
@@ -539,7 +603,7 @@ cdef class SharedBufferPool:
             self._check_attached()
         if self._closed:
             raise PoolClosed(f"{self!r} is closed")
-        if pool_shm_hungry(self._l) and pool_shm_hungry_until(self._l) > pool_clock_ns():
+        if pool_shm_hungry(self._l) and _others_wait(self._l):
             return None                      # others wait: their turn first
         buf = SharedBuffer.__new__(SharedBuffer)
         i = pool_shm_take(self._l, _shm_identity())
@@ -611,8 +675,6 @@ cdef class SharedBufferPool:
         cdef int n = 0
         alive = {}
         corrupt = []
-        if self._name_fd >= 0:
-            pool_shm_os_name_drain(self._name_fd)
         for i in range(self._l.capacity):
             w = pool_shm_load(self._l, i)
             kind = pool_shm_kind(w)
@@ -800,16 +862,33 @@ cdef class SharedBuffer:
 
     cdef int _give_back(self) except -1:
         if pool_shm_give(self._pool._l, self._index, _shm_identity()) < 0:
-            raise PoolError(
-                f"block {self._index} of {self._pool!r} is no longer held by this process "
-                f"(held through fork() by the parent, reclaimed, or the segment was "
-                f"written over)")
+            self._not_ours()
         return 0
 
     cdef int _release(self) except -1:
+        if pool_load64(&self._state, POOL_ACQUIRE) & (_SB_RELEASED | _SB_SENT) == 0 and \
+                pool_shm_load(self._pool._l, self._index) != _shm_identity():
+            # not ours (a fork child's copy, a block reclaimed or written
+            # over): this handle is dead, and nothing it does later (its
+            # dealloc, an export's end) may give back what may be another
+            # handle's block by then
+            self._disown()
+            self._not_ours()
         if self._mark(_SB_RELEASED) == 0:
             self._give_back()
         return 0
+
+    cdef void _disown(self) noexcept:
+        cdef uint64_t s = pool_load64(&self._state, POOL_ACQUIRE)
+        while not pool_cas64(&self._state, &s, s | _SB_RELEASED | _SB_SENT, POOL_ACQ_REL,
+                             POOL_ACQUIRE):
+            pass
+
+    cdef int _not_ours(self) except -1:
+        raise PoolError(
+            f"block {self._index} of {self._pool!r} is no longer held by this process, "
+            f"or never was (a handle inherited through fork() is the parent's; or the "
+            f"block was reclaimed, or the segment written over)")
 
     cdef int _release_if_live(self) except -1:
         if pool_load64(&self._state, POOL_ACQUIRE) & (_SB_RELEASED | _SB_SENT) == 0:
@@ -922,33 +1001,44 @@ cdef int _give_quietly(SharedBufferPool pool, uint32_t i) noexcept:
     return pool_shm_give(pool._l, i, me)
 
 
-def _shm_receive(SharedBufferPool pool, index, ticket, array_spec):
+def _shm_receive(SharedBufferPool pool not None, index, ticket, array_spec):
     """The unpickling of a sent block: this process holds it now.  Once: a
-    second load of the same pickle raises PoolError."""
+    second load of the same pickle raises PoolError.  Everything in the
+    pickle is checked before the block is taken."""
     cdef uint32_t i
     cdef _ArrayShape req
     pool._check_attached()
-    if not isinstance(index, int) or not 0 <= index < pool._l.capacity:
+    if type(index) is not int or not 0 <= index < pool._l.capacity:
         raise PoolError(f"a pickled SharedBuffer names block {index!r}, which {pool!r} "
                         f"does not have")
-    if not isinstance(ticket, int) or not 0 <= ticket < (1 << 62):
+    if type(ticket) is not int or not 0 <= ticket < (1 << 62):
         raise PoolError("a pickled SharedBuffer with a malformed ticket")
     i = index
+    if array_spec is not None:
+        try:
+            if type(array_spec) is not tuple or len(<tuple>array_spec) != 3:
+                raise PoolError("a pickled shared array with a malformed description")
+            dtype, shape, order = array_spec
+            descr = _array_request(shape, dtype, order, &req)
+            if req.nbytes > pool._l.block_size:
+                raise PoolError("a pickled shared array larger than its block")
+        except BaseException:
+            # nobody else can load this block (the ticket is in this pickle
+            # only): it goes back to the pool, not into transit for ever
+            if pool_shm_swap(pool._l, i, pool_shm_transit_word(ticket), 0):
+                pool_shm_freed(pool._l, i)
+            raise
     if not pool_shm_swap(pool._l, i, pool_shm_transit_word(ticket), _shm_identity()):
         raise PoolError(f"block {index} of {pool!r} was already received (a pickled block "
                         f"can be loaded once), or reclaimed")
     buf = pool._hand_out(i)
     if array_spec is None:
         return buf
-    dtype, shape, order = array_spec
     try:
-        descr = _array_request(shape, dtype, order, &req)
-        if req.nbytes > pool._l.block_size:
-            raise PoolError("a pickled array larger than its block")
+        return _shared_array(buf, &req, descr)
     except BaseException:
         (<SharedBuffer>buf)._release()
         raise
-    return _shared_array(buf, &req, descr)
 
 
 # ---- arrays -------------------------------------------------------------------

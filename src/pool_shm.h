@@ -205,7 +205,9 @@ static inline int pool_shm_swap(const pool_shm_layout_t *l, uint32_t i, uint64_t
 }
 
 /* Takes a FREE slot for `me` (a HELD word): its index, or -1 if none is
- * FREE.  Starts at the hint, so a take after a release is one CAS. */
+ * FREE.  Starts at the hint (the last freed slot, or the one after the last
+ * taken), so a take after a release is one CAS, and so is each take that
+ * fills a pool; a scan passes only words held out of order. */
 static inline int64_t pool_shm_take(const pool_shm_layout_t *l, uint64_t me)
 {
     /* relaxed: the hint is only where to start looking; any value is safe */
@@ -213,6 +215,10 @@ static inline int64_t pool_shm_take(const pool_shm_layout_t *l, uint64_t me)
     uint32_t i = start;
     do {
         if (pool_shm_load(l, i) == 0 && pool_shm_swap(l, i, 0, me)) {
+            /* relaxed: where the next take starts (the slot after this one,
+             * so that filling the pool is linear, not quadratic) */
+            __atomic_store_n(&l->header->hint, i + 1 == l->capacity ? 0 : i + 1,
+                             __ATOMIC_RELAXED);
             /* relaxed: a statistic */
             __atomic_fetch_add(&l->header->handouts, 1, __ATOMIC_RELAXED);
             return i;
@@ -260,6 +266,14 @@ static inline void pool_shm_set_hungry(const pool_shm_layout_t *l, uint64_t unti
     __atomic_store_n(&l->header->hungry_until, until, __ATOMIC_RELAXED);
 }
 
+/* Clears the claim if it is still `until` (a waiter leaving clears its own
+ * claim, not a newer one another waiter wrote).  relaxed: a hint. */
+static inline void pool_shm_clear_hungry(const pool_shm_layout_t *l, uint64_t until)
+{
+    __atomic_compare_exchange_n(&l->header->hungry_until, &until, 0, 0, __ATOMIC_RELAXED,
+                                __ATOMIC_RELAXED);
+}
+
 /* The futex word's value, read before the last scan.  seq_cst: the second
  * half of pool_shm_will_sleep's Dekker pair (and it orders the read before
  * the scan that follows it). */
@@ -299,22 +313,19 @@ int pool_shm_os_create(const char *label, uint64_t size);
  * it belongs to this user and is sealed against resizing; *size: its size. */
 int pool_shm_os_open(int pid, int fd, uint64_t *size);
 
-/* Maps fd's first size bytes shared, read-write; NULL on failure (errno). */
-char *pool_shm_os_map(int fd, uint64_t size);
+/* Maps fd's first size bytes shared, read-write, at an address aligned to
+ * align (a power of two; page alignment at least); NULL on failure. */
+char *pool_shm_os_map(int fd, uint64_t size, uint64_t align);
 void pool_shm_os_unmap(char *base, uint64_t size);
 void pool_shm_os_close(int fd);
 
-/* The pool's name: an abstract Unix socket "\0pool_ext/<uid>/<name>", bound
- * and listening, owned by the creating process (the kernel drops it when that
- * process exits: nothing is left to clean up).  bind: its fd, -EADDRINUSE if
- * taken.  peer: the owner's pid and uid (SO_PEERCRED), -ECONNREFUSED if
- * nobody owns it.  drain: accepts and closes the peers' finished connections. */
+/* The pool's name: abstract Unix sockets (Linux), bound and never used,
+ * which the kernel drops when their process exits: nothing is left to clean
+ * up.  "\0pool_ext/<uid>/<key>" is the name itself (one owner: a second
+ * bind is -EADDRINUSE); "\0pool_ext/<uid>/<key>/<pid>.<fd>" says where its
+ * segment is, for attach() to find in /proc/net/unix.  Returns the socket's
+ * fd, or -errno. */
 int pool_shm_os_name_bind(const char *name);
-int pool_shm_os_name_peer(const char *name, int *pid, int *uid);
-void pool_shm_os_name_drain(int fd);
-
-/* /proc/<pid>/fd/<fd>'s target into out (NUL-terminated): its length, -errno. */
-int pool_shm_os_fd_link(int pid, int fd, char *out, size_t cap);
 
 /* This process's id (0 where there is no getpid()). */
 long pool_shm_os_getpid(void);

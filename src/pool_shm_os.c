@@ -2,7 +2,7 @@
  * memfd, mapping it, opening another process's, and the pool's name (an
  * abstract Unix socket).  Linux only; elsewhere every call fails with
  * ENOSYS.  The design is in pool_shm.h. */
-#define _GNU_SOURCE /* memfd_create, F_ADD_SEALS, struct ucred, accept4 */
+#define _GNU_SOURCE /* memfd_create, F_ADD_SEALS, MAP_ANONYMOUS */
 #include "pool_shm.h"
 
 #include <errno.h>
@@ -76,10 +76,33 @@ fail:
     return -err;
 }
 
-char *pool_shm_os_map(int fd, uint64_t size)
+char *pool_shm_os_map(int fd, uint64_t size, uint64_t align)
 {
-    void *p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    return p == MAP_FAILED ? NULL : (char *)p;
+    /* mmap gives page alignment; for more, reserve size + align of address
+     * space, map the segment over its aligned part, and return the rest */
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), extra = align > page ? (size_t)align : 0;
+    char *r, *p;
+    if (extra == 0) {
+        void *q = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        return q == MAP_FAILED ? NULL : (char *)q;
+    }
+    if ((size_t)size > SIZE_MAX - extra)
+        return NULL;
+    r = mmap(NULL, (size_t)size + extra, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+             -1, 0);
+    if (r == MAP_FAILED)
+        return NULL;
+    p = (char *)(((uintptr_t)r + extra - 1) & ~(uintptr_t)(extra - 1));
+    if (mmap(p, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0)
+        == MAP_FAILED) {
+        munmap(r, (size_t)size + extra);
+        return NULL;
+    }
+    if (p > r)
+        munmap(r, (size_t)(p - r));
+    if (r + size + extra > p + size)
+        munmap(p + size, (size_t)((r + size + extra) - (p + size)));
+    return p;
 }
 
 void pool_shm_os_unmap(char *base, uint64_t size) { munmap(base, (size_t)size); }
@@ -106,58 +129,16 @@ int pool_shm_os_name_bind(const char *name)
     int s, err;
     if (len == 0)
         return -ENAMETOOLONG;
-    s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    /* bound, never connected to: a datagram socket that nobody reads */
+    s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (s < 0)
         return -errno;
-    if (bind(s, (struct sockaddr *)&a, len) < 0 || listen(s, SOMAXCONN) < 0) {
+    if (bind(s, (struct sockaddr *)&a, len) < 0) {
         err = errno;
         close(s);
         return -err;
     }
     return s;
-}
-
-int pool_shm_os_name_peer(const char *name, int *pid, int *uid)
-{
-    struct sockaddr_un a;
-    struct ucred cred;
-    socklen_t clen = sizeof cred, len = name_address(&a, name);
-    int s, err = 0;
-    if (len == 0)
-        return -ENAMETOOLONG;
-    s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (s < 0)
-        return -errno;
-    /* non-blocking: a full backlog is EAGAIN now, never a hang */
-    if (connect(s, (struct sockaddr *)&a, len) < 0)
-        err = errno;
-    else if (getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0)
-        err = errno;
-    close(s);
-    if (err != 0)
-        return -err;
-    *pid = (int)cred.pid;
-    *uid = (int)cred.uid;
-    return 0;
-}
-
-void pool_shm_os_name_drain(int fd)
-{
-    int c;
-    while ((c = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0)
-        close(c);
-}
-
-int pool_shm_os_fd_link(int pid, int fd, char *out, size_t cap)
-{
-    char path[64];
-    ssize_t n;
-    snprintf(path, sizeof path, "/proc/%d/fd/%d", pid, fd);
-    n = readlink(path, out, cap - 1);
-    if (n < 0)
-        return -errno;
-    out[n] = '\0';
-    return (int)n;
 }
 
 long pool_shm_os_getpid(void) { return (long)getpid(); }
@@ -177,8 +158,9 @@ int pool_shm_os_open(int pid, int fd, uint64_t *size)
     (void)size;
     return -ENOSYS;
 }
-char *pool_shm_os_map(int fd, uint64_t size)
+char *pool_shm_os_map(int fd, uint64_t size, uint64_t align)
 {
+    (void)align;
     (void)fd;
     (void)size;
     errno = ENOSYS;
@@ -195,21 +177,6 @@ int pool_shm_os_name_bind(const char *name)
     (void)name;
     return -ENOSYS;
 }
-int pool_shm_os_name_peer(const char *name, int *pid, int *uid)
-{
-    (void)name;
-    (void)pid;
-    (void)uid;
-    return -ENOSYS;
-}
-void pool_shm_os_name_drain(int fd) { (void)fd; }
-int pool_shm_os_fd_link(int pid, int fd, char *out, size_t cap)
-{
-    (void)pid;
-    (void)fd;
-    (void)out;
-    (void)cap;
-    return -ENOSYS;
-}
+long pool_shm_os_getpid(void) { return 0; }
 
 #endif

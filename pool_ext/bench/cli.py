@@ -118,7 +118,9 @@ def build_parser(prog="pool-ext"):
                     "after round, and prints each median time, ± half the interquartile "
                     "range, with its ratio to an empty method call (the fastest any "
                     "extension can be) and how many times faster ObjectPool is; then "
-                    "ArrayPool's temporary arrays against numpy's, by size.")
+                    "ArrayPool's temporary arrays against numpy's, by size; then (Linux) a "
+                    "64 MiB array handed to another process and back, SharedBufferPool "
+                    "against pickling.")
     b.add_argument("--rounds", type=int, default=None,
                    help="interleaved timing rounds; medians are reported (default 15; "
                         "3 with --contention)")

@@ -138,9 +138,6 @@ def test_name_lengths_that_work(make, length):
     assert make(8, 1, name=name).name == name
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: names longer than ~95 characters overflow the abstract "
-                   "socket address (108 bytes) and fail with OSError ENAMETOOLONG, though "
-                   "1 to 200 characters are documented as valid")
 @pytest.mark.parametrize("length", [120, 200])
 def test_name_of_up_to_200_characters(make, length):
     name = (unique("long") + "y" * 200)[:length]
@@ -284,10 +281,6 @@ def test_timeouts(make):
     pool.acquire(timeout=5).release()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (since 7ab5bad, no barging): a waiter that timed out "
-                   "leaves its 200 ms 'hungry' claim in the header; until it expires try_acquire() "
-                   "returns None and acquire(timeout=0) raises PoolExhausted ('held by: nobody') "
-                   "though a block is free and nobody waits, and acquire() sleeps ~100 ms")
 def test_a_timed_out_waiter_holds_nothing_back(make):
     pool = make(16, 1)
     held = pool.acquire()
@@ -395,9 +388,6 @@ def test_blocks_are_aligned(make, alignment):
             b.release()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: an alignment larger than the page size is an "
-                   "offset in the segment only; mmap() places the segment at a page boundary, "
-                   "so the blocks' addresses are not aligned")
 def test_blocks_aligned_beyond_the_page_size():
     # a page-sized anonymous mapping between pools moves each segment's start by
     # a page, so they cannot all land on a 64 KiB boundary by chance
@@ -710,9 +700,6 @@ def test_reclaim_in_process_finds_nothing(make):
     assert pool.reclaim() == 0
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (performance): a take scans the slot words from the "
-                   "hint, which only a release moves: filling a pool takes O(capacity) per "
-                   "acquire, O(capacity^2) in all (2**16 blocks: ~2 s; 2**24: hours)")
 def test_filling_a_big_pool_is_linear():
     def fill_time(n):
         pool = SharedBufferPool(16, n, alignment=16)

@@ -871,10 +871,6 @@ CONCURRENT_LOADS = """
 """
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: two threads of a process that does not have the pool "
-                   "yet, unpickling it at once (two q.get() of a multiprocessing.Queue), make two "
-                   "SharedBufferPool objects of one segment: the blocks' .pool differ, and "
-                   "pool.release(buf) of the twin's block raises PoolError 'from another pool'")
 def test_concurrent_unpickling_makes_one_pool(tmp_path):
     pool = SharedBufferPool(64, 2)
     try:
