@@ -69,12 +69,17 @@ def _proc_start(pid):
     return int(rest[19])     # field 22; rest[0] is field 3
 
 
-cdef uint64_t _shm_identity() except 0:
+cdef inline uint64_t _shm_identity() except 0:
     """This process's HELD word: (pid, tag)."""
-    global _shm_me
     cdef uint64_t me = pool_load64(&_shm_me, POOL_RELAXED)
     if me != 0:
         return me
+    return _shm_identity_slow()
+
+
+cdef uint64_t _shm_identity_slow() except 0:
+    global _shm_me
+    cdef uint64_t me
     pid = _os.getpid()
     start = _proc_start(pid)
     if start is None:
