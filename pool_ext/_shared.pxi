@@ -474,10 +474,13 @@ cdef class SharedBufferPool:
 
     def __reduce__(self):
         self._check_attached()
+        return (_shm_unpickle_pool, (self._seg.id, self._name, self._where()))
+
+    cdef tuple _where(self):
+        """Where another process can open the segment: here, then the
+        (pid, fd) pairs this process was given (the creator's first)."""
         here = ((_os.getpid(), self._seg.fd),)
-        return (_shm_unpickle_pool,
-                (self._seg.id, self._name, here + tuple(x for x in self._locators
-                                                        if x not in here)[:3]))
+        return here + tuple(x for x in self._locators if x not in here)[:3]
 
     cdef int _check_attached(self) except -1:
         if self._seg is None:
@@ -988,7 +991,11 @@ cdef class SharedBuffer:
                              pool_shm_transit_word(ticket)):
             raise PoolError(f"block {self._index} of {self._pool!r} is no longer held by "
                             f"this process; nothing was sent")
-        return (_shm_receive, (self._pool, self._index, ticket, array_spec))
+        pool = self._pool
+        # one flat call: the pickle names one global (each costs the loader
+        # an import lookup), and the pool travels as its id and locators
+        return (_shm_take_sent, (pool._seg.id, pool._name, pool._where(), self._index,
+                                 ticket, array_spec))
 
     def __repr__(self):
         if pool_load64(&self._state, POOL_ACQUIRE) & (_SB_RELEASED | _SB_SENT):
@@ -1004,6 +1011,16 @@ cdef int _give_quietly(SharedBufferPool pool, uint32_t i) noexcept:
     if me == 0 or pool._l == NULL:
         return -1
     return pool_shm_give(pool._l, i, me)
+
+
+def _shm_take_sent(bytes id, str name, tuple locators, index, ticket, array_spec):
+    """What a pickled block unpickles with: its pool (this process's, or
+    attached now), then _shm_receive."""
+    with _shm_lock:
+        pool = _shm_pools.get(id)
+    if pool is None:
+        pool = _shm_unpickle_pool(id, name, locators)
+    return _shm_receive(pool, index, ticket, array_spec)
 
 
 def _shm_receive(SharedBufferPool pool not None, index, ticket, array_spec):
@@ -1100,10 +1117,14 @@ def _shared_array_reduce(arr):
     base = arr.base
     if type(base) is _SharedArrayBase and (<_SharedArrayBase>base)._buf is not None:
         buf = (<_SharedArrayBase>base)._buf
-        if arr.ctypes.data == <uintptr_t>(<SharedBuffer>buf)._ptr and \
-                (arr.flags.c_contiguous or arr.flags.f_contiguous):
-            spec = (arr.dtype, arr.shape,
-                    "C" if arr.flags.c_contiguous else "F")
+        layout = pool_ndarray_layout(arr)
+        if pool_ndarray_data(arr) == <void *>(<SharedBuffer>buf)._ptr and layout != 0:
+            dt = arr.dtype
+            # a plain dtype travels as its string ('<f8'), which needs no
+            # global to load; a structured one as itself
+            spec = (dt.str if dt.fields is None and dt.subdtype is None and
+                    dt.metadata is None else dt, arr.shape,
+                    "C" if layout == 1 else "F")
             rv = (<SharedBuffer>buf)._send(spec)
             arr.flags.writeable = False     # its block is the receiver's now
             return rv

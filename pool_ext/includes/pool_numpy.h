@@ -45,6 +45,8 @@ static inline npy_intp pool_descr_elsize(PyArray_Descr *d) { (void)d; return 0; 
 static inline npy_uint64 pool_descr_flags(PyArray_Descr *d) { (void)d; return 0; }
 static inline int pool_ndarray_check(PyObject *o) { (void)o; return 0; }
 static inline int pool_ndarray_is_fortran(PyObject *a) { (void)a; return 0; }
+static inline void *pool_ndarray_data(PyObject *a) { (void)a; return NULL; }
+static inline int pool_ndarray_layout(PyObject *a) { (void)a; return 0; }
 static inline void pool_ndarray_forget(PyObject *a) { (void)a; }
 static inline int pool_borrow_unreachable(PyObject *a, Py_ssize_t refs) { (void)a; (void)refs; return 0; }
 static inline PyObject *pool_ndarray_new(PyArray_Descr *descr, int nd, const npy_intp *dims,
@@ -125,6 +127,16 @@ static inline PyArray_Descr *pool_ndarray_descr(PyObject *a) { return PyArray_DE
 static inline PyObject *pool_ndarray_base(PyObject *a) { return PyArray_BASE((PyArrayObject *)a); }
 static inline int pool_ndarray_ndim(PyObject *a) { return PyArray_NDIM((PyArrayObject *)a); }
 static inline npy_intp *pool_ndarray_dims(PyObject *a) { return PyArray_DIMS((PyArrayObject *)a); }
+/* An array's data pointer; its layout: 1 C-contiguous, 2 F-contiguous only,
+ * 0 neither. */
+static inline void *pool_ndarray_data(PyObject *a) { return PyArray_DATA((PyArrayObject *)a); }
+static inline int pool_ndarray_layout(PyObject *a)
+{
+    if (PyArray_IS_C_CONTIGUOUS((PyArrayObject *)a))
+        return 1;
+    return PyArray_IS_F_CONTIGUOUS((PyArrayObject *)a) ? 2 : 0;
+}
+
 static inline int pool_ndarray_is_fortran(PyObject *a)
 {
     /* order="K" of empty_like: F only for an F- and not C-contiguous array */

@@ -22,6 +22,8 @@ cdef extern from "pool_numpy.h":
     uint64_t pool_descr_flags(PyArray_Descr *d) noexcept
     bint pool_ndarray_check(object o) noexcept
     bint pool_ndarray_is_fortran(object a) noexcept
+    void *pool_ndarray_data(object a) noexcept
+    int pool_ndarray_layout(object a) noexcept
     void pool_ndarray_forget(object a) noexcept
     bint pool_borrow_unreachable(object a, Py_ssize_t refs) noexcept
     # steals descr and base (also on failure)

@@ -39,7 +39,7 @@ if not sys.platform.startswith("linux"):
 
 from helpers import run_script
 from pool_ext import PoolError, PoolExhausted, SharedBuffer, SharedBufferPool
-from pool_ext._pool import _shm_receive, _shm_unpickle_pool
+from pool_ext._pool import _shm_receive, _shm_take_sent, _shm_unpickle_pool
 
 pytestmark = pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 
@@ -862,8 +862,13 @@ def test_crafted_segment_attaches_as_a_pool():
 def test_crafted_receive_out_of_range_or_bad_ticket():
     pool = SharedBufferPool(64, 3)
     buf = pool.acquire()
-    func, (p, index, ticket, spec) = buf.__reduce__()  # sends: slot index in transit
-    assert func is _shm_receive and p is pool and spec is None
+    func, (ident, name, where, index, ticket, spec) = buf.__reduce__()   # sends it
+    assert func is _shm_take_sent and spec is None
+    first = func(ident, name, where, index, ticket, None)    # received here
+    assert first.index == index
+    first.release()
+    buf = pool.acquire()
+    func, (ident, name, where, index, ticket, spec) = buf.__reduce__()
     for bad_index in (3, -1, 2**32, 2**64, "0", 0.0, None, [index]):
         with pytest.raises(PoolError, match="does not have"):
             _shm_receive(pool, bad_index, ticket, None)
@@ -900,7 +905,7 @@ def test_crafted_receive_bad_array_spec_gives_the_block_back(np):
     for spec in ((np.dtype("f8"), (9,), "C"), (np.dtype(object), (2,), "C"),
                  (np.dtype("f8"), (-1,), "C"), (np.dtype("f8"), (2,), "Z")):
         buf = pool.acquire()
-        _, (_, index, ticket, _) = buf.__reduce__()
+        _, (_, _, _, index, ticket, _) = buf.__reduce__()
         with pytest.raises((PoolError, TypeError, ValueError)):
             _shm_receive(pool, index, ticket, spec)
         s = pool.stats()
@@ -913,7 +918,7 @@ def test_crafted_receive_malformed_array_spec_no_resource_warning():
     try:
         for spec in ("xx", 5, (1, 2)):
             buf = pool.acquire()
-            _, (_, index, ticket, _) = buf.__reduce__()
+            _, (_, _, _, index, ticket, _) = buf.__reduce__()
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 with pytest.raises((TypeError, ValueError)):

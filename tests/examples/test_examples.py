@@ -50,3 +50,12 @@ def test_postgres_example_without_a_dsn_prints_its_usage(tmp_path, monkeypatch):
     assert proc.returncode == 1 and proc.stdout == ""
     assert proc.stderr.startswith("usage: python examples/postgres_pool.py "), proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SharedBufferPool is Linux only")
+def test_shared_workers_pass_arrays(tmp_path):
+    pytest.importorskip("numpy")
+    out = run_example("shared_workers.py", tmp_path)
+    assert "32 arrays summed:" in out
+    assert "mean 0.000, std 1.000; the sender's copy is read-only: True" in out
+    assert "blocks held now: 1 (y)" in out and "and after del: 0" in out
