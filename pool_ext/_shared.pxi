@@ -372,6 +372,8 @@ cdef object _pool_for(_Segment seg, str name, tuple locators):
 
 
 @cython.final
+@cython.no_gc   # references no object that could reference it back; and the GC
+                # must never clear _seg (unmapping it) under a handle still alive
 cdef class SharedBufferPool:
     """Fixed-size blocks in one shared-memory segment, lent to any process
     that has the pool: passed to a child (multiprocessing, an executor's

@@ -716,3 +716,24 @@ def test_filling_a_big_pool_is_linear():
     small = min(fill_time(2**11) for _ in range(3))
     big = fill_time(2**15)
     assert big < 3 * small, f"{big * 1e6:.1f} us per acquire at 2**15, {small * 1e6:.1f} at 2**11"
+
+
+def test_a_cycle_holding_the_pool_and_a_handle_is_collected_safely():
+    # The GC clears the objects of a cycle in any order: the pool must not
+    # drop its mapping while a handle of the same cycle still needs it
+    # (a free-threaded build's shutdown collection segfaulted this way).
+    import gc
+    import warnings
+
+    class Box:
+        pass
+
+    for _ in range(20):
+        pool = SharedBufferPool(64, 1)
+        box = Box()
+        box.self, box.pool, box.buf = box, pool, pool.acquire()
+        box.view = memoryview(box.buf)
+        del pool, box
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)   # the handle was never released
+            gc.collect()
