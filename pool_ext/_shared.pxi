@@ -396,6 +396,7 @@ cdef class SharedBufferPool:
     cdef int _loc_fd           # the socket that says where the segment is; -1: none
     cdef long _owner_pid       # the process that created it (owns the name)
     cdef tuple _locators       # (pid, fd) pairs through which others can open it
+    cdef PyObject **_handles   # GIL builds: each slot's last released handle, for reuse
     cdef object __weakref__
 
     def __cinit__(self):
@@ -444,6 +445,10 @@ cdef class SharedBufferPool:
             _shm_named.add(self)
 
     cdef int _adopt(self, _Segment seg, str name, tuple locators) except -1:
+        if POOL_CACHE_HANDLES:
+            self._handles = <PyObject **>calloc(seg.l.capacity, sizeof(PyObject *))
+            if self._handles == NULL:
+                raise MemoryError("cannot allocate a SharedBufferPool's handle cache")
         self._seg = seg
         self._l = &seg.l
         self._name = name
@@ -472,7 +477,12 @@ cdef class SharedBufferPool:
             pool_shm_os_close(fd)
 
     def __dealloc__(self):
+        cdef uint32_t i
         self._drop_name()
+        if self._handles != NULL:
+            for i in range(self._l.capacity):
+                Py_XDECREF(self._handles[i])
+            free(self._handles)
 
     def __reduce__(self):
         self._check_attached()
@@ -509,16 +519,29 @@ cdef class SharedBufferPool:
             raise PoolClosed(f"{self!r} is closed")
         if pool_shm_hungry(self._l):
             return self._wait(timeout)       # others wait: no barging
-        # the handle first: once the slot is ours nothing can fail
-        buf = SharedBuffer.__new__(SharedBuffer)
         i = pool_shm_take(self._l, _shm_identity())
         if i >= 0:
-            return self._bind(buf, <uint32_t>i)
+            return self._hand_out(<uint32_t>i)
         return self._wait(timeout)
 
-    cdef object _hand_out(self, uint32_t i):
-        """Slot i is ours (HELD by this process): its handle, or the slot back
-        if even that fails (MemoryError)."""
+    cdef inline object _hand_out(self, uint32_t i):
+        """Slot i is ours (HELD by this process): its handle."""
+        cdef PyObject *cached
+        cdef SharedBuffer buf
+        if POOL_CACHE_HANDLES:
+            cached = self._handles[i]
+            # only the cache holds it (exact with the GIL): nobody can see it
+            # come back to life
+            if cached != NULL and pool_refcnt(cached) == 1:
+                self._handles[i] = NULL
+                buf = <SharedBuffer>cached
+                Py_DECREF(buf)               # the cache's reference: buf's now
+                return self._bind(buf, i)
+        return self._new_handle(i)
+
+    cdef object _new_handle(self, uint32_t i):
+        """A new handle for slot i, or the slot back if even that fails
+        (MemoryError)."""
         try:
             return self._bind(SharedBuffer.__new__(SharedBuffer), i)
         except BaseException:
@@ -871,8 +894,19 @@ cdef class SharedBuffer:
                 return <int>(s >> 2)
 
     cdef int _give_back(self) except -1:
-        if pool_shm_give(self._pool._l, self._index, _shm_identity()) < 0:
+        cdef SharedBufferPool pool = self._pool
+        cdef PyObject *old
+        if pool_shm_give(pool._l, self._index, _shm_identity()) < 0:
             self._not_ours()
+        if POOL_CACHE_HANDLES:
+            # kept for the slot's next hand-out; it lets go of the pool (the
+            # cache must not keep its pool alive)
+            old = pool._handles[self._index]
+            if old != <PyObject *>self:
+                Py_INCREF(self)
+                pool._handles[self._index] = <PyObject *>self
+                Py_XDECREF(old)
+            self._pool = None
         return 0
 
     cdef int _release(self) except -1:

@@ -737,3 +737,24 @@ def test_a_cycle_holding_the_pool_and_a_handle_is_collected_safely():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ResourceWarning)   # the handle was never released
             gc.collect()
+
+
+def test_a_released_handle_the_caller_keeps_stays_dead():
+    # GIL builds reuse a released handle for its slot's next hand-out, but
+    # only one that nobody else refers to.
+    pool = SharedBufferPool(64, 1)
+    for _ in range(3):
+        old = pool.acquire()
+        old.release()
+        new = pool.acquire()
+        assert new is not old and old.released and not new.released
+        assert old.pool is None and new.pool is pool
+        with pytest.raises(ValueError):
+            len(old)
+        with pytest.raises(PoolError):
+            old.release()
+        new.release()
+        del new
+    buf = pool.acquire()
+    assert len(buf) == 64 and buf.pool is pool
+    buf.release()
