@@ -43,7 +43,6 @@ import json
 import multiprocessing as mp
 import os
 import platform
-import statistics
 import sys
 import time
 from multiprocessing import shared_memory
@@ -52,6 +51,7 @@ import numpy as np
 
 import pool_ext
 from pool_ext import SharedBufferPool
+from pool_ext.bench.timing import quartiles
 
 MIB = 1 << 20
 HANDOFF_BYTES = 64 * MIB
@@ -272,12 +272,6 @@ def measure_executor(ctx, rounds, nblocks, capacity=16):
 # the figures, the table
 # ---------------------------------------------------------------------------
 
-def quartiles(values):
-    med = statistics.median(values)
-    if len(values) < 2:
-        return med, med, med
-    q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
-    return q1, med, q3
 
 
 def summary(values):
