@@ -959,6 +959,9 @@ cdef class SharedBuffer:
 
     @property
     def pool(self):
+        """The SharedBufferPool it came from; None once released or sent."""
+        if pool_load64(&self._state, POOL_ACQUIRE) & (_SB_RELEASED | _SB_SENT):
+            return None
         return self._pool
 
     @property
