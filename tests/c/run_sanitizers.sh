@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds the C core's validate program (tests/c) under sanitizers, with POOL_DEBUG
 # (pool_slots.h's POOL_ASSERT checks), and runs it:
-#   1. -DPOOL_SANITIZE=thread            -> test_core_atomic, test_waitq, test_classes (threads)
+#   1. -DPOOL_SANITIZE=thread            -> test_core_atomic, test_waitq, test_classes,
+#                                           test_shm (threads)
 #   2. -DPOOL_SANITIZE=address,undefined -> test_core_atomic, test_core_plain, test_waitq,
-#                                           test_classes
+#                                           test_classes, test_shm
 # Any sanitizer report, or any failed check, makes this script exit non-zero.
 #
 # Environment:
@@ -103,8 +104,8 @@ run_one() {   # run_one <sanitizers> <program...>
 
 for san in ${SANITIZERS:-thread address,undefined}; do
     case $san in
-        thread) run_one thread test_core_atomic test_waitq test_classes ;;  # plain: one thread
-        *) run_one "$san" test_core_atomic test_core_plain test_waitq test_classes ;;
+        thread) run_one thread test_core_atomic test_waitq test_classes test_shm ;;  # plain: one thread
+        *) run_one "$san" test_core_atomic test_core_plain test_waitq test_classes test_shm ;;
     esac
 done
 

@@ -49,6 +49,14 @@ def test_wait_queue_validate_program(built):
     assert "no lost wake-up" in proc.stdout and "wakes them all" in proc.stdout
 
 
+def test_shared_segment_validate_program(built):
+    exe = built / ("test_shm" + (".exe" if os.name == "nt" else ""))
+    proc = subprocess.run([str(exe)], capture_output=True, text=True, timeout=300)
+    sys.stdout.write(proc.stdout)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert " 0 failed" in proc.stdout and "none held twice" in proc.stdout
+
+
 @pytest.mark.parametrize("broken,message", [
     ("push_held", "push: the slot was not made FREE"),
     ("hold_held", "hold: the slot is not owned"),

@@ -34,6 +34,7 @@ def test_c_core_under_sanitizers(tmp_path, cmake_exe, c_compiler):
     assert proc.stdout.count("ok: test_core_") == 3
     assert proc.stdout.count("ok: test_waitq") == 2
     assert proc.stdout.count("ok: test_classes") == 2
+    assert proc.stdout.count("ok: test_shm") == 2
 
 
 @pytest.mark.skipif(os.name != "posix" or shutil.which("bash") is None, reason="needs bash")
