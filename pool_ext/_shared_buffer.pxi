@@ -1,0 +1,329 @@
+# SharedBufferPool, part 3 of 3: the SharedBuffer handle (the buffer protocol
+# over one block), sending a held block by pickle (its slot goes IN TRANSIT,
+# and the one unpickling that presents the ticket holds it), and numpy
+# arrays over blocks (SharedArray, _SharedArrayBase).  Included by _pool.pyx
+# after _shared.pxi.
+
+# ---- the handle ---------------------------------------------------------------
+
+cdef enum:
+    _SB_RELEASED = 1     # released here (maybe waiting for its exports to end)
+    _SB_SENT = 2         # pickled: the block is in transit, or someone else's
+    _SB_EXPORT = 4       # one buffer export (the count is state >> 2)
+
+
+@cython.final
+@cython.no_gc   # references only its pool, which references no handle
+@cython.freelist(16)
+cdef class SharedBuffer:
+    """One block of a SharedBufferPool, held by this process: writable,
+    aligned, the buffer protocol (memoryview(buf), numpy.frombuffer(buf),
+    f.readinto(buf)).  Release it with buf.release(), pool.release(buf) or
+    ``with``.  Pickling it sends the block to whoever unpickles it (once):
+    this handle is then released.  Used after release or sending, it raises
+    ValueError."""
+    cdef SharedBufferPool _pool
+    cdef char *_ptr
+    cdef Py_ssize_t _len
+    cdef uint64_t _state       # _SB_* bits; atomic on free-threaded builds
+    cdef uint32_t _index
+
+    def __cinit__(self):
+        self._state = _SB_RELEASED     # a handle no pool made is dead
+
+    def __dealloc__(self):
+        if self._pool is not None and pool_load64(&self._state, POOL_ACQUIRE) == 0:
+            # dropped while held (no export can be alive: exports reference us)
+            if _give_quietly(self._pool, self._index) == 0:
+                _warnings.warn(f"SharedBuffer (block {self._index} of {self._pool!r}) was "
+                               f"never released; it was returned when garbage collected",
+                               ResourceWarning, stacklevel=1)
+
+    cdef int _mark(self, uint64_t bit) except -1:
+        """Sets RELEASED or SENT; returns the exports alive then.  PoolError
+        if already released or sent."""
+        cdef uint64_t s = pool_load64(&self._state, POOL_ACQUIRE)
+        while True:
+            if s & (_SB_RELEASED | _SB_SENT):
+                raise PoolError("release of a SharedBuffer that was already released"
+                                if s & _SB_RELEASED else
+                                "this SharedBuffer's block was sent to another process")
+            if pool_cas64(&self._state, &s, s | bit, POOL_ACQ_REL, POOL_ACQUIRE):
+                return <int>(s >> 2)
+
+    cdef int _give_back(self) except -1:
+        cdef SharedBufferPool pool = self._pool
+        cdef PyObject *old
+        if pool_shm_give(pool._l, self._index, _shm_identity()) < 0:
+            self._not_ours()
+        if POOL_CACHE_HANDLES:
+            # kept for the slot's next hand-out; it lets go of the pool (the
+            # cache must not keep its pool alive)
+            old = pool._handles[self._index]
+            if old != <PyObject *>self:
+                Py_INCREF(self)
+                pool._handles[self._index] = <PyObject *>self
+                Py_XDECREF(old)
+            self._pool = None
+        return 0
+
+    cdef int _release(self) except -1:
+        if pool_load64(&self._state, POOL_ACQUIRE) & (_SB_RELEASED | _SB_SENT) == 0 and \
+                pool_shm_load(self._pool._l, self._index) != _shm_identity():
+            # not ours (a fork child's copy, a block reclaimed or written
+            # over): this handle is dead, and nothing it does later (its
+            # dealloc, an export's end) may give back what may be another
+            # handle's block by then
+            self._disown()
+            self._not_ours()
+        if self._mark(_SB_RELEASED) == 0:
+            self._give_back()
+        return 0
+
+    cdef void _disown(self) noexcept:
+        cdef uint64_t s = pool_load64(&self._state, POOL_ACQUIRE)
+        while not pool_cas64(&self._state, &s, s | _SB_RELEASED | _SB_SENT, POOL_ACQ_REL,
+                             POOL_ACQUIRE):
+            pass
+
+    cdef int _not_ours(self) except -1:
+        raise PoolError(
+            f"block {self._index} of {self._pool!r} is no longer held by this process, "
+            f"or never was (a handle inherited through fork() is the parent's; or the "
+            f"block was reclaimed, or the segment written over)")
+
+    cdef int _release_if_live(self) except -1:
+        if pool_load64(&self._state, POOL_ACQUIRE) & (_SB_RELEASED | _SB_SENT) == 0:
+            try:
+                self._release()
+            except PoolError:
+                pass       # another thread released it first
+        return 0
+
+    cdef int _check_live(self) except -1:
+        if pool_load64(&self._state, POOL_ACQUIRE) & (_SB_RELEASED | _SB_SENT):
+            raise ValueError(_SHM_DEAD)
+        return 0
+
+    def release(self):
+        """Gives the block back; PoolError if already released or sent.  If a
+        memoryview still exports it, it goes back when the last one ends."""
+        self._release()
+
+    @property
+    def released(self):
+        """True once released or sent."""
+        return pool_load64(&self._state, POOL_ACQUIRE) & (_SB_RELEASED | _SB_SENT) != 0
+
+    @property
+    def pool(self):
+        """The SharedBufferPool it came from; None once released or sent."""
+        if pool_load64(&self._state, POOL_ACQUIRE) & (_SB_RELEASED | _SB_SENT):
+            return None
+        return self._pool
+
+    @property
+    def index(self):
+        """The block's slot in the pool (the same in every process)."""
+        return self._index
+
+    def __len__(self):
+        self._check_live()
+        return self._len
+
+    def __enter__(self):
+        self._check_live()
+        return self
+
+    def __exit__(self, *exc):
+        self._release_if_live()
+        return False
+
+    def __getbuffer__(self, Py_buffer *view, int flags):
+        cdef uint64_t s = pool_load64(&self._state, POOL_ACQUIRE)
+        while True:
+            if s & (_SB_RELEASED | _SB_SENT):
+                raise ValueError(_SHM_DEAD)
+            if pool_cas64(&self._state, &s, s + _SB_EXPORT, POOL_ACQ_REL, POOL_ACQUIRE):
+                break
+        view.buf = self._ptr
+        view.obj = self
+        view.len = self._len
+        view.readonly = 0
+        view.itemsize = 1
+        view.format = NULL
+        if flags & PyBUF_FORMAT:
+            view.format = b"B"
+        view.ndim = 1
+        view.shape = &self._len if (flags & PyBUF_ND) else NULL
+        view.strides = &_ONE if (flags & PyBUF_STRIDES) == PyBUF_STRIDES else NULL
+        view.suboffsets = NULL
+        view.internal = NULL
+
+    def __releasebuffer__(self, Py_buffer *view):
+        # the last export of a released handle gives the block back
+        if pool_fetch_add64(&self._state, <uint64_t>0 - _SB_EXPORT, POOL_ACQ_REL) == \
+                _SB_EXPORT | _SB_RELEASED:
+            _give_quietly(self._pool, self._index)
+
+    def __reduce__(self):
+        return self._send(None)
+
+    cdef tuple _send(self, object array_spec):
+        """Puts the block in transit: (the unpickling call, its arguments)."""
+        cdef uint64_t ticket, s
+        if self._pool is None:
+            raise ValueError(_SHM_DEAD)
+        ticket = int.from_bytes(_os.urandom(8), "little") & ((1 << 62) - 1)
+        s = pool_load64(&self._state, POOL_ACQUIRE)
+        while True:     # live and not exported -> SENT, in one step
+            if s & (_SB_RELEASED | _SB_SENT):
+                raise ValueError(_SHM_DEAD)
+            if s >> 2:
+                raise BufferError("cannot send a SharedBuffer while a memoryview of it "
+                                  "is alive here")
+            if pool_cas64(&self._state, &s, _SB_SENT, POOL_ACQ_REL, POOL_ACQUIRE):
+                break
+        if not pool_shm_swap(self._pool._l, self._index, _shm_identity(),
+                             pool_shm_transit_word(ticket)):
+            raise PoolError(f"block {self._index} of {self._pool!r} is no longer held by "
+                            f"this process; nothing was sent")
+        pool = self._pool
+        # one flat call: the pickle names one global (each costs the loader
+        # an import lookup), and the pool travels as its id and locators
+        return (_shm_take_sent, (pool._seg.id, pool._name, pool._where(), self._index,
+                                 ticket, array_spec))
+
+    def __repr__(self):
+        if pool_load64(&self._state, POOL_ACQUIRE) & (_SB_RELEASED | _SB_SENT):
+            return "<SharedBuffer released>"
+        return f"<SharedBuffer block={self._index} size={self._len}>"
+
+
+cdef int _give_quietly(SharedBufferPool pool, uint32_t i) noexcept:
+    """Gives slot i back where no exception can be raised (dealloc, the end
+    of an export): 0, or -1 if this process did not hold it (a handle
+    inherited through fork(), say)."""
+    cdef uint64_t me = pool_load64(&_shm_me, POOL_RELAXED)
+    if me == 0 or pool._l == NULL:
+        return -1
+    return pool_shm_give(pool._l, i, me)
+
+
+def _shm_take_sent(bytes id, str name, tuple locators, index, ticket, array_spec):
+    """What a pickled block unpickles with: its pool (this process's, or
+    attached now), then _shm_receive."""
+    with _shm_lock:
+        pool = _shm_pools.get(id)
+    if pool is None:
+        pool = _shm_unpickle_pool(id, name, locators)
+    return _shm_receive(pool, index, ticket, array_spec)
+
+
+def _shm_receive(SharedBufferPool pool not None, index, ticket, array_spec):
+    """The unpickling of a sent block: this process holds it now.  Once: a
+    second load of the same pickle raises PoolError.  Everything in the
+    pickle is checked before the block is taken."""
+    cdef uint32_t i
+    cdef _ArrayShape req
+    pool._check_attached()
+    if type(index) is not int or not 0 <= index < pool._l.capacity:
+        raise PoolError(f"a pickled SharedBuffer names block {index!r}, which {pool!r} "
+                        f"does not have")
+    if type(ticket) is not int or not 0 <= ticket < (1 << 62):
+        raise PoolError("a pickled SharedBuffer with a malformed ticket")
+    i = index
+    if array_spec is not None:
+        try:
+            if type(array_spec) is not tuple or len(<tuple>array_spec) != 3:
+                raise PoolError("a pickled shared array with a malformed description")
+            dtype, shape, order = array_spec
+            descr = _array_request(shape, dtype, order, &req)
+            if req.nbytes > pool._l.block_size:
+                raise PoolError("a pickled shared array larger than its block")
+        except BaseException:
+            # nobody else can load this block (the ticket is in this pickle
+            # only): it goes back to the pool, not into transit for ever
+            if pool_shm_swap(pool._l, i, pool_shm_transit_word(ticket), 0):
+                pool_shm_freed(pool._l, i)
+            raise
+    if not pool_shm_swap(pool._l, i, pool_shm_transit_word(ticket), _shm_identity()):
+        raise PoolError(f"block {index} of {pool!r} was already received (a pickled block "
+                        f"can be loaded once), or reclaimed")
+    buf = pool._hand_out(i)
+    if array_spec is None:
+        return buf
+    try:
+        return _shared_array(buf, &req, descr)
+    except BaseException:
+        (<SharedBuffer>buf)._release()
+        raise
+
+
+# ---- arrays -------------------------------------------------------------------
+
+@cython.final
+@cython.no_gc
+cdef class _SharedArrayBase:
+    """The base of an array made by SharedBufferPool.empty()/zeros(): holds
+    its block, gives it back when the last view dies; exposes nothing."""
+    cdef SharedBuffer _buf
+
+    def __dealloc__(self):
+        if self._buf is not None:
+            self._buf._release_if_live()
+
+    def __repr__(self):
+        return "<pool_ext shared array base>"
+
+
+def _make_shared_array_type():
+    import numpy
+
+    class SharedArray(numpy.ndarray):
+        """A numpy.ndarray over a SharedBufferPool block.  Pickling the array
+        that empty()/zeros() returned sends its block (no copy): the array
+        here becomes read-only, and its block is the receiver's.  Views and
+        results of arithmetic pickle as ordinary arrays (a copy)."""
+
+        def __reduce__(self):
+            return _shared_array_reduce(self)
+
+        def __reduce_ex__(self, protocol):
+            return _shared_array_reduce(self)
+
+    SharedArray.__module__ = "pool_ext"
+    SharedArray.__qualname__ = "SharedArray"
+    return SharedArray
+
+
+cdef object _shared_array(SharedBuffer buf, _ArrayShape *req, object descr):
+    global _SharedArray
+    cdef _SharedArrayBase base = _SharedArrayBase.__new__(_SharedArrayBase)
+    base._buf = buf
+    if _SharedArray is None:
+        _SharedArray = _make_shared_array_type()
+    Py_INCREF(descr)    # pool_ndarray_new_as steals both, also when it fails
+    Py_INCREF(base)
+    return pool_ndarray_new_as(<void *>_SharedArray, <PyArray_Descr *><PyObject *>descr,
+                               req.nd, req.dims, buf._ptr, req.fortran, <PyObject *>base)
+
+
+def _shared_array_reduce(arr):
+    import numpy
+    base = arr.base
+    if type(base) is _SharedArrayBase and (<_SharedArrayBase>base)._buf is not None:
+        buf = (<_SharedArrayBase>base)._buf
+        layout = pool_ndarray_layout(arr)
+        if pool_ndarray_data(arr) == <void *>(<SharedBuffer>buf)._ptr and layout != 0:
+            dt = arr.dtype
+            # a plain dtype travels as its string ('<f8'), which needs no
+            # global to load; a structured one as itself
+            spec = (dt.str if dt.fields is None and dt.subdtype is None and
+                    dt.metadata is None else dt, arr.shape,
+                    "C" if layout == 1 else "F")
+            rv = (<SharedBuffer>buf)._send(spec)
+            arr.flags.writeable = False     # its block is the receiver's now
+            return rv
+    # a view, or an array that owns its memory: an ordinary (copying) pickle
+    return arr.view(numpy.ndarray).__reduce__()

@@ -1,0 +1,357 @@
+# SharedBufferPool, part 1 of 3: the process's side of a shared segment
+# (included by _pool.pyx, before _shared.pxi and _shared_buffer.pxi).  The
+# segment's layout and its slot words are in src/pool_shm.h.
+#
+#   _shm_identity     this process's HELD word: (pid, tag), tag the low 32
+#                     bits of its start time, so a dead holder's pid reused
+#                     by a new process is told apart; computed once per
+#                     process (and again in a fork child)
+#   _Segment          one mapping of a segment (its fd, its layout copied
+#                     out of the header once): unmapped when the last pool
+#                     object and handle of this process that use it are gone
+#   _segment_create / _segment_open, _memory_room
+#   _attach, _pool_for, _shm_unpickle_pool
+#                     finding a pool: by name (/proc/net/unix), by pickle;
+#                     one pool object per segment per process
+#
+# Part 2, _shared.pxi: SharedBufferPool itself.  Part 3, _shared_buffer.pxi:
+# the SharedBuffer handle, sending blocks by pickle, shared arrays.
+
+
+from pool_ext.includes.pool_shm cimport *
+
+import errno as _errno
+import hashlib as _hashlib
+import mmap as _mmap
+import sys as _sys
+
+cdef class SharedBuffer
+cdef class _SharedLease
+
+
+cdef uint64_t _shm_me = 0          # this process's HELD word; 0: not known yet
+cdef uint32_t _SHM_SLICE_MS = 100  # longest single sleep of a waiter (pool_shm.h)
+cdef uint64_t _SHM_HUNGRY_NS = 200000000   # how long a waiter's claim lasts unrenewed
+cdef object _shm_lock = _threading.Lock()
+cdef object _shm_pools = _weakref.WeakValueDictionary()   # segment id -> pool
+cdef object _shm_named = _weakref.WeakSet()               # pools owning a name here
+cdef object _SharedArray = None                           # made on first array call
+cdef object _NAME_CHARS = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+cdef str _SHM_DEAD = "operation on a released SharedBuffer (or one sent to another process)"
+
+
+def _proc_start(pid):
+    """The start time of process pid (clock ticks since boot), or None if no
+    such process is running: gone, or a zombie (it can release nothing)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    rest = data[data.rindex(b")") + 2:].split()
+    if rest[0] in (b"Z", b"X"):
+        return None
+    return int(rest[19])     # field 22; rest[0] is field 3
+
+
+cdef inline uint64_t _shm_identity() except 0:
+    """This process's HELD word: (pid, tag)."""
+    cdef uint64_t me = pool_load64(&_shm_me, POOL_RELAXED)
+    if me != 0:
+        return me
+    return _shm_identity_slow()
+
+
+cdef uint64_t _shm_identity_slow() except 0:
+    global _shm_me
+    cdef uint64_t me
+    pid = _os.getpid()
+    start = _proc_start(pid)
+    if start is None:
+        raise OSError("SharedBufferPool cannot read this process's start time from /proc")
+    me = pool_shm_held_word(<uint32_t>pid, <uint32_t>(start & 0xFFFFFFFF))
+    # relaxed: every thread computes the same value
+    pool_store64(&_shm_me, me, POOL_RELAXED)
+    return me
+
+
+def _shm_after_fork_in_child():
+    """A fork child is another holder, and does not own its parent's names."""
+    global _shm_me
+    _shm_me = 0
+    for pool in list(_shm_named):
+        (<SharedBufferPool>pool)._drop_name()
+
+
+if hasattr(_os, "register_at_fork"):
+    _os.register_at_fork(after_in_child=_shm_after_fork_in_child)
+
+
+cdef object _os_error(int rc, str what):
+    """An OSError (the right subclass, by errno) for a -errno rc."""
+    return OSError(-rc, f"{what}: {_os.strerror(-rc)}")
+
+
+cdef str _check_name(object name):
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str or None, not {type(name).__name__}")
+    if not 1 <= len(<str>name) <= 200 or not _NAME_CHARS.issuperset(<str>name):
+        raise ValueError(f"name must be 1 to 200 characters of A-Z, a-z, 0-9, '.', '_' "
+                         f"and '-', got {name!r}")
+    return <str>name
+
+
+@cython.final
+@cython.no_gc
+cdef class _Segment:
+    """One mapping of a segment in this process.  Pools and handles reference
+    it; the mapping goes when the last of them does (never under a view)."""
+    cdef pool_shm_layout_t l
+    cdef uint64_t mapped       # bytes mapped (the file's size)
+    cdef int fd
+    cdef bytes id
+
+    def __cinit__(self):
+        self.fd = -1
+        self.l.base = NULL
+
+    def __dealloc__(self):
+        if self.l.base != NULL:
+            pool_shm_os_unmap(self.l.base, self.mapped)
+        if self.fd >= 0:
+            pool_shm_os_close(self.fd)
+
+
+def _memory_room():
+    """Bytes of memory a new segment can still get, as far as the kernel
+    says: MemAvailable + SwapFree, and the cgroup's limit less its usage
+    (v2 or v1) if there is one; None if unknown.  A segment's pages are
+    allocated at creation (fallocate), and a shared-memory file has no size
+    limit of its own: asked for more than the machine has, the kernel would
+    give page after page until the OOM killer ends the process, so a request
+    above this is refused before any page is touched."""
+    room = None
+    try:
+        info = {}
+        with open("/proc/meminfo") as f:
+            for line in f:
+                key, _, rest = line.partition(":")
+                info[key] = int(rest.split()[0]) * 1024
+        room = info["MemAvailable"] + info.get("SwapFree", 0)
+    except (OSError, KeyError, ValueError, IndexError):
+        pass
+    try:
+        with open("/proc/self/cgroup") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return room
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":                       # cgroup v2
+            root, limit_file, used_file = "/sys/fs/cgroup", "memory.max", "memory.current"
+        elif "memory" in controllers.split(","):    # cgroup v1
+            root, limit_file, used_file = ("/sys/fs/cgroup/memory", "memory.limit_in_bytes",
+                                           "memory.usage_in_bytes")
+        else:
+            continue
+        # the group's own directory, or the mount's root when a cgroup
+        # namespace shows the group there
+        for d in (root + path.rstrip("/"), root):
+            try:
+                with open(f"{d}/{limit_file}") as f:
+                    limit = f.read().strip()
+                with open(f"{d}/{used_file}") as f:
+                    used = int(f.read().strip())
+            except (OSError, ValueError):
+                continue
+            if limit != "max" and int(limit) < (1 << 60):
+                left = max(int(limit) - used, 0)
+                room = left if room is None else min(room, left)
+            break
+    return room
+
+
+cdef _Segment _segment_create(str label, uint64_t block_size, uint32_t capacity,
+                              uint64_t alignment):
+    cdef _Segment seg = _Segment.__new__(_Segment)
+    cdef bytes id = _os.urandom(16)
+    cdef bytes blabel = label.encode()
+    cdef int rc
+    if pool_shm_plan(&seg.l, block_size, capacity, alignment, _PAGE) < 0:
+        raise ValueError(f"a SharedBufferPool of {capacity} blocks of {block_size} bytes "
+                         f"(alignment {alignment}) is too big to address")
+    room = _memory_room()
+    if room is not None and seg.l.total_size > room:
+        raise MemoryError(
+            f"not enough memory for a SharedBufferPool of {capacity} x {block_size} bytes: "
+            f"it needs {seg.l.total_size} bytes, and {room} are available (MemAvailable + "
+            f"SwapFree, within this cgroup's limit)")
+    rc = pool_shm_os_create(blabel, seg.l.total_size)
+    if rc < 0:
+        if -rc in (_errno.ENOSPC, _errno.ENOMEM, _errno.EFBIG):
+            raise MemoryError(
+                f"not enough shared memory for a SharedBufferPool of {capacity} x "
+                f"{block_size} bytes ({seg.l.total_size} bytes): {_os.strerror(-rc)}")
+        raise _os_error(rc, "cannot create the shared-memory segment")
+    seg.fd = rc
+    seg.mapped = seg.l.total_size
+    base = pool_shm_os_map(seg.fd, seg.mapped, alignment)
+    if base == NULL:
+        raise MemoryError(f"cannot map {seg.mapped} bytes of shared memory")
+    pool_shm_init(&seg.l, base, <const uint8_t *><char *>id)
+    seg.id = id
+    return seg
+
+
+cdef _Segment _segment_open(int pid, int fd, object expect_id):
+    """Maps another process's segment (/proc/pid/fd/fd), checking its header.
+    OSError if it cannot be opened, ValueError if it is not a pool's."""
+    cdef _Segment seg = _Segment.__new__(_Segment)
+    cdef uint64_t size = 0
+    cdef int rc = pool_shm_os_open(pid, fd, &size)
+    cdef char *base
+    if rc < 0:
+        if -rc == _errno.EACCES:
+            raise PermissionError(-rc, "the segment belongs to another user")
+        if -rc == _errno.EINVAL:
+            raise ValueError("not a SharedBufferPool segment (not a sealed memfd)")
+        raise _os_error(rc, f"cannot open /proc/{pid}/fd/{fd}")
+    seg.fd = rc
+    if size < POOL_SHM_HEADER:
+        raise ValueError(f"not a SharedBufferPool segment: {size} bytes, shorter than "
+                         f"its header")
+    base = pool_shm_os_map(seg.fd, size, _PAGE)
+    if base == NULL:
+        raise MemoryError(f"cannot map {size} bytes of shared memory")
+    seg.l.base = base       # unmapped by __dealloc__ if the checks fail
+    seg.mapped = size
+    rc = pool_shm_check_header(&seg.l, base, size, _PAGE)
+    if rc != 0:
+        seg.l.base = base
+        raise ValueError({
+            POOL_SHM_ESMALL: "not a SharedBufferPool segment: shorter than its header",
+            POOL_SHM_EMAGIC: "not a SharedBufferPool segment (no pool_ext magic)",
+            POOL_SHM_EVERSION: "a SharedBufferPool segment of another layout version "
+                               f"(this pool_ext reads version {POOL_SHM_VERSION})",
+            POOL_SHM_ELAYOUT: "a SharedBufferPool segment whose header does not add up",
+            POOL_SHM_ETRUNC: "a SharedBufferPool segment shorter than its layout",
+        }.get(rc, "a bad SharedBufferPool segment"))
+    if seg.l.alignment > _PAGE:
+        # blocks aligned beyond a page need the mapping itself so aligned
+        align = seg.l.alignment
+        seg.l.base = NULL
+        pool_shm_os_unmap(base, size)
+        base = pool_shm_os_map(seg.fd, size, align)
+        if base == NULL:
+            raise MemoryError(f"cannot map {size} bytes of shared memory")
+        seg.l.base = base
+        rc = pool_shm_check_header(&seg.l, base, size, _PAGE)
+        if rc != 0 or seg.l.alignment != align:    # changed meanwhile
+            seg.l.base = base
+            raise ValueError("a SharedBufferPool segment whose header changed while "
+                             "it was attached")
+    seg.id = (<char *>seg.l.header.id)[:16]
+    if expect_id is not None and seg.id != expect_id:
+        raise FileNotFoundError(_errno.ENOENT, "the segment found is another pool's")
+    return seg
+
+
+cdef uint64_t _PAGE = <uint64_t>_mmap.PAGESIZE
+
+
+def _shm_unpickle_pool(bytes id, str name, tuple locators):
+    """pickle's way back to a pool: this process's own if it has one,
+    else a new attachment (through the locators, else the name)."""
+    with _shm_lock:
+        found = _shm_pools.get(id)
+    if found is not None:
+        return found
+    errors = []
+    for pid, fd in locators:
+        try:
+            return _pool_for(_segment_open(pid, fd, id), name, locators)
+        except (OSError, ValueError) as err:
+            errors.append(err)
+    try:
+        found = _attach(name)
+    except (OSError, ValueError) as err:
+        errors.append(err)
+    else:
+        if (<SharedBufferPool>found)._seg.id == id:
+            return found
+    for e in errors:
+        if isinstance(e, (ValueError, PermissionError)):
+            raise e       # found, but not ours to attach: say why
+    last = errors[len(errors) - 1] if errors else None    # (wraparound is off)
+    raise FileNotFoundError(
+        f"cannot attach SharedBufferPool {name!r}: every process that could pass it "
+        f"on has exited or closed it (last error: {last})")
+
+
+cdef str _name_key(str name):
+    """The name's socket address under pool_ext/<uid>/: a hash, so that
+    every valid name fits in a Unix socket address (108 bytes)."""
+    return _hashlib.sha256(name.encode()).hexdigest()[:40]
+
+
+cdef SharedBufferPool _attach(object name):
+    """SharedBufferPool.attach(name)."""
+    cdef int pid, fd
+    name = _check_name(name)
+    with _shm_lock:
+        for pool in list(_shm_pools.values()):
+            # this process has it, and its creator still owns the name
+            if (<SharedBufferPool>pool)._name == name and pool_load32(
+                    &(<SharedBufferPool>pool)._l.header.named, POOL_ACQUIRE) == 1:
+                return pool
+    # the owner's two sockets, as /proc/net/unix lists them (an abstract
+    # address shows as '@'): the name itself, and where its segment is
+    prefix = f"@pool_ext/{_os.geteuid()}/{_name_key(name)}"
+    owned = False
+    where = []
+    try:
+        with open("/proc/net/unix") as f:
+            lines = f.read().splitlines()[1:]
+    except OSError as exc:
+        raise FileNotFoundError(_errno.ENOENT, f"cannot look SharedBufferPool "
+                                               f"{name!r} up: {exc}") from None
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 8:
+            continue
+        if fields[7] == prefix:
+            owned = True
+        elif fields[7].startswith(prefix + "/"):
+            p, _, f_ = fields[7][len(prefix) + 1:].partition(".")
+            if p.isdigit() and f_.isdigit() and len(p) < 10 and len(f_) < 10:
+                where.append((int(p), int(f_)))
+    if not owned:
+        raise FileNotFoundError(_errno.ENOENT, f"no SharedBufferPool named {name!r} exists")
+    error = None
+    for pid, fd in where:
+        try:
+            seg = _segment_open(pid, fd, None)
+        except (OSError, ValueError) as exc:
+            error = exc
+            continue
+        if pool_load32(&(<_Segment>seg).l.header.named, POOL_ACQUIRE) != 1:
+            continue    # a segment of an earlier pool of that name
+        return _pool_for(seg, name, ((pid, fd),))
+    if error is not None:
+        raise error
+    raise FileNotFoundError(_errno.ENOENT, f"no SharedBufferPool named {name!r} exists")
+
+
+cdef object _pool_for(_Segment seg, str name, tuple locators):
+    """This process's one pool object for seg: the one it has, or a new one."""
+    cdef SharedBufferPool pool
+    _shm_identity()              # fails here (no /proc), not in the first acquire
+    with _shm_lock:
+        found = _shm_pools.get(seg.id)
+        if found is not None:
+            return found         # (seg, a second mapping, goes)
+        pool = SharedBufferPool.__new__(SharedBufferPool)
+        pool._adopt(seg, name, locators)
+        _shm_pools[seg.id] = pool
+        return pool
