@@ -46,6 +46,8 @@ cdef class SharedBufferPool:
     cdef int _loc_fd           # the socket that says where the segment is; -1: none
     cdef long _owner_pid       # the process that created it (owns the name)
     cdef tuple _locators       # (pid, fd) pairs through which others can open it
+    cdef tuple _where_cache    # _where() for process _where_pid (set with no other thread)
+    cdef long _where_pid
     cdef PyObject **_handles   # GIL builds: each slot's last released handle, for reuse
     cdef object __weakref__
 
@@ -103,7 +105,18 @@ cdef class SharedBufferPool:
         self._l = &seg.l
         self._name = name
         self._locators = locators
+        self._locate()
         return 0
+
+    cdef void _locate(self) noexcept:
+        """Computes _where() for this process, where no other thread can see
+        the pool: its making, or a fork child's hook."""
+        try:
+            pid = _os.getpid()
+            self._where_cache = self._where_from(pid)
+            self._where_pid = pid
+        except BaseException:   # (MemoryError) _where() computes it each time
+            self._where_pid = -1
 
     @staticmethod
     def attach(name):
@@ -141,7 +154,13 @@ cdef class SharedBufferPool:
     cdef tuple _where(self):
         """Where another process can open the segment: here, then the
         (pid, fd) pairs this process was given (the creator's first)."""
-        here = ((_os.getpid(), self._seg.fd),)
+        cdef long pid = <long>pool_shm_word_pid(_shm_identity())
+        if pid == self._where_pid:
+            return self._where_cache
+        return self._where_from(pid)
+
+    cdef tuple _where_from(self, long pid):
+        here = ((pid, self._seg.fd),)
         return here + tuple(x for x in self._locators if x not in here)[:3]
 
     cdef int _check_attached(self) except -1:

@@ -68,16 +68,14 @@ cdef class SharedBuffer:
         return 0
 
     cdef int _release(self) except -1:
-        if pool_load64(&self._state, POOL_ACQUIRE) & (_SB_RELEASED | _SB_SENT) == 0 and \
-                pool_shm_load(self._pool._l, self._index) != _shm_identity():
-            # not ours (a fork child's copy, a block reclaimed or written
-            # over): this handle is dead, and nothing it does later (its
-            # dealloc, an export's end) may give back what may be another
-            # handle's block by then
+        if self._mark(_SB_RELEASED) == 0:
+            self._give_back()    # PoolError if the block is not ours
+        elif pool_shm_load(self._pool._l, self._index) != _shm_identity():
+            # exports alive, and the block not ours (a fork child's copy, a
+            # block reclaimed or written over): the export's end must not
+            # give back what may be another handle's block by then
             self._disown()
             self._not_ours()
-        if self._mark(_SB_RELEASED) == 0:
-            self._give_back()
         return 0
 
     cdef void _disown(self) noexcept:
@@ -174,7 +172,6 @@ cdef class SharedBuffer:
         cdef uint64_t ticket, s
         if self._pool is None:
             raise ValueError(_SHM_DEAD)
-        ticket = int.from_bytes(_os.urandom(8), "little") & ((1 << 62) - 1)
         s = pool_load64(&self._state, POOL_ACQUIRE)
         while True:     # live and not exported -> SENT, in one step
             if s & (_SB_RELEASED | _SB_SENT):
@@ -184,6 +181,9 @@ cdef class SharedBuffer:
                                   "is alive here")
             if pool_cas64(&self._state, &s, _SB_SENT, POOL_ACQ_REL, POOL_ACQUIRE):
                 break
+        # relaxed: the count only has to differ from every other send's
+        ticket = pool_shm_ticket(pool_load64(&_shm_ticket_key, POOL_RELAXED),
+                                 pool_fetch_add64(&_shm_tickets, 1, POOL_RELAXED))
         if not pool_shm_swap(self._pool._l, self._index, _shm_identity(),
                              pool_shm_transit_word(ticket)):
             raise PoolError(f"block {self._index} of {self._pool!r} is no longer held by "
@@ -213,8 +213,7 @@ cdef int _give_quietly(SharedBufferPool pool, uint32_t i) noexcept:
 def _shm_take_sent(bytes id, str name, tuple locators, index, ticket, array_spec):
     """What a pickled block unpickles with: its pool (this process's, or
     attached now), then _shm_receive."""
-    with _shm_lock:
-        pool = _shm_pools.get(id)
+    pool = _shm_pools.get(id)   # (no lock: a miss attaches under it, and looks again)
     if pool is None:
         pool = _shm_unpickle_pool(id, name, locators)
     return _shm_receive(pool, index, ticket, array_spec)
@@ -238,7 +237,15 @@ def _shm_receive(SharedBufferPool pool not None, index, ticket, array_spec):
             if type(array_spec) is not tuple or len(<tuple>array_spec) != 3:
                 raise PoolError("a pickled shared array with a malformed description")
             dtype, shape, order = array_spec
+            if type(dtype) is str:
+                descr = _shm_descrs.get(dtype)
+                if descr is not None:
+                    dtype = descr
             descr = _array_request(shape, dtype, order, &req)
+            if type(dtype) is str and len(<str>dtype) <= 16:
+                if len(_shm_descrs) >= 64:
+                    _shm_descrs.clear()
+                _shm_descrs[dtype] = descr
             if req.nbytes > pool._l.block_size:
                 raise PoolError("a pickled shared array larger than its block")
         except BaseException:
@@ -286,11 +293,9 @@ def _make_shared_array_type():
         here becomes read-only, and its block is the receiver's.  Views and
         results of arithmetic pickle as ordinary arrays (a copy)."""
 
-        def __reduce__(self):
-            return _shared_array_reduce(self)
-
-        def __reduce_ex__(self, protocol):
-            return _shared_array_reduce(self)
+        # Cython functions, which bind as methods: no Python frame per send
+        __reduce__ = _shared_array_reduce
+        __reduce_ex__ = _shared_array_reduce_ex
 
     SharedArray.__module__ = "pool_ext"
     SharedArray.__qualname__ = "SharedArray"
@@ -309,21 +314,44 @@ cdef object _shared_array(SharedBuffer buf, _ArrayShape *req, object descr):
                                req.nd, req.dims, buf._ptr, req.fortran, <PyObject *>base)
 
 
+cdef object _shm_specs = {}     # id(dtype) -> (dtype, what the pickle says of it)
+cdef object _shm_descrs = {}    # a dtype's string -> the dtype (the loading side)
+
+
+cdef object _dtype_spec(object descr):
+    """How a dtype travels: a plain one as its string ('<f8'), which needs no
+    global to load; a structured one as itself.  Cached: the dtype.str of a
+    send costs more than the rest of it."""
+    hit = _shm_specs.get(id(descr))
+    if hit is not None and (<tuple>hit)[0] is descr:   # (the entry keeps descr alive)
+        return (<tuple>hit)[1]
+    spec = (descr.str if descr.fields is None and descr.subdtype is None and
+            descr.metadata is None else descr)
+    if len(_shm_specs) >= 64:
+        _shm_specs.clear()
+    _shm_specs[id(descr)] = (descr, spec)
+    return spec
+
+
+@cython.binding(True)     # a method of SharedArray
+def _shared_array_reduce_ex(arr, protocol):
+    return _shared_array_reduce(arr)
+
+
+@cython.binding(True)
 def _shared_array_reduce(arr):
-    import numpy
-    base = arr.base
-    if type(base) is _SharedArrayBase and (<_SharedArrayBase>base)._buf is not None:
-        buf = (<_SharedArrayBase>base)._buf
-        layout = pool_ndarray_layout(arr)
-        if pool_ndarray_data(arr) == <void *>(<SharedBuffer>buf)._ptr and layout != 0:
-            dt = arr.dtype
-            # a plain dtype travels as its string ('<f8'), which needs no
-            # global to load; a structured one as itself
-            spec = (dt.str if dt.fields is None and dt.subdtype is None and
-                    dt.metadata is None else dt, arr.shape,
-                    "C" if layout == 1 else "F")
-            rv = (<SharedBuffer>buf)._send(spec)
-            arr.flags.writeable = False     # its block is the receiver's now
-            return rv
+    _numpy_ready()
+    if pool_ndarray_check(arr):
+        base = <object>pool_ndarray_base(arr) if pool_ndarray_base(arr) != NULL else None
+        if type(base) is _SharedArrayBase and (<_SharedArrayBase>base)._buf is not None:
+            buf = (<_SharedArrayBase>base)._buf
+            layout = pool_ndarray_layout(arr)
+            if pool_ndarray_data(arr) == <void *>(<SharedBuffer>buf)._ptr and layout != 0:
+                spec = (_dtype_spec(<object>pool_ndarray_descr(arr)), arr.shape,
+                        "C" if layout == 1 else "F")
+                rv = (<SharedBuffer>buf)._send(spec)
+                pool_ndarray_set_readonly(arr)     # its block is the receiver's now
+                return rv
     # a view, or an array that owns its memory: an ordinary (copying) pickle
+    import numpy
     return arr.view(numpy.ndarray).__reduce__()

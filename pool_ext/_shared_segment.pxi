@@ -30,6 +30,8 @@ cdef class _SharedLease
 
 
 cdef uint64_t _shm_me = 0          # this process's HELD word; 0: not known yet
+cdef uint64_t _shm_ticket_key = 0  # this process's random ticket key (set with _shm_me)
+cdef uint64_t _shm_tickets = 0     # tickets issued by this process (pool_shm_ticket's n)
 cdef uint32_t _SHM_SLICE_MS = 100  # longest single sleep of a waiter (pool_shm.h)
 cdef uint64_t _SHM_HUNGRY_NS = 200000000   # how long a waiter's claim lasts unrenewed
 cdef object _shm_lock = _threading.Lock()
@@ -71,17 +73,23 @@ cdef uint64_t _shm_identity_slow() except 0:
     if start is None:
         raise OSError("SharedBufferPool cannot read this process's start time from /proc")
     me = pool_shm_held_word(<uint32_t>pid, <uint32_t>(start & 0xFFFFFFFF))
+    # relaxed: a thread that reads the key of another racing thread still
+    # issues distinct tickets (only key + n must differ)
+    pool_store64(&_shm_ticket_key, int.from_bytes(_os.urandom(8), "little"), POOL_RELAXED)
     # relaxed: every thread computes the same value
     pool_store64(&_shm_me, me, POOL_RELAXED)
     return me
 
 
 def _shm_after_fork_in_child():
-    """A fork child is another holder, and does not own its parent's names."""
+    """A fork child is another holder (with its own ticket key), and does
+    not own its parent's names.  Only this thread runs here."""
     global _shm_me
     _shm_me = 0
     for pool in list(_shm_named):
         (<SharedBufferPool>pool)._drop_name()
+    for pool in list(_shm_pools.values()):
+        (<SharedBufferPool>pool)._locate()
 
 
 if hasattr(_os, "register_at_fork"):

@@ -44,7 +44,7 @@
  *                            process has another tag
  *   2 | ticket << 2          IN TRANSIT: pickled by its holder, waiting for
  *                            the one unpickling that presents this 62-bit
- *                            random ticket
+ *                            ticket (pool_shm_ticket: unique per send)
  *   anything else            corrupt (never written by this code)
  *
  * Every transition is ONE compare-and-swap of the slot word, so a process
@@ -174,6 +174,23 @@ static inline uint64_t pool_shm_held_word(uint32_t pid, uint32_t tag)
 static inline uint64_t pool_shm_transit_word(uint64_t ticket)
 {
     return POOL_SHM_TRANSIT | (ticket << 2);
+}
+
+/* The n-th ticket of a process whose random key is `key`: a bijection of
+ * (key + n) mod 2^62 (xor-shift and odd multiplies, each one-to-one on 62
+ * bits), so a process repeats no ticket in 2^62 sends, and two processes
+ * (independent keys) share one with chance 2^-62.  A ticket tells a replayed
+ * pickle from the live one; it is no secret from a process of the same user,
+ * which can write the slot words anyway. */
+static inline uint64_t pool_shm_ticket(uint64_t key, uint64_t n)
+{
+    const uint64_t m = (1ull << 62) - 1;
+    uint64_t x = (key + n) & m;
+    x ^= x >> 31;
+    x = (x * 0xbf58476d1ce4e5b9ull) & m;
+    x ^= x >> 29;
+    x = (x * 0x94d049bb133111ebull) & m;
+    return x ^ (x >> 32);
 }
 
 static inline unsigned pool_shm_kind(uint64_t w)

@@ -47,6 +47,7 @@ static inline int pool_ndarray_check(PyObject *o) { (void)o; return 0; }
 static inline int pool_ndarray_is_fortran(PyObject *a) { (void)a; return 0; }
 static inline void *pool_ndarray_data(PyObject *a) { (void)a; return NULL; }
 static inline int pool_ndarray_layout(PyObject *a) { (void)a; return 0; }
+static inline void pool_ndarray_set_readonly(PyObject *a) { (void)a; }
 static inline void pool_ndarray_forget(PyObject *a) { (void)a; }
 static inline int pool_borrow_unreachable(PyObject *a, Py_ssize_t refs) { (void)a; (void)refs; return 0; }
 static inline PyObject *pool_ndarray_new(PyArray_Descr *descr, int nd, const npy_intp *dims,
@@ -135,6 +136,13 @@ static inline int pool_ndarray_layout(PyObject *a)
     if (PyArray_IS_C_CONTIGUOUS((PyArrayObject *)a))
         return 1;
     return PyArray_IS_F_CONTIGUOUS((PyArrayObject *)a) ? 2 : 0;
+}
+
+/* a.flags.writeable = False, as numpy's setter does it (clearing the flag
+ * needs no check; views made before keep theirs) */
+static inline void pool_ndarray_set_readonly(PyObject *a)
+{
+    PyArray_CLEARFLAGS((PyArrayObject *)a, NPY_ARRAY_WRITEABLE);
 }
 
 static inline int pool_ndarray_is_fortran(PyObject *a)

@@ -24,6 +24,7 @@ cdef extern from "pool_numpy.h":
     bint pool_ndarray_is_fortran(object a) noexcept
     void *pool_ndarray_data(object a) noexcept
     int pool_ndarray_layout(object a) noexcept
+    void pool_ndarray_set_readonly(object a) noexcept
     void pool_ndarray_forget(object a) noexcept
     bint pool_borrow_unreachable(object a, Py_ssize_t refs) noexcept
     # steals descr and base (also on failure)

@@ -38,6 +38,7 @@ cdef extern from "pool_shm.h" nogil:
 
     uint64_t pool_shm_held_word(uint32_t pid, uint32_t tag)
     uint64_t pool_shm_transit_word(uint64_t ticket)
+    uint64_t pool_shm_ticket(uint64_t key, uint64_t n)
     unsigned pool_shm_kind(uint64_t w)
     uint32_t pool_shm_word_pid(uint64_t w)
     uint32_t pool_shm_word_tag(uint64_t w)

@@ -8,7 +8,10 @@
  *    version, inconsistent sizes or a short mapping are each reported.
  * 2. words: take / give / send (IN TRANSIT) / receive by ticket, each one
  *    CAS; a give by another holder fails; a corrupt word is never taken.
- * 3. threads: holders each take and give back ITERS blocks: 4 threads on
+ * 3. tickets: pool_shm_ticket is one-to-one in the count (no repeat in a
+ *    million sends of one key, even around the 62-bit wrap) and stays
+ *    within 62 bits.
+ * 4. threads: holders each take and give back ITERS blocks: 4 threads on
  *    8 blocks (never empty: no waits), then 6 threads on 2 blocks, waiting
  *    (futex) when none is free.  Each
  *    marks its ownership in a side array and writes its id over the block,
@@ -123,6 +126,35 @@ static int test_words(void)
     return 0;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static int test_tickets(void)
+{
+    enum { N = 1000000 };
+    const uint64_t keys[] = {0, 0x0123456789abcdefULL, (1ULL << 62) - N / 2, UINT64_MAX};
+    uint64_t *t = malloc(N * sizeof *t);
+    size_t k, n;
+    CHECK(t != NULL, "malloc");
+    for (k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+        int repeats = 0, wide = 0;
+        for (n = 0; n < N; n++) {
+            t[n] = pool_shm_ticket(keys[k], n);
+            wide += t[n] >> 62 != 0;
+        }
+        qsort(t, N, sizeof *t, cmp_u64);
+        for (n = 1; n < N; n++)
+            repeats += t[n] == t[n - 1];
+        CHECK(repeats == 0 && wide == 0, "key %zu: %d repeats, %d over 62 bits", k, repeats, wide);
+    }
+    free(t);
+    passes++;
+    return 0;
+}
+
 static void *worker(void *arg)
 {
     uint32_t id = (uint32_t)(uintptr_t)arg;
@@ -192,6 +224,7 @@ int main(void)
 {
     test_layout();
     test_words();
+    test_tickets();
     test_threads(4, 8);
     test_threads(6, 2);
     printf("%d passed, %d failed\n", passes, failures);
