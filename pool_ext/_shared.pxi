@@ -181,7 +181,6 @@ cdef class SharedBufferPool:
 
     cdef object _take(self, object timeout):
         cdef int64_t i
-        cdef SharedBuffer buf
         if self._l == NULL:
             self._check_attached()
         if self._closed:
