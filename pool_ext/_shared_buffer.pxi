@@ -219,12 +219,15 @@ def _shm_take_sent(bytes id, str name, tuple locators, index, ticket, array_spec
     return _shm_receive(pool, index, ticket, array_spec)
 
 
-def _shm_receive(SharedBufferPool pool not None, index, ticket, array_spec):
+cpdef object _shm_receive(SharedBufferPool pool, object index, object ticket,
+                          object array_spec):
     """The unpickling of a sent block: this process holds it now.  Once: a
     second load of the same pickle raises PoolError.  Everything in the
     pickle is checked before the block is taken."""
     cdef uint32_t i
     cdef _ArrayShape req
+    if pool is None:
+        raise TypeError("a pickled SharedBuffer names no pool")
     pool._check_attached()
     if type(index) is not int or not 0 <= index < pool._l.capacity:
         raise PoolError(f"a pickled SharedBuffer names block {index!r}, which {pool!r} "
