@@ -63,8 +63,8 @@ cdef class SharedBufferPool:
             raise NotImplementedError(
                 f"SharedBufferPool needs Linux (a sealed memfd, futexes, /proc); "
                 f"this is {_sys.platform} (docs/shared.md: the plan for macOS and Windows)")
-        if self._seg is not None:
-            raise PoolError("SharedBufferPool.__init__ called twice")
+        if self._seg is not None or self._closed:
+            raise PoolError("SharedBufferPool.__init__ called twice (or after close())")
         size = _int_arg(block_size, "block_size", 1, None)
         n = _int_arg(capacity, "capacity", 1, POOL_SHM_MAX_CAPACITY)
         align = _int_arg(alignment, "alignment", 1, 1 << 30)
@@ -72,21 +72,29 @@ cdef class SharedBufferPool:
             raise ValueError(f"alignment must be a power of two, got {alignment}")
         name = f"{_os.getpid()}-{_os.urandom(4).hex()}" if name is None else _check_name(name)
         key = _name_key(name)
-        fd = pool_shm_os_name_bind(key.encode())
-        if fd < 0:
-            if -fd == _errno.EADDRINUSE:
-                raise FileExistsError(_errno.EEXIST,
-                                      f"a SharedBufferPool named {name!r} exists already")
-            raise _os_error(fd, "cannot claim the pool's name")
-        self._name_fd = fd
         self._owner_pid = pool_shm_os_getpid()
+        with _shm_lock:
+            # bound and known to the fork hook in one step (no fork() comes
+            # between: the hook takes this lock), so that a fork child drops
+            # the name it inherits however early the fork comes
+            fd = pool_shm_os_name_bind(key.encode())
+            if fd < 0:
+                if -fd == _errno.EADDRINUSE:
+                    raise FileExistsError(_errno.EEXIST,
+                                          f"a SharedBufferPool named {name!r} exists already")
+                raise _os_error(fd, "cannot claim the pool's name")
+            self._name_fd = fd
+            _shm_sockets[fd] = id(self)
+            _shm_named.add(self)
         try:
             _shm_identity()          # fails here (no /proc), not in the first acquire
             seg = _segment_create(name, size, n, align)
-            fd = pool_shm_os_name_bind(f"{key}/{self._owner_pid}.{seg.fd}".encode())
-            if fd < 0:
-                raise _os_error(fd, "cannot publish the pool's segment")
-            self._loc_fd = fd
+            with _shm_lock:
+                fd = pool_shm_os_name_bind(f"{key}/{self._owner_pid}.{seg.fd}".encode())
+                if fd < 0:
+                    raise _os_error(fd, "cannot publish the pool's segment")
+                self._loc_fd = fd
+                _shm_sockets[fd] = id(self)
             self._adopt(seg, name, ())
         except BaseException:
             self._drop_name()
@@ -94,7 +102,6 @@ cdef class SharedBufferPool:
         pool_store32(&self._l.header.named, 1, POOL_RELEASE)
         with _shm_lock:
             _shm_pools[seg.id] = self
-            _shm_named.add(self)
 
     cdef int _adopt(self, _Segment seg, str name, tuple locators) except -1:
         if POOL_CACHE_HANDLES:
@@ -131,13 +138,13 @@ cdef class SharedBufferPool:
         cdef int fd = self._name_fd, loc = self._loc_fd
         self._loc_fd = -1
         if loc >= 0:
-            pool_shm_os_close(loc)
+            _close_socket(self, loc)
         if fd >= 0:
             self._name_fd = -1
             if self._l != NULL and pool_shm_os_getpid() == self._owner_pid:
                 # release: attach() that sees 0 sees the name given up
                 pool_store32(&self._l.header.named, 0, POOL_RELEASE)
-            pool_shm_os_close(fd)
+            _close_socket(self, fd)
 
     def __dealloc__(self):
         cdef uint32_t i
@@ -354,8 +361,8 @@ cdef class SharedBufferPool:
             memset(buf._ptr, 0, req.nbytes)
         try:
             return _shared_array(buf, &req, descr)
-        except BaseException:     # MemoryError: the block goes back, quietly
-            buf._release()
+        except BaseException:     # the block goes back, quietly (numpy's error stays)
+            buf._release_if_live()
             raise
 
     # ---- the dead's blocks, and what is where ------------------------------

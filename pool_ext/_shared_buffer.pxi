@@ -265,8 +265,8 @@ cpdef object _shm_receive(SharedBufferPool pool, object index, object ticket,
         return buf
     try:
         return _shared_array(buf, &req, descr)
-    except BaseException:
-        (<SharedBuffer>buf)._release()
+    except BaseException:     # the block goes back, quietly (numpy's error stays)
+        (<SharedBuffer>buf)._release_if_live()
         raise
 
 

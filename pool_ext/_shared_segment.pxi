@@ -34,9 +34,16 @@ cdef uint64_t _shm_ticket_key = 0  # this process's random ticket key (set with 
 cdef uint64_t _shm_tickets = 0     # tickets issued by this process (pool_shm_ticket's n)
 cdef uint32_t _SHM_SLICE_MS = 100  # longest single sleep of a waiter (pool_shm.h)
 cdef uint64_t _SHM_HUNGRY_NS = 200000000   # how long a waiter's claim lasts unrenewed
-cdef object _shm_lock = _threading.Lock()
+# the registries' lock; re-entrant: the fork hook takes it, and a fork() can
+# come from a finalizer run by a collection inside a section that holds it
+cdef object _shm_lock = _threading.RLock()
 cdef object _shm_pools = _weakref.WeakValueDictionary()   # segment id -> pool
 cdef object _shm_named = _weakref.WeakSet()               # pools owning a name here
+# fd -> id(pool): the name sockets this process bound (the name and the
+# locator).  A fork child closes all of them in its hook, whatever state
+# their pools are in (one being made, or dying), and a pool closes an fd
+# only while it is listed as its own: never a number the child reused.
+cdef object _shm_sockets = {}
 cdef object _SharedArray = None                           # made on first array call
 cdef object _NAME_CHARS = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
@@ -52,9 +59,22 @@ def _proc_start(pid):
     except (FileNotFoundError, ProcessLookupError):
         return None
     rest = data[data.rindex(b")") + 2:].split()
-    if rest[0] in (b"Z", b"X"):
+    if rest[0] in (b"Z", b"X") and not _threads_left(pid):
         return None
     return int(rest[19])     # field 22; rest[0] is field 3
+
+
+def _threads_left(pid):
+    """Whether a process whose main thread is a zombie still runs other
+    threads (it ended with pthread_exit(), they go on): then it lives."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Threads:"):
+                    return int(line.split()[1]) > 1
+    except (OSError, ValueError, IndexError):
+        pass
+    return False
 
 
 cdef inline uint64_t _shm_identity() except 0:
@@ -81,19 +101,56 @@ cdef uint64_t _shm_identity_slow() except 0:
     return me
 
 
+def _shm_before_fork():
+    # no fork() inside a section that holds the lock: the child would find
+    # it held by a thread it does not have, and hang at its first pickle
+    _shm_lock.acquire()
+
+
+def _shm_after_fork_in_parent():
+    _shm_lock.release()
+
+
 def _shm_after_fork_in_child():
     """A fork child is another holder (with its own ticket key), and does
     not own its parent's names.  Only this thread runs here."""
     global _shm_me
     _shm_me = 0
-    for pool in list(_shm_named):
-        (<SharedBufferPool>pool)._drop_name()
-    for pool in list(_shm_pools.values()):
-        (<SharedBufferPool>pool)._locate()
+    try:
+        for fd in _shm_sockets:
+            pool_shm_os_close(<int>fd)
+        _shm_sockets.clear()
+        for pool in list(_shm_named):
+            (<SharedBufferPool>pool)._drop_name()   # (closes nothing now)
+        for pool in list(_shm_pools.values()):
+            (<SharedBufferPool>pool)._locate()
+    finally:
+        _shm_lock.release()
+
+
+cdef void _close_socket(SharedBufferPool pool, int fd) noexcept:
+    """Closes one of pool's name sockets, if it is still listed as pool's."""
+    try:
+        with _shm_lock:
+            if _shm_sockets.get(fd) == id(pool):
+                del _shm_sockets[fd]
+                pool_shm_os_close(fd)
+    except BaseException:   # (MemoryError) leave the fd: a leak, not a wrong close
+        pass
+
+
+cdef void _shm_forked_child() noexcept nogil:
+    """pthread_atfork's child handler: also a fork() that bypasses Python's
+    hooks (libc's, called through ctypes or by C code) makes another holder:
+    without this, its child would release the parent's blocks as its own."""
+    global _shm_me
+    _shm_me = 0
 
 
 if hasattr(_os, "register_at_fork"):
-    _os.register_at_fork(after_in_child=_shm_after_fork_in_child)
+    _os.register_at_fork(before=_shm_before_fork, after_in_parent=_shm_after_fork_in_parent,
+                         after_in_child=_shm_after_fork_in_child)
+pool_shm_os_atfork(_shm_forked_child)
 
 
 cdef object _os_error(int rc, str what):

@@ -347,4 +347,8 @@ int pool_shm_os_name_bind(const char *name);
 /* This process's id (0 where there is no getpid()). */
 long pool_shm_os_getpid(void);
 
+/* Runs child() in the child of every fork(), Python's or not
+ * (pthread_atfork); -ENOSYS off Linux. */
+int pool_shm_os_atfork(void (*child)(void));
+
 #endif

@@ -9,6 +9,7 @@
 
 #if defined(__linux__)
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -52,7 +53,14 @@ int pool_shm_os_open(int pid, int fd, uint64_t *size)
     struct stat st;
     int seg, seals, err;
     snprintf(path, sizeof path, "/proc/%d/fd/%d", pid, fd);
-    seg = open(path, O_RDWR | O_CLOEXEC);
+    /* a locator may name any fd of that process (a tty, a FIFO, a device):
+     * open only regular files, and without side effects if it changes
+     * between the stat and the open (no blocking, no controlling tty) */
+    if (stat(path, &st) < 0)
+        return -errno;
+    if (!S_ISREG(st.st_mode))
+        return -EINVAL;
+    seg = open(path, O_RDWR | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (seg < 0)
         return -errno;
     if (fstat(seg, &st) < 0) {
@@ -143,6 +151,8 @@ int pool_shm_os_name_bind(const char *name)
 
 long pool_shm_os_getpid(void) { return (long)getpid(); }
 
+int pool_shm_os_atfork(void (*child)(void)) { return -pthread_atfork(NULL, NULL, child); }
+
 #else /* not Linux */
 
 int pool_shm_os_create(const char *label, uint64_t size)
@@ -178,5 +188,10 @@ int pool_shm_os_name_bind(const char *name)
     return -ENOSYS;
 }
 long pool_shm_os_getpid(void) { return 0; }
+int pool_shm_os_atfork(void (*child)(void))
+{
+    (void)child;
+    return -ENOSYS;
+}
 
 #endif

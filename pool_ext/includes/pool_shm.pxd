@@ -63,3 +63,4 @@ cdef extern from "pool_shm.h" nogil:
     void pool_shm_os_close(int fd)
     int pool_shm_os_name_bind(const char *name)
     long pool_shm_os_getpid()
+    int pool_shm_os_atfork(void (*child)() noexcept nogil)

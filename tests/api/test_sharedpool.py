@@ -842,3 +842,20 @@ def test_a_fork_child_draws_other_tickets(make):
     os.waitpid(pid, 0)
     assert theirs != mine
     assert pool.reclaim(in_transit=True) == 2         # both sent blocks, never loaded
+
+
+def test_an_array_numpy_refuses_raises_numpys_error(make, np):
+    """The block is taken before numpy makes the array; numpy's error (too
+    many dimensions) must reach the caller, not a PoolError of the clean-up."""
+    pool = make(64, 1)
+    with pytest.raises(ValueError, match="dimensions") as info:
+        pool.empty((1,) * 60, np.dtype(("u1", (1,) * 8)))
+    assert not isinstance(info.value, PoolError)
+    assert pool.in_use == 0
+
+
+def test_init_after_close_is_refused():
+    pool = SharedBufferPool.__new__(SharedBufferPool)
+    pool.close()
+    with pytest.raises(PoolError):
+        pool.__init__(64, 1, name=unique("born-closed"))

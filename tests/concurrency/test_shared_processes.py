@@ -884,3 +884,138 @@ def test_concurrent_unpickling_makes_one_pool(tmp_path):
             assert "SAME" in proc.stdout, proc.stdout
     finally:
         pool.close()
+
+
+# -- forks at awkward moments (found by the break-it review) --------------------------
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_fork_while_another_thread_holds_the_registry_lock_does_not_hang(tmp_path):
+    """A thread pickles the pool (which takes the registry's lock) while the
+    main thread forks: no child may inherit the lock held by a thread it does
+    not have (it hung at its first unpickle)."""
+    proc = run_script(tmp_path, """
+        import os, pickle, signal, sys, threading, warnings
+        warnings.simplefilter("ignore", DeprecationWarning)     # fork with threads
+        from pool_ext import SharedBufferPool
+        pool = SharedBufferPool(64, 2)
+        stop = threading.Event()
+        def spin():
+            while not stop.is_set():
+                pickle.loads(pickle.dumps(pool))
+        t = threading.Thread(target=spin)
+        t.start()
+        bad = 0
+        for _ in range(60):
+            pid = os.fork()
+            if pid == 0:
+                signal.alarm(10)
+                pickle.loads(pickle.dumps(pool))
+                SharedBufferPool(64, 1).close()
+                os._exit(0)
+            _, status = os.waitpid(pid, 0)
+            bad += status != 0
+        stop.set(); t.join()
+        print("bad children:", bad)
+        sys.exit(bad != 0)
+    """, timeout=240)
+    assert proc.returncode == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_fork_while_a_named_pool_is_made_leaves_the_name_to_the_parent(tmp_path):
+    """A fork that lands inside SharedBufferPool(name=...) (after the name is
+    bound) gave the child the name's socket for its whole life: the parent,
+    having closed its pool, could not make it again.  (Until the child's
+    at-fork hook has run, the name is still taken: hence the pause.)"""
+    proc = run_script(tmp_path, """
+        import os, signal, sys, threading, time, warnings
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from pool_ext import SharedBufferPool
+        name = f"fork-init-{os.getpid()}"
+        held = 0
+        for trial in range(40):
+            stop = threading.Event()
+            def creator():
+                while not stop.is_set():
+                    SharedBufferPool(4096, 1, name=name).close()
+            t = threading.Thread(target=creator)
+            t.start()
+            time.sleep(0.002)
+            pid = os.fork()
+            if pid == 0:
+                time.sleep(5)
+                os._exit(0)
+            stop.set(); t.join()
+            time.sleep(0.2)
+            try:
+                SharedBufferPool(4096, 1, name=name).close()
+            except FileExistsError:
+                held += 1
+            os.kill(pid, signal.SIGKILL); os.waitpid(pid, 0)
+        print("names a child held:", held)
+        sys.exit(held != 0)
+    """, timeout=240)
+    assert proc.returncode == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_fork_without_pythons_hooks_is_another_holder(tmp_path):
+    """libc's fork() through ctypes runs none of Python's at-fork hooks: the
+    child must still not release the parent's block as its own."""
+    proc = run_script(tmp_path, """
+        import ctypes, os, sys
+        from pool_ext import PoolError, SharedBufferPool
+        pool = SharedBufferPool(64, 1)
+        buf = pool.acquire()
+        pid = ctypes.CDLL(None, use_errno=True).fork()
+        if pid == 0:
+            try:
+                buf.release()
+            except PoolError:
+                os._exit(0)
+            os._exit(3)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, status
+        assert pool.try_acquire() is None and not buf.released
+        buf.release()
+        print("ok")
+    """)
+    assert proc.returncode == 0 and "ok" in proc.stdout
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_holder_whose_main_thread_ended_is_alive(tmp_path):
+    """A process whose main thread called pthread_exit() shows as a zombie
+    in /proc/<pid>/stat while its other threads run: reclaim() must not
+    take its blocks."""
+    proc = run_script(tmp_path, """
+        import ctypes, os, sys, threading, time
+        from pool_ext import PoolExhausted, SharedBufferPool
+        pool = SharedBufferPool(64, 1)
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            buf = pool.acquire()
+            def worker():
+                os.write(w, b"x")
+                time.sleep(2)
+                buf.release()
+                os._exit(0)
+            threading.Thread(target=worker).start()
+            ctypes.CDLL(None).pthread_exit(None)
+        os.read(r, 1)
+        time.sleep(0.3)
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(") ", 1)[1][0]
+        assert pool.reclaim() == 0, "reclaimed a live holder's block"
+        try:
+            pool.acquire(timeout=0.2)
+        except PoolExhausted:
+            pass
+        else:
+            raise AssertionError("a live holder's block was lent again")
+        os.waitpid(pid, 0)
+        pool.acquire(timeout=5).release()      # given back by the child's thread
+        print("ok, holder state", state)
+    """)
+    assert proc.returncode == 0 and "ok" in proc.stdout
