@@ -153,6 +153,10 @@ if hasattr(_os, "register_at_fork"):
 pool_shm_os_atfork(_shm_forked_child)
 
 
+class _NotASegment(ValueError):
+    """What a locator leads to is no segment at all (not a sealed memfd)."""
+
+
 cdef object _os_error(int rc, str what):
     """An OSError (the right subclass, by errno) for a -errno rc."""
     return OSError(-rc, f"{what}: {_os.strerror(-rc)}")
@@ -264,7 +268,9 @@ cdef _Segment _segment_create(str label, uint64_t block_size, uint32_t capacity,
     base = pool_shm_os_map(seg.fd, seg.mapped, alignment)
     if base == NULL:
         raise MemoryError(f"cannot map {seg.mapped} bytes of shared memory")
-    pool_shm_init(&seg.l, base, <const uint8_t *><char *>id)
+    name_key = _name_key_bytes(label)
+    pool_shm_init(&seg.l, base, <const uint8_t *><char *>id,
+                  <const uint8_t *><char *>name_key)
     seg.id = id
     return seg
 
@@ -280,7 +286,7 @@ cdef _Segment _segment_open(int pid, int fd, object expect_id):
         if -rc == _errno.EACCES:
             raise PermissionError(-rc, "the segment belongs to another user")
         if -rc == _errno.EINVAL:
-            raise ValueError("not a SharedBufferPool segment (not a sealed memfd)")
+            raise _NotASegment("not a SharedBufferPool segment (not a sealed memfd)")
         raise _os_error(rc, f"cannot open /proc/{pid}/fd/{fd}")
     seg.fd = rc
     if size < POOL_SHM_HEADER:
@@ -346,7 +352,7 @@ def _shm_unpickle_pool(bytes id, str name, tuple locators):
         if (<SharedBufferPool>found)._seg.id == id:
             return found
     for e in errors:
-        if isinstance(e, (ValueError, PermissionError)):
+        if isinstance(e, (ValueError, PermissionError)) and not isinstance(e, _NotASegment):
             raise e       # found, but not ours to attach: say why
     last = errors[len(errors) - 1] if errors else None    # (wraparound is off)
     raise FileNotFoundError(
@@ -354,10 +360,15 @@ def _shm_unpickle_pool(bytes id, str name, tuple locators):
         f"on has exited or closed it (last error: {last})")
 
 
+cdef bytes _name_key_bytes(str name):
+    """The name's key: sha256(name)[:20] (in the segment's header)."""
+    return _hashlib.sha256(name.encode()).digest()[:20]
+
+
 cdef str _name_key(str name):
-    """The name's socket address under pool_ext/<uid>/: a hash, so that
-    every valid name fits in a Unix socket address (108 bytes)."""
-    return _hashlib.sha256(name.encode()).hexdigest()[:40]
+    """The name's socket address under pool_ext/<uid>/: its key in hex, so
+    that every valid name fits in a Unix socket address (108 bytes)."""
+    return _name_key_bytes(name).hex()
 
 
 cdef SharedBufferPool _attach(object name):
@@ -394,18 +405,29 @@ cdef SharedBufferPool _attach(object name):
     if not owned:
         raise FileNotFoundError(_errno.ENOENT, f"no SharedBufferPool named {name!r} exists")
     error = None
+    missing = ""
+    key = _name_key_bytes(name)
     for pid, fd in where:
         try:
             seg = _segment_open(pid, fd, None)
-        except (OSError, ValueError) as exc:
-            error = exc
+        except _NotASegment as exc:
+            # a locator left by a closed pool names an fd that now holds
+            # something else: that pool is gone
+            missing = f" (its locator leads to what is {exc})"
             continue
+        except (OSError, ValueError) as exc:
+            if isinstance(exc, (PermissionError, ValueError)):
+                error = exc      # a segment, but not one to attach: say why
+            continue
+        if (<char *>(<_Segment>seg).l.header.name_key)[:20] != key:
+            continue    # the fd is another pool's segment now
         if pool_load32(&(<_Segment>seg).l.header.named, POOL_ACQUIRE) != 1:
             continue    # a segment of an earlier pool of that name
         return _pool_for(seg, name, ((pid, fd),))
     if error is not None:
         raise error
-    raise FileNotFoundError(_errno.ENOENT, f"no SharedBufferPool named {name!r} exists")
+    raise FileNotFoundError(_errno.ENOENT,
+                            f"no SharedBufferPool named {name!r} exists{missing}")
 
 
 cdef object _pool_for(_Segment seg, str name, tuple locators):

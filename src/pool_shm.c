@@ -61,7 +61,8 @@ static void bind(pool_shm_layout_t *l, char *base)
     l->blocks = base + l->blocks_offset;
 }
 
-void pool_shm_init(pool_shm_layout_t *l, char *base, const uint8_t id[16])
+void pool_shm_init(pool_shm_layout_t *l, char *base, const uint8_t id[16],
+                   const uint8_t *name_key)
 {
     pool_shm_header_t *h = (pool_shm_header_t *)base;
     h->version = POOL_SHM_VERSION;
@@ -72,6 +73,8 @@ void pool_shm_init(pool_shm_layout_t *l, char *base, const uint8_t id[16])
     h->blocks_offset = l->blocks_offset;
     h->total_size = l->total_size;
     memcpy(h->id, id, 16);
+    if (name_key != NULL)
+        memcpy(h->name_key, name_key, sizeof h->name_key);
     /* the magic last: a reader that sees it sees the rest (nobody can map
      * the segment before the creator returns, but be exact anyway) */
     __atomic_store_n(&h->magic, POOL_SHM_MAGIC, __ATOMIC_RELEASE);

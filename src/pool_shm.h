@@ -7,7 +7,10 @@
  *   [0, 320)          the header: five cache lines.
  *     lines 0-1       the layout, written once by the creator before anyone
  *                     else can map the segment: magic, version, block size,
- *                     capacity, alignment, offsets, total size, a 16-byte id.
+ *                     capacity, alignment, offsets, total size, a 16-byte id,
+ *                     and the key of its name (attach(name) opens only a
+ *                     segment whose key is the name's: a locator socket left
+ *                     by a closed pool can name an fd reused since).
  *     line 2          wake: a futex word bumped by every release; sleepers:
  *                     1 if someone may sleep on it; waiters: how many
  *                     threads wait in acquire (a statistic).
@@ -80,7 +83,7 @@
 #include <stdint.h>
 
 #define POOL_SHM_MAGIC 0x314D48534C4F4F50ull /* "POOLSHM1" little-endian */
-#define POOL_SHM_VERSION 1u
+#define POOL_SHM_VERSION 2u
 #define POOL_SHM_HEADER 320u /* sizeof(pool_shm_header_t), checked in pool_shm.c */
 #define POOL_SHM_MAX_CAPACITY (1u << 24)
 
@@ -103,7 +106,7 @@
 #define POOL_SHM_TRANSIT 2u
 
 typedef struct {
-    /* lines 0-1: the layout, immutable once published (72 bytes) */
+    /* lines 0-1: the layout, immutable once published (92 bytes) */
     uint64_t magic;
     uint32_t version;
     uint32_t capacity;
@@ -113,7 +116,8 @@ typedef struct {
     uint64_t blocks_offset;
     uint64_t total_size;
     uint8_t id[16];
-    char pad0[128 - 72];
+    uint8_t name_key[20]; /* sha256(name)[:20]: attach(name) checks it */
+    char pad0[128 - 92];
     /* line 2 (offset 128) */
     uint32_t wake;
     uint32_t sleepers;
@@ -152,8 +156,10 @@ typedef struct {
 int pool_shm_plan(pool_shm_layout_t *l, uint64_t block_size, uint32_t capacity,
                   uint64_t alignment, uint64_t page);
 
-/* Writes a new segment's header at base (zero-filled memory of l->total_size). */
-void pool_shm_init(pool_shm_layout_t *l, char *base, const uint8_t id[16]);
+/* Writes a new segment's header at base (zero-filled memory of l->total_size);
+ * name_key: its name's key (20 bytes), or NULL for none. */
+void pool_shm_init(pool_shm_layout_t *l, char *base, const uint8_t id[16],
+                   const uint8_t *name_key);
 
 /* Checks the header at base (size bytes mapped) and fills l from it.
  * 0 if good; else a negative POOL_SHM_E* saying what is wrong. */

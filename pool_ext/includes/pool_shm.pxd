@@ -11,6 +11,7 @@ cdef extern from "pool_shm.h" nogil:
 
     ctypedef struct pool_shm_header_t:
         uint8_t id[16]
+        uint8_t name_key[20]
         uint32_t wake
         uint32_t waiters
         uint32_t hint
@@ -33,7 +34,8 @@ cdef extern from "pool_shm.h" nogil:
 
     int pool_shm_plan(pool_shm_layout_t *l, uint64_t block_size, uint32_t capacity,
                       uint64_t alignment, uint64_t page)
-    void pool_shm_init(pool_shm_layout_t *l, char *base, const uint8_t *id)
+    void pool_shm_init(pool_shm_layout_t *l, char *base, const uint8_t *id,
+                       const uint8_t *name_key)
     int pool_shm_check_header(pool_shm_layout_t *l, char *base, uint64_t size, uint64_t page)
 
     uint64_t pool_shm_held_word(uint32_t pid, uint32_t tag)

@@ -72,7 +72,7 @@ static int test_layout(void)
     CHECK(pool_shm_plan(&l, 100, 3, 64, page) == 0, "plan again");
     base = map_segment(l.total_size);
     CHECK(base != NULL, "map");
-    pool_shm_init(&l, base, id);
+    pool_shm_init(&l, base, id, NULL);
     CHECK(pool_shm_check_header(&c, base, l.total_size, page) == 0, "a fresh header checks");
     CHECK(c.capacity == 3 && c.block_size == 100 && c.blocks == base + l.blocks_offset,
           "the copy has the layout");
@@ -102,7 +102,7 @@ static int test_words(void)
     CHECK(pool_shm_plan(&l, 32, 3, 64, (uint64_t)sysconf(_SC_PAGESIZE)) == 0, "plan");
     base = map_segment(l.total_size);
     CHECK(base != NULL, "map");
-    pool_shm_init(&l, base, id);
+    pool_shm_init(&l, base, id, NULL);
     CHECK(pool_shm_kind(a) == POOL_SHM_HELD && pool_shm_word_pid(a) == 101
               && pool_shm_word_tag(a) == 7,
           "a held word names its holder");
@@ -201,7 +201,7 @@ static int test_threads(int threads, uint32_t capacity)
     CHECK(pool_shm_plan(&L, BLOCK, capacity, 64, (uint64_t)sysconf(_SC_PAGESIZE)) == 0, "plan");
     base = map_segment(L.total_size);
     CHECK(base != NULL, "map");
-    pool_shm_init(&L, base, id);
+    pool_shm_init(&L, base, id, NULL);
     for (k = 0; k < (uintptr_t)threads; k++)
         CHECK(pthread_create(&t[k], NULL, worker, (void *)k) == 0, "thread");
     for (k = 0; k < (uintptr_t)threads; k++)
