@@ -365,6 +365,50 @@ cdef class SharedBufferPool:
             buf._release_if_live()
             raise
 
+    def recall(self, sent):
+        """Takes back a block this process sent whose pickle nobody loaded:
+        a pickling that failed after the block went into transit (an
+        unpicklable neighbour in the same pickle, Ctrl-C), or a message never
+        delivered.  sent: the SharedBuffer, or the array from empty()/zeros(),
+        that was pickled.  Returns a new handle (or a new array of the same
+        dtype, shape and order) holding the block.  PoolError if its pickle
+        was loaded already (or the block reclaimed): then it is not ours."""
+        cdef SharedBuffer buf
+        cdef _ArrayShape req
+        self._check_attached()
+        array = None
+        if type(sent) is SharedBuffer:
+            buf = <SharedBuffer>sent
+        else:
+            base = getattr(sent, "base", None)
+            if type(base) is not _SharedArrayBase or (<_SharedArrayBase>base)._buf is None:
+                raise TypeError(f"recall() takes a SharedBuffer or an array from a "
+                                f"SharedBufferPool's empty()/zeros(), not "
+                                f"{type(sent).__name__}")
+            buf = (<_SharedArrayBase>base)._buf
+            array = sent
+        if pool_load64(&buf._state, POOL_ACQUIRE) & (_SB_SENT | _SB_RELEASED) != _SB_SENT:
+            raise PoolError("recall() takes a block that was sent (pickled); this one was "
+                            "not (or was released)")
+        if buf._pool is not self:
+            raise PoolError(f"{sent!r} is not a block of {self!r}")
+        if array is not None:       # the new array's request, before the block is taken
+            descr = _array_request(array.shape, array.dtype,
+                                   "F" if pool_ndarray_is_fortran(array) else "C", &req)
+        if not pool_shm_swap(self._l, buf._index, pool_shm_transit_word(buf._ticket),
+                             _shm_identity()):
+            raise PoolError(f"block {buf._index} of {self!r} was received already (its "
+                            f"pickle was loaded), or reclaimed: it is not this process's "
+                            f"to recall")
+        new = self._hand_out(buf._index)
+        if array is None:
+            return new
+        try:
+            return _shared_array(<SharedBuffer>new, &req, descr)
+        except BaseException:
+            (<SharedBuffer>new)._release_if_live()
+            raise
+
     # ---- the dead's blocks, and what is where ------------------------------
 
     def reclaim(self, *, in_transit=False):

@@ -27,6 +27,7 @@ cdef class SharedBuffer:
     cdef Py_ssize_t _len
     cdef uint64_t _state       # _SB_* bits; atomic on free-threaded builds
     cdef uint32_t _index
+    cdef uint64_t _ticket      # the ticket it was sent under (recall() presents it)
 
     def __cinit__(self):
         self._state = _SB_RELEASED     # a handle no pool made is dead
@@ -184,6 +185,7 @@ cdef class SharedBuffer:
         # relaxed: the count only has to differ from every other send's
         ticket = pool_shm_ticket(pool_load64(&_shm_ticket_key, POOL_RELAXED),
                                  pool_fetch_add64(&_shm_tickets, 1, POOL_RELAXED))
+        self._ticket = ticket
         if not pool_shm_swap(self._pool._l, self._index, _shm_identity(),
                              pool_shm_transit_word(ticket)):
             raise PoolError(f"block {self._index} of {self._pool!r} is no longer held by "

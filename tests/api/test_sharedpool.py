@@ -859,3 +859,73 @@ def test_init_after_close_is_refused():
     pool.close()
     with pytest.raises(PoolError):
         pool.__init__(64, 1, name=unique("born-closed"))
+
+
+# -- recall: a send whose pickle failed ----------------------------------------------
+
+def test_a_failed_pickle_strands_the_block_until_recalled(make, np):
+    """pickle.dumps([buf, a_lock]) puts buf's block in transit, then fails:
+    no pickle holds the ticket, so only recall() (or reclaim(in_transit=True))
+    gets the block back."""
+    pool = make(64, 2)
+    buf = pool.acquire()
+    memoryview(buf)[:3] = b"abc"
+    arr = pool.zeros((2, 4), "i2", order="F")
+    arr[1, 2] = 7
+    with pytest.raises(TypeError):
+        pickle.dumps([buf, threading.Lock()])
+    with pytest.raises(Exception):
+        pickle.dumps({"a": arr, "f": lambda: 0})
+    assert pool.stats()["in_transit"] == 2 and pool.try_acquire() is None
+    back = pool.recall(buf)
+    assert type(back) is SharedBuffer and not back.released and bytes(back)[:3] == b"abc"
+    assert buf.released                               # the sent handle stays dead
+    new = pool.recall(arr)
+    assert new.flags.writeable and new.flags.f_contiguous and new[1, 2] == 7
+    assert (new.dtype, new.shape) == (np.dtype("i2"), (2, 4))
+    assert not arr.flags.writeable
+    assert pool.stats()["in_transit"] == 0 and pool.stats()["in_use"] == 2
+    with pytest.raises(PoolError):
+        pool.recall(buf)                              # once
+    back.release()
+    del new, arr
+    gc.collect()
+    assert pool.in_use == 0
+
+
+def test_recall_after_the_pickle_was_loaded_is_refused(make):
+    pool = make(64, 1)
+    buf = pool.acquire()
+    data = pickle.dumps(buf)
+    got = pickle.loads(data)
+    with pytest.raises(PoolError, match="received already"):
+        pool.recall(buf)
+    with pytest.raises(PoolError):
+        pickle.loads(data)                            # and the pickle after a recall
+    got.release()
+    buf2 = pool.acquire()
+    data = pickle.dumps(buf2)
+    back = pool.recall(buf2)
+    with pytest.raises(PoolError):
+        pickle.loads(data)                            # the recall won: the pickle is void
+    back.release()
+    assert pool.in_use == 0
+
+
+def test_recall_refuses_what_was_not_sent(make, np):
+    pool, other = make(64, 2), make(64, 1)
+    buf = pool.acquire()
+    with pytest.raises(PoolError, match="was not"):
+        pool.recall(buf)                              # held, not sent
+    buf.release()
+    with pytest.raises(PoolError, match="was not"):
+        pool.recall(buf)                              # released
+    for bad in (None, 5, b"x", np.zeros(3), memoryview(b"x")):
+        with pytest.raises(TypeError):
+            pool.recall(bad)
+    theirs = other.acquire()
+    pickle.dumps(theirs)
+    with pytest.raises(PoolError, match="not a block of"):
+        pool.recall(theirs)
+    other.recall(theirs).release()
+    assert pool.in_use == 0 and other.in_use == 0
