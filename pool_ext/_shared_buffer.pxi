@@ -307,12 +307,22 @@ def _make_shared_array_type():
     return SharedArray
 
 
-cdef object _shared_array(SharedBuffer buf, _ArrayShape *req, object descr):
+def _shared_array_type():
+    """pool_ext.SharedArray: made once (under the lock: a type two threads
+    made at once would leave one of them holding a freed one)."""
     global _SharedArray
+    if _SharedArray is None:
+        with _shm_lock:
+            if _SharedArray is None:
+                _SharedArray = _make_shared_array_type()
+    return _SharedArray
+
+
+cdef object _shared_array(SharedBuffer buf, _ArrayShape *req, object descr):
     cdef _SharedArrayBase base = _SharedArrayBase.__new__(_SharedArrayBase)
     base._buf = buf
     if _SharedArray is None:
-        _SharedArray = _make_shared_array_type()
+        _shared_array_type()
     Py_INCREF(descr)    # pool_ndarray_new_as steals both, also when it fails
     Py_INCREF(base)
     return pool_ndarray_new_as(<void *>_SharedArray, <PyArray_Descr *><PyObject *>descr,
