@@ -192,6 +192,13 @@ cdef class ObjectPool(_PoolBase):
             return self._cold_async_release()
         if pool_slots_release_begin(&self._slots, i, gen) != POOL_OK:
             return self._cold_slot_not_in_use(addr)
+        if self._items[i] == NULL:
+            # the collector cleared the pool (tp_clear dropped its objects):
+            # a lease of the same garbage cycle gives back an empty slot
+            _hold_end(self, i)
+            _count(&self._releases)
+            self._unhold_empty(i)
+            return 0
         return _release_hooks(self, <object>self._items[i], i)
 
     cdef inline int _return_idle(self, uint32_t i) except -1:

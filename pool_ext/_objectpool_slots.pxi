@@ -264,6 +264,11 @@ cdef list _drain_idle(ObjectPool pool):
             i = pool_slots_pop_own(&pool._slots, &pool._idle)   # not a hand-out
         if i == POOL_NIL:
             return drained
+        if pool._items[i] == NULL:
+            # the collector cleared the pool (tp_clear dropped its objects)
+            # and a lease of the same garbage cycle gave its slot back
+            pool._unhold_empty(i)
+            continue
         obj = <object>pool._items[i]
         # The pool is closed, so nothing refills the slot: return it
         # now and destroy the objects after (the caller does).

@@ -138,3 +138,33 @@ def test_ndarray_over_a_released_cached_handle_never_sees_freed_memory(tmp_path,
     """)
     assert proc.returncode == 0, proc.stderr
     assert "OK" in proc.stdout
+
+
+@pytest.mark.parametrize("hooks", [{}, {"reset": "reset"}, {"validate": "validate"}],
+                         ids=["plain", "reset", "validate"])
+def test_objectpool_in_a_cycle_with_a_lease_never_exited(tmp_path, hooks):
+    """obj -> lease -> pool -> obj: the collector's tp_clear of the pool drops
+    its objects, whose death drops the lease, which gives its slot back into
+    the cleared pool: that read a NULL object (a segfault, found by the
+    break-it review).  A child process, so a crash fails one test."""
+    proc = run_script(tmp_path, """
+        import gc, sys, warnings
+        from pool_ext import ObjectPool
+        class Obj:
+            pass
+        kw = {name: (lambda o: True) for name in sys.argv[1:]}
+        def make():
+            pool = ObjectPool(Obj, 2, **kw)
+            lease = pool.lease()
+            obj = lease.__enter__()
+            obj.lease = lease
+            other = pool.lease()
+            o2 = other.__enter__()
+            o2.lease, o2.pool = other, pool
+        warnings.simplefilter("ignore", ResourceWarning)
+        for _ in range(20):
+            make()
+            gc.collect()
+        print("collected")
+    """, *hooks.values())
+    assert proc.returncode == 0 and "collected" in proc.stdout
