@@ -101,9 +101,10 @@ cdef class PooledBuffer:
         if type(self._store) is not _BufferStore:
             (<_Block>self._store)._give_back()   # an ArrayPool block
         else:
-            if POOL_CACHE_HANDLES:
+            if POOL_CACHE_HANDLES and not pool_weakly_referenced(<PyObject *>self):
                 # into the cache before the push: nobody can see the slot
-                # until it is on the list
+                # until it is on the list.  (Not one with a weak reference,
+                # which would come back as the next owner's handle.)
                 (<BufferPool>self._pool)._keep_handle(self)
             (<BufferPool>self._pool)._return_slot(self._index)
         _unbind(self)   # last: this may drop the pool

@@ -7,6 +7,7 @@ cdef extern from "pool_mode.h":
     bint POOL_THREAD_CACHE
     bint POOL_RACY_LOOKUP
     Py_ssize_t pool_refcnt(PyObject *o)
+    bint pool_weakly_referenced(PyObject *o)
     long long POOL_PARK_SLICE_US
 
 cdef extern from "pool_atomic.h" nogil:

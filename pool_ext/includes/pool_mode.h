@@ -33,6 +33,15 @@
 #endif
 static inline Py_ssize_t pool_refcnt(PyObject *o) { return Py_REFCNT(o); }
 
+/* Whether o has weak references, which its refcount does not count: a
+ * handle with one is not kept for reuse (the weak reference would come back
+ * to life as the next owner's handle). */
+static inline int pool_weakly_referenced(PyObject *o)
+{
+    Py_ssize_t off = Py_TYPE(o)->tp_weaklistoffset;
+    return off > 0 && *(PyObject **)((char *)o + off) != NULL;
+}
+
 /* Each thread keeps a released slot of its own in front of the shared
  * free-list (src/pool_cache.h), so that threads running at once do not all
  * write the list's head.  Under the GIL one thread runs at a time: no cache,

@@ -102,3 +102,22 @@ def test_pooled_buffer_pool_is_none_after_any_release():
     assert bufs.in_use == 1
     view.release()
     assert buf.pool is None and bufs.in_use == 0
+
+
+def test_a_weakly_referenced_handle_is_not_reused():
+    """GIL builds reuse a released handle nobody references; a weak
+    reference is not counted in the refcount, so it came back to life as the
+    next owner's live handle (found by the break-it review)."""
+    import weakref
+    bufs = BufferPool(64, 1)
+    b = bufs.acquire()
+    w = weakref.ref(b)
+    finalized = []
+    weakref.finalize(b, finalized.append, True)
+    b.release()
+    del b
+    gc.collect()
+    assert w() is None and finalized == [True]
+    b2 = bufs.acquire()
+    assert w() is None and not b2.released
+    b2.release()
