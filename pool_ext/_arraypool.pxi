@@ -317,6 +317,18 @@ cdef bint _named_in_caller(object a) except -1:
     ns = (<object>f).f_locals
     if type(ns) is not dict and type(ns).__name__ != "FrameLocalsProxy":
         return False        # a class body's __prepare__ mapping: its code is not ours
+    if POOL_FREE_THREADED:
+        # Threads run at once: another one can read a global or a closure
+        # cell between this check and the give-back, and keep a view of a
+        # block given back.  Only a function's own plain local will do.
+        if type(ns) is dict:
+            return False    # a module's (or class's) namespace
+        code = (<object>f).f_code
+        for k, v in ns.items():
+            if v is a and k in code.co_varnames and k not in code.co_cellvars \
+                    and k not in code.co_freevars:
+                return True
+        return False
     for v in ns.values():
         if v is a:
             return True

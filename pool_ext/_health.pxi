@@ -371,6 +371,11 @@ cdef int _refuse_in_hook(ObjectPool pool, str what) except -1:
     an exited thread cleared its marks before its id could be reused)."""
     cdef uint64_t me = PyThread_get_thread_ident()
     cdef uint32_t i
+    if _running_factory(pool):
+        raise RuntimeError(
+            f"{what} from inside the factory of the same pool (running in this thread) "
+            f"would wait for the slot the factory is filling: call close() there (no "
+            f"wait), or {what} from outside the factory")
     if pool._hook_thread == NULL:
         return 0
     for i in range(pool._capacity):

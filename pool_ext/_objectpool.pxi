@@ -360,7 +360,7 @@ cdef class ObjectPool(_PoolBase):
                 return <object>self._items[i]
             return _vet(self, i, <object>self._items[i])
         try:
-            obj = self._factory(i) if self._pass_slot else self._factory()
+            obj = _call_factory(self, i)
             _adopt(self, i, obj)
         except BaseException:
             _uncount(&self._acquires)   # before the push wakes a drain()

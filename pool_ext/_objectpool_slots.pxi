@@ -20,7 +20,7 @@ cdef object _fill(ObjectPool pool, uint32_t i, uint32_t *mark=NULL):
     exception the slot is back on the empty list (and *mark, a round's
     record of the slot it holds, is cleared first: _health.pxi)."""
     try:
-        obj = pool._factory(i) if pool._pass_slot else pool._factory()
+        obj = _call_factory(pool, i)
         _adopt(pool, i, obj)
     except BaseException:
         if mark != NULL:
@@ -28,6 +28,33 @@ cdef object _fill(ObjectPool pool, uint32_t i, uint32_t *mark=NULL):
         pool._unhold_empty(i)
         raise
     return obj
+
+
+cdef object _in_factory = _threading.local()   # .pools: {id(pool): depth} in this thread
+
+
+cdef object _call_factory(ObjectPool pool, uint32_t i):
+    """The factory's new object for slot i, with this thread marked as
+    running pool's factory meanwhile (drain() refuses to wait there for the
+    slot the factory is filling: _refuse_in_hook)."""
+    marks = getattr(_in_factory, "pools", None)
+    if marks is None:
+        marks = _in_factory.pools = {}
+    key = id(pool)
+    depth = marks.get(key, 0)
+    marks[key] = depth + 1
+    try:
+        return pool._factory(i) if pool._pass_slot else pool._factory()
+    finally:
+        if depth:
+            marks[key] = depth
+        else:
+            del marks[key]
+
+
+cdef bint _running_factory(ObjectPool pool):
+    marks = getattr(_in_factory, "pools", None)
+    return marks is not None and id(pool) in marks
 
 
 cdef int _adopt(ObjectPool pool, uint32_t i, object obj) except -1:

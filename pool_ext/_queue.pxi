@@ -184,6 +184,7 @@ cdef class Queue:
         cdef double t, deadline = -1.0
         cdef int r
         cdef int woken = 0
+        cdef bint moved = False     # put()'s reference went into the ring
         try:
             while True:
                 r = pool_queue_put(&self._q, <void *>item, NULL)
@@ -213,13 +214,13 @@ cdef class Queue:
                     woken = _park(lock, deadline)
                 finally:
                     if pool_queue_leave(&self._q, &w):
-                        item = None            # put()'s reference moved into the ring
-                if item is None:
+                        moved = True           # (a flag: the item itself may be None)
+                if moved:
                     return 0                   # granted room (at the wire, too)
                 if not woken:
                     raise self._full           # timed out
         except BaseException:
-            if item is not None:
+            if not moved:
                 Py_DECREF(item)                # put()'s reference: it never went in
             raise
         finally:

@@ -9,6 +9,7 @@ cdef extern from "pool_mode.h":
     Py_ssize_t pool_refcnt(PyObject *o)
     bint pool_weakly_referenced(PyObject *o)
     long long POOL_PARK_SLICE_US
+    bint POOL_FREE_THREADED
 
 cdef extern from "pool_atomic.h" nogil:
     const char *POOL_ATOMIC_VARIANT

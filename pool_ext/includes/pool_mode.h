@@ -60,6 +60,13 @@ static inline int pool_weakly_referenced(PyObject *o)
  * waits for (a BufferPool array, a dropped PooledBuffer), it would wait out
  * its timeout.  So a free-threaded waiter sleeps in slices of at most this
  * many microseconds and runs a Python no-op between them (_PoolBase._park). */
+/* Threads really run at once (whatever the atomics variant). */
+#if defined(Py_GIL_DISABLED)
+#define POOL_FREE_THREADED 1
+#else
+#define POOL_FREE_THREADED 0
+#endif
+
 #if defined(Py_GIL_DISABLED)
 #define POOL_PARK_SLICE_US 20000
 #else

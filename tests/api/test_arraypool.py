@@ -629,3 +629,31 @@ def test_dtypes_numpy_zero_fills_start_zeroed(np):
     dirty[:] = 0xFF
     del dirty
     assert (bufs.empty(2, "U8") == "").all()
+
+
+def test_borrow_gives_back_early_only_through_a_plain_local():
+    """At exit borrow() gives the block back at once when only the `as` name
+    still reaches the array.  On a free-threaded build that name must be a
+    function's plain local: a closure cell (or a global) can be read by
+    another thread, running at once, after the check and before the block
+    goes back, leaving it a view of a block handed on (found by the
+    break-it review).  There the block goes back when the array dies."""
+    import sysconfig
+    free_threaded = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+    pool = ArrayPool()
+
+    def plain():
+        with pool.borrow(64, np.uint8) as a:
+            a[:] = 1
+        return a.size                                 # 0: given back, emptied
+
+    def cell():
+        with pool.borrow(64, np.uint8) as a:
+            a[:] = 1
+        size = a.size
+        return size, (lambda: a)                      # `a` is a closure cell
+
+    assert plain() == 0
+    size, keep = cell()
+    assert size == (64 if free_threaded else 0)
+    del keep

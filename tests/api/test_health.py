@@ -687,3 +687,24 @@ def test_a_hook_that_stops_its_own_evictor_from_the_evictor_thread(how):
     assert wait_until(lambda: not [t for t in threading.enumerate()
                                    if t.name.startswith("pool_ext evictor")])
     pool.close()
+
+
+def test_drain_from_inside_the_factory_is_refused():
+    """drain() in the factory would wait for the very slot the factory is
+    filling (it hung with no timeout, found by the break-it review)."""
+    seen = []
+    pool = None
+
+    def factory():
+        try:
+            pool.drain()
+        except RuntimeError as exc:
+            seen.append(str(exc))
+        return object()
+
+    pool = ObjectPool(factory, 2)
+    obj = pool.acquire(timeout=5)
+    assert seen and "factory" in seen[0] and not pool.closed
+    pool.release(obj)
+    pool.drain(timeout=5)                             # from outside: fine
+    assert pool.closed

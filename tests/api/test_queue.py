@@ -4,6 +4,7 @@ timeouts and Ctrl-C at the moment of a hand-off, a threaded stress test (no
 item lost or duplicated), and a state machine with the stdlib as the model."""
 import os
 import queue
+import sys
 import threading
 import time
 
@@ -493,3 +494,26 @@ QueueMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=
                                           deadline=None)
 test_queue_state_machine = pytest.mark.thread_unsafe(
     reason="hypothesis's stateful runner is not thread-safe")(QueueMachine.TestCase)
+
+
+@pytest.mark.parametrize("cls", [pool_ext.Queue, pool_ext.LifoQueue])
+def test_put_of_none_on_a_full_queue_times_out(cls):
+    """None is an item like any other: a timed-out put(None) raises Full and
+    puts nothing (it returned quietly and dropped the None, found by the
+    break-it review), and a refused put leaks no reference to None."""
+    q = cls(1)
+    q.put("x")
+    with pytest.raises(queue.Full):
+        q.put(None, timeout=0.01)
+    with pytest.raises(queue.Full):
+        q.put(None, block=False)
+    assert q.qsize() == 1 and q.get_nowait() == "x"
+    before = sys.getrefcount(None)
+    q.put("x")
+    for _ in range(1000):
+        with pytest.raises(queue.Full):
+            q.put_nowait(None)
+    assert sys.getrefcount(None) - before < 10
+    q.get_nowait()
+    q.put(None, timeout=1)                            # room: it goes in
+    assert q.get_nowait() is None
