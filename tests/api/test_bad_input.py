@@ -821,7 +821,7 @@ _PRIVATE_TYPES = {"_PoolBase", "_Hold", "_Holders", "_Lease", "_ArrayLease", "_A
 # ...but for _AsyncWaiter, whose __cinit__ builds it whole (a loop is all it
 # needs) and which has no method Python can call, and _Deadline, an
 # exception class (the async hooks' internal signal).
-_PRIVATE_BUILT_WHOLE = {"_AsyncWaiter", "_Deadline"}
+_PRIVATE_BUILT_WHOLE = {"_AsyncWaiter", "_Deadline", "_NotASegment"}   # (exceptions, a Python class)
 
 
 def test_private_types_refuse_creation(tmp_path):
