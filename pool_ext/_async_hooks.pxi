@@ -196,6 +196,9 @@ cdef int _close_quietly(object aw) except -1:
     return 0
 
 
+cdef object _asyncio_timeout = getattr(_asyncio, "timeout", None)
+
+
 async def _await_hook(aw, double deadline, str what, str outcome):
     """A hook's awaitable awaited; past deadline (time.monotonic(); < 0:
     none) its await is cancelled and _Deadline(what, outcome) raised."""
@@ -204,8 +207,16 @@ async def _await_hook(aw, double deadline, str what, str outcome):
     remaining = deadline - _monotonic()
     if remaining > 0:
         try:
-            r, err = await _asyncio.wait_for(_outcome(aw), remaining)
-        except _asyncio.TimeoutError:
+            if _asyncio_timeout is not None:
+                # (3.11+) in this task: a cancel of the task always propagates.
+                # 3.11's wait_for returned the result instead when the cancel
+                # came as the hook finished (fixed in 3.12, where wait_for is
+                # this); 3.9 and 3.10 have only wait_for
+                async with _asyncio_timeout(remaining):
+                    r, err = await _outcome(aw)
+            else:
+                r, err = await _asyncio.wait_for(_outcome(aw), remaining)
+        except (_asyncio.TimeoutError, TimeoutError):
             pass
         else:
             if err is not None:

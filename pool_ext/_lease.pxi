@@ -169,14 +169,19 @@ cdef void _lease_dropped(_Lease lease) noexcept:
     lease._item = NULL
     lease._state = _LEASE_IDLE
     try:
-        where = _lease_stack_text(lease, item)        # before the exit
+        where = ""
+        try:
+            where = _lease_stack_text(lease, item)    # before the exit
+        except BaseException:   # (at interpreter exit, say): the slot goes back anyway
+            pass
         if item == NULL:
             (<ObjectPool>lease._pool)._release_slot(lease._index, lease._gen, lease._addr)
         else:
             lease._give_back(item)
-        _warnings.warn(f"a lease of {lease._pool!r} was entered and never exited; "
-                       f"what it held was given back when it was garbage collected"
-                       f"{where}", ResourceWarning, stacklevel=1)
+        if _warnings is not None:   # (None at interpreter exit)
+            _warnings.warn(f"a lease of {lease._pool!r} was entered and never exited; "
+                           f"what it held was given back when it was garbage collected"
+                           f"{where}", ResourceWarning, stacklevel=1)
     except BaseException:
         PyErr_WriteUnraisable(<PyObject *>lease)
     PyErr_Restore(t, v, tb)

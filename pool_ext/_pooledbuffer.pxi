@@ -83,14 +83,20 @@ cdef class PooledBuffer:
         """Dropped without release: give the slot back, then say so.  No
         export can be alive (exports reference us), so it is FREED now."""
         pool = <object>self._pool
-        where = (_holder_stack_text(pool, self._index)   # before the slot goes
-                 if type(self._store) is _BufferStore else "")
+        where = ""
+        if type(self._store) is _BufferStore:
+            try:
+                where = _holder_stack_text(pool, self._index)   # before the slot goes
+            except BaseException:   # (at interpreter exit, say): the slot goes back anyway
+                pass
         if pool_slots_release_handle(self._store.slots, self._index,
                                      self._gen) == POOL_FREED:
             if type(self._store) is _BufferStore:
                 (<BufferPool>pool)._return_slot(self._index)
             else:
                 (<_Block>self._store)._give_back()
+        if _warnings is None:
+            return      # interpreter exit: the module's globals are gone
         _warnings.warn(
             f"PooledBuffer (slot {self._index} of {pool!r}) was never "
             f"released; its memory was returned when it was garbage collected{where}",

@@ -35,7 +35,7 @@ cdef class SharedBuffer:
     def __dealloc__(self):
         if self._pool is not None and pool_load64(&self._state, POOL_ACQUIRE) == 0:
             # dropped while held (no export can be alive: exports reference us)
-            if _give_quietly(self._pool, self._index) == 0:
+            if _give_quietly(self._pool, self._index) == 0 and _warnings is not None:
                 _warnings.warn(f"SharedBuffer (block {self._index} of {self._pool!r}) was "
                                f"never released; it was returned when garbage collected",
                                ResourceWarning, stacklevel=1)

@@ -4,6 +4,7 @@ with TypeError, and a cancellation inside any of them loses no slot.
 Every test runs under asyncio's loop and uvloop (loop_kind)."""
 import asyncio
 import gc
+import sys
 import warnings
 
 import pytest
@@ -650,3 +651,31 @@ def test_a_failing_async_destroy_after_a_failed_check_does_not_fail_the_acquire(
 
     run_async(main(), loop_kind)
     assert "destroy() failed" in caplog.text
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="3.9 and 3.10 have only wait_for, "
+                    "which can swallow such a cancel (a CPython bug fixed in 3.12)")
+def test_a_cancel_as_the_factory_finishes_is_not_swallowed():
+    """acquire_async(timeout) awaited a coroutine factory through wait_for,
+    which on 3.11 returned the result when the task was cancelled just as
+    the factory finished: the task went on uncancelled (break-it review)."""
+    async def main():
+        me = asyncio.current_task()
+
+        async def factory():
+            await asyncio.sleep(0.001)
+            asyncio.get_running_loop().call_soon(me.cancel)   # lands as the factory ends
+            return object()
+
+        pool = ObjectPool(factory, 1)
+        obj = None
+        try:
+            obj = await pool.acquire_async(timeout=5)
+            await asyncio.sleep(1)                    # a cancelled task stops here
+        except asyncio.CancelledError:
+            if obj is not None:
+                pool.release(obj)
+            return "cancelled", pool.in_use
+        return "not cancelled", pool.in_use
+
+    assert asyncio.run(main()) == ("cancelled", 0)
