@@ -145,6 +145,11 @@ cdef class SharedBuffer:
                 raise ValueError(_SHM_DEAD)
             if pool_cas64(&self._state, &s, s + _SB_EXPORT, POOL_ACQ_REL, POOL_ACQUIRE):
                 break
+        if pool_shm_load(self._pool._l, self._index) != _shm_identity():
+            # a handle a fork child inherited (the block is its parent's),
+            # or a block reclaimed: no new view of memory another holder uses
+            pool_fetch_add64(&self._state, <uint64_t>0 - _SB_EXPORT, POOL_ACQ_REL)
+            self._not_ours()     # PoolError (a ValueError)
         view.buf = self._ptr
         view.obj = self
         view.len = self._len

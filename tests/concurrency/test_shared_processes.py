@@ -1019,3 +1019,27 @@ def test_a_holder_whose_main_thread_ended_is_alive(tmp_path):
         print("ok, holder state", state)
     """)
     assert proc.returncode == 0 and "ok" in proc.stdout
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_fork_child_cannot_export_an_inherited_handle(tmp_path):
+    proc = run_script(tmp_path, """
+        import os
+        from pool_ext import PoolError, SharedBufferPool
+        pool = SharedBufferPool(64, 1)
+        buf = pool.acquire()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                memoryview(buf)
+            except PoolError as exc:
+                os._exit(0 if "fork" in str(exc) else 4)
+            os._exit(3)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, status
+        with memoryview(buf) as m:                   # the parent's is fine
+            m[:2] = b"ok"
+        buf.release()
+        print("ok")
+    """)
+    assert proc.returncode == 0 and "ok" in proc.stdout
