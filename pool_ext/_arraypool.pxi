@@ -115,6 +115,7 @@ cdef class ArrayPool:
             raise ValueError(f"alignment must be a power of two, got {align}")
         if not isinstance(clear, str):
             raise TypeError(f"clear must be a str, not {type(clear).__name__}")
+        clear = str(clear)          # (a str subclass, numpy.str_: the plain value)
         if clear not in _CLEAR_MODES:
             raise ValueError(f"clear must be 'never', 'on_release' or 'poison', got {clear!r}")
         mode = _CLEAR_MODES[clear]

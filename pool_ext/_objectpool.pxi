@@ -366,6 +366,11 @@ cdef class ObjectPool(_PoolBase):
             _uncount(&self._acquires)   # before the push wakes a drain()
             self._unhold_empty(i)
             raise
+        if _is_closed(self):
+            # closed while the factory ran (by the factory itself, say): not
+            # handed out, as the async path and check() do
+            _reject(self, i, obj, NULL)
+            return self._cold_closed()
         _hold_begin(self, i, None)
         pool_slots_hold(&self._slots, i)
         return obj

@@ -80,6 +80,7 @@ cdef class Queue:
     cdef object _empty
     cdef object _full
     cdef object _maxsize
+    cdef bint _inited
 
     def __cinit__(self, *args, **kwargs):
         pool_queue_init(&self._q, isinstance(self, LifoQueue))
@@ -90,6 +91,10 @@ cdef class Queue:
 
     def __init__(self, maxsize=0):
         n = _operator.index(maxsize)   # TypeError for a non-integer
+        if self._inited:
+            # a new bound under waiting putters would not wake them
+            raise RuntimeError(f"{type(self).__name__}.__init__ called twice")
+        self._inited = True
         self._maxsize = n
         pool_queue_set_maxsize(&self._q, <uint64_t>min(n, 1 << 62) if n > 0 else 0)
 

@@ -65,7 +65,7 @@ cdef class SharedBufferPool:
                 f"this is {_sys.platform} (docs/shared.md: the plan for macOS and Windows)")
         if self._seg is not None or self._closed:
             raise PoolError("SharedBufferPool.__init__ called twice (or after close())")
-        size = _int_arg(block_size, "block_size", 1, None)
+        size = _int_arg(block_size, "block_size", 1, (1 << 64) - 1)
         n = _int_arg(capacity, "capacity", 1, POOL_SHM_MAX_CAPACITY)
         align = _int_arg(alignment, "alignment", 1, 1 << 30)
         if align & (align - 1):

@@ -374,6 +374,8 @@ cdef str _name_key(str name):
 cdef SharedBufferPool _attach(object name):
     """SharedBufferPool.attach(name)."""
     cdef int pid, fd
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str, not {type(name).__name__}")
     name = _check_name(name)
     with _shm_lock:
         for pool in list(_shm_pools.values()):

@@ -657,3 +657,8 @@ def test_borrow_gives_back_early_only_through_a_plain_local():
     size, keep = cell()
     assert size == (64 if free_threaded else 0)
     del keep
+
+
+def test_clear_may_be_a_str_subclass():
+    pool = ArrayPool(clear=np.str_("poison"))
+    assert pool.clear == "poison" and type(pool.clear) is str

@@ -708,3 +708,17 @@ def test_drain_from_inside_the_factory_is_refused():
     pool.release(obj)
     pool.drain(timeout=5)                             # from outside: fine
     assert pool.closed
+
+
+def test_a_factory_that_closes_its_pool_hands_nothing_out():
+    destroyed = []
+    pool = None
+
+    def factory():
+        pool.close()
+        return Thing()
+
+    pool = ObjectPool(factory, 1, destroy=destroyed.append)
+    with pytest.raises(PoolClosed):
+        pool.acquire(timeout=1)
+    assert pool.in_use == 0 and len(destroyed) == 1

@@ -517,3 +517,14 @@ def test_put_of_none_on_a_full_queue_times_out(cls):
     q.get_nowait()
     q.put(None, timeout=1)                            # room: it goes in
     assert q.get_nowait() is None
+
+
+@pytest.mark.parametrize("cls", [pool_ext.Queue, pool_ext.LifoQueue])
+def test_init_twice_is_refused(cls):
+    """A second __init__ changed the bound under waiting putters without
+    waking them (queue.Queue's resets the queue; neither is worth having)."""
+    q = cls(1)
+    q.put(1)
+    with pytest.raises(RuntimeError, match="twice"):
+        q.__init__(5)
+    assert q.maxsize == 1 and q.full()

@@ -929,3 +929,10 @@ def test_recall_refuses_what_was_not_sent(make, np):
         pool.recall(theirs)
     other.recall(theirs).release()
     assert pool.in_use == 0 and other.in_use == 0
+
+
+def test_argument_messages_name_the_argument():
+    with pytest.raises(ValueError, match="block_size"):
+        SharedBufferPool(2**64, 1)
+    with pytest.raises(TypeError, match="must be a str, not NoneType"):
+        SharedBufferPool.attach(None)
