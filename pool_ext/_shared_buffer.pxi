@@ -262,6 +262,8 @@ cpdef object _shm_receive(SharedBufferPool pool, object index, object ticket,
             # nobody else can load this block (the ticket is in this pickle
             # only): it goes back to the pool, not into transit for ever
             if pool_shm_swap(pool._l, i, pool_shm_transit_word(ticket), 0):
+                # freed by nobody who held it: counted as reclaimed
+                pool_fetch_add64(&pool._l.header.reclaimed, 1, POOL_RELAXED)
                 pool_shm_freed(pool._l, i)
             raise
     if not pool_shm_swap(pool._l, i, pool_shm_transit_word(ticket), _shm_identity()):
