@@ -75,6 +75,27 @@ cdef int _sleeper_done(_PoolBase pool, _Sleeper *s) except -1:
 cdef object _run_pending = eval("lambda: None")
 
 
+# Tasks woken (a grant or a hint in their record) that have not run since:
+# if their loop is closed before they do, nothing ever will, and the waits
+# take the grant back out on their slow path (_reap_dead_grants).
+# id(waiter) -> (pool, waiter); the task drops its entry as it leaves.
+cdef dict _woken_tasks = {}
+
+
+cdef int _reap_dead_grants() except -1:
+    """Passes on the grants of woken tasks whose loop was closed before
+    they ran (loop.close() with tasks pending): they never will."""
+    cdef uint32_t slot, k
+    for key, entry in _woken_tasks.copy().items():   # (copy(): atomic, free-threaded too)
+        pool, waiter = entry
+        if (<_AsyncWaiter>waiter).loop.is_closed():
+            _woken_tasks.pop(key, None)
+            _leave_async(<_PoolBase>pool, <_AsyncWaiter>waiter, &slot, &k)
+            if slot != POOL_NIL:
+                (<_PoolBase>pool)._pass_grant(slot, k)
+    return 0
+
+
 cdef void _wake_deferred(_PoolBase pool, pool_waiter_t *w) noexcept:
     """Wakes the deferred records a grant, wake or leave handed back to us;
     each carries the queue's reference to its _AsyncWaiter, dropped here.
@@ -85,7 +106,14 @@ cdef void _wake_deferred(_PoolBase pool, pool_waiter_t *w) noexcept:
     cdef uint32_t slot, k
     while w != NULL:
         next_ = w.next
+        # listed before the wake-up, which may let the task run (and leave,
+        # dropping its entry) before this thread goes on
+        try:
+            _woken_tasks[id(<object>w.ctx)] = (pool, <object>w.ctx)
+        except BaseException:   # (MemoryError: only the reaping is lost)
+            pass
         if not (<_AsyncWaiter>w.ctx)._wake():
+            _woken_tasks.pop(id(<object>w.ctx), None)
             more = NULL
             pool_waitq_pass_on(&pool._waitq, w, &slot, &k, &more)
             if more != NULL:           # (one record: a hint wakes one)
@@ -192,6 +220,8 @@ async def _wait_async(_PoolBase pool, timeout):
         _no_running_loop()
     if _destroy_tasks:   # a slot kept by a destroy() whose loop is gone?
         _reap_orphaned_destroys()
+    if _woken_tasks:     # or granted to a task whose loop closed before it ran?
+        _reap_dead_grants()
     if t >= 0.0:
         deadline = _monotonic() + t
         if t > 0.0:
@@ -266,6 +296,11 @@ cdef bint _leave_async(_PoolBase pool, _AsyncWaiter waiter, uint32_t *slot,
     cdef int left = pool._leave(&waiter.rec, slot, k)
     if left & POOL_LEFT_UNLINKED:
         Py_DECREF(waiter)
+    if _woken_tasks:
+        try:
+            _woken_tasks.pop(id(waiter), None)
+        except BaseException:
+            pass
     return left != 0
 
 
@@ -330,6 +365,8 @@ cdef object _wait_sync(_PoolBase pool, object timeout, double start):
                        f"async with pool.lease_async())", RuntimeWarning, stacklevel=1)
     if _destroy_tasks:    # or a slot kept by a destroy() whose loop is gone?
         _reap_orphaned_destroys()
+    if _woken_tasks:      # or granted to a task whose loop closed before it ran?
+        _reap_dead_grants()
     if t > 0.0:
         deadline = (start if start >= 0 else _monotonic()) + t
     while True:

@@ -306,3 +306,43 @@ def test_bad_timeouts(make_pool, loop_kind, timeout, exc):
 
     run_async(main(), loop_kind)
     assert pool.in_use == 0
+
+
+@pytest.mark.parametrize("kind", ["ObjectPool", "BufferPool"])
+def test_a_grant_to_a_task_whose_loop_closes_before_it_runs_goes_on(kind):
+    """A release grants the waiting task its slot (the wake-up queued on its
+    loop), then the loop stops and is closed without running it, the task
+    still referenced: the next wait takes the grant back out (it stayed
+    with the dead task, found by the break-it review)."""
+    pool = ObjectPool(object, 1) if kind == "ObjectPool" else BufferPool(64, 1)
+    held = pool.acquire()
+    loop = asyncio.new_event_loop()
+
+    async def waiter():
+        await pool.acquire_async()
+
+    task = loop.create_task(waiter())
+    loop.call_later(0.01, loop.stop)
+    loop.run_forever()                                # the task waits on the pool
+
+    def grant_and_stop():
+        if kind == "ObjectPool":
+            pool.release(held)
+        else:
+            held.release()
+        loop.stop()                                   # before the task runs
+
+    loop.call_soon(grant_and_stop)
+    loop.run_forever()
+    loop.close()
+    got = pool.acquire(timeout=5)                     # not PoolExhausted
+    assert not task.done()
+    if kind == "ObjectPool":
+        pool.release(got)
+    else:
+        got.release()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        del task
+        gc.collect()
+    assert pool.in_use == 0
