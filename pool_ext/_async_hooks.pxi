@@ -269,10 +269,14 @@ async def _hand_out_async(ObjectPool pool, uint32_t i, uint32_t k, double deadli
         pool_slots_hold(&pool._slots, i)   # RELEASING -> HELD: handed out
         return obj
     try:
-        obj = pool._factory(i) if pool._pass_slot else pool._factory()
-        if _awaitable(obj):
-            obj = await _await_hook(obj, deadline, "factory()",
-                                    "its await was cancelled and the slot given back")
+        token = _in_factory.set(_in_factory.get() + (id(pool),))   # (_call_factory)
+        try:
+            obj = pool._factory(i) if pool._pass_slot else pool._factory()
+            if _awaitable(obj):
+                obj = await _await_hook(obj, deadline, "factory()",
+                                        "its await was cancelled and the slot given back")
+        finally:
+            _in_factory.reset(token)
         _adopt(pool, i, obj)
     except BaseException:   # (_Deadline too: nothing was made)
         _uncount(&pool._acquires)   # before the push wakes a drain

@@ -140,7 +140,10 @@ cdef class BufferPool(_PoolBase):
         cdef PyObject *cached
         cdef object handle
         cached = self._handles[i] if POOL_CACHE_HANDLES else NULL
-        if cached == NULL or pool_refcnt(cached) != 1:
+        # reused only if nothing reaches it: no reference but the cache's,
+        # and no weak reference (taken before or after its release), which
+        # would come back to life as the next owner's handle
+        if cached == NULL or pool_refcnt(cached) != 1 or pool_weakly_referenced(cached):
             return self._cold_new_handle(i, gen)
         # Only the cache holds it: reuse it, and take it out of the cache
         # (the cache's reference becomes the caller's), so that if the
@@ -174,7 +177,7 @@ cdef class BufferPool(_PoolBase):
         nothing: measured on 3.11, 1,716 -> 1,514 instructions per `with`.)"""
         cdef PooledBuffer buf
         cdef PyObject *alt = self._handles[self._capacity + i] if POOL_CACHE_HANDLES else NULL
-        if alt != NULL and pool_refcnt(alt) == 1:
+        if alt != NULL and pool_refcnt(alt) == 1 and not pool_weakly_referenced(alt):
             self._handles[self._capacity + i] = NULL
             buf = <PooledBuffer>alt
             Py_DECREF(buf)               # the cache's reference: buf's now
@@ -223,7 +226,8 @@ cdef class BufferPool(_PoolBase):
         cdef PyObject *old
         if first == <PyObject *>buf:
             return
-        if first != NULL and pool_refcnt(first) == 1:
+        if first != NULL and pool_refcnt(first) == 1 and \
+                not pool_weakly_referenced(first):
             i += self._capacity          # the first is free for the next hand-out
             if self._handles[i] == <PyObject *>buf:
                 return

@@ -363,6 +363,17 @@ cdef object _call_hook(ObjectPool pool, uint32_t i, object hook, object obj):
         pool_store64(&pool._hook_thread[i], 0, POOL_RELEASE)
 
 
+cdef int _refuse_in_factory(ObjectPool pool, str what) except -1:
+    """drain() or drain_async() from inside the pool's factory, in the same
+    thread or task, would wait for the slot the factory is filling."""
+    if _running_factory(pool):
+        raise RuntimeError(
+            f"{what} from inside the factory of the same pool (in this thread or task) "
+            f"would wait for the slot the factory is filling: call close() there (no "
+            f"wait), or {what} from outside the factory")
+    return 0
+
+
 cdef int _refuse_in_hook(ObjectPool pool, str what) except -1:
     """drain() from inside a reset, validate or check of this pool, in this
     thread, would wait for that hook's own object (held until the hook
@@ -371,11 +382,7 @@ cdef int _refuse_in_hook(ObjectPool pool, str what) except -1:
     an exited thread cleared its marks before its id could be reused)."""
     cdef uint64_t me = PyThread_get_thread_ident()
     cdef uint32_t i
-    if _running_factory(pool):
-        raise RuntimeError(
-            f"{what} from inside the factory of the same pool (running in this thread) "
-            f"would wait for the slot the factory is filling: call close() there (no "
-            f"wait), or {what} from outside the factory")
+    _refuse_in_factory(pool, what)
     if pool._hook_thread == NULL:
         return 0
     for i in range(pool._capacity):

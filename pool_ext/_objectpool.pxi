@@ -540,6 +540,7 @@ cdef class ObjectPool(_PoolBase):
         up to `timeout` seconds: PoolExhausted then, the pool stays closed.
         destroy() is awaited.  RuntimeError if no event loop is running."""
         _check_timeout(timeout)
+        _refuse_in_factory(self, "drain_async()")
         return await _drain_async(self, timeout)
 
     def evict(self):

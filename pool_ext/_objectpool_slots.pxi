@@ -30,31 +30,24 @@ cdef object _fill(ObjectPool pool, uint32_t i, uint32_t *mark=NULL):
     return obj
 
 
-cdef object _in_factory = _threading.local()   # .pools: {id(pool): depth} in this thread
+# The pools whose factory the caller's context is running (a tuple of ids): a
+# context variable, so that it is per thread and per asyncio task alike
+cdef object _in_factory = _contextvars.ContextVar("pool_ext_in_factory", default=())
 
 
 cdef object _call_factory(ObjectPool pool, uint32_t i):
-    """The factory's new object for slot i, with this thread marked as
-    running pool's factory meanwhile (drain() refuses to wait there for the
-    slot the factory is filling: _refuse_in_hook)."""
-    marks = getattr(_in_factory, "pools", None)
-    if marks is None:
-        marks = _in_factory.pools = {}
-    key = id(pool)
-    depth = marks.get(key, 0)
-    marks[key] = depth + 1
+    """The factory's new object for slot i, with the caller marked as running
+    pool's factory meanwhile (drain() refuses to wait there for the slot the
+    factory is filling: _refuse_in_hook)."""
+    token = _in_factory.set(_in_factory.get() + (id(pool),))
     try:
         return pool._factory(i) if pool._pass_slot else pool._factory()
     finally:
-        if depth:
-            marks[key] = depth
-        else:
-            del marks[key]
+        _in_factory.reset(token)
 
 
-cdef bint _running_factory(ObjectPool pool):
-    marks = getattr(_in_factory, "pools", None)
-    return marks is not None and id(pool) in marks
+cdef bint _running_factory(ObjectPool pool) except -1:
+    return id(pool) in _in_factory.get()
 
 
 cdef int _adopt(ObjectPool pool, uint32_t i, object obj) except -1:

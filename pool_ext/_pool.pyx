@@ -97,6 +97,7 @@ from pool_ext.includes.pool_clock cimport *
 from pool_ext.includes.pool_stats cimport *
 
 import asyncio as _asyncio
+import contextvars as _contextvars
 import inspect as _inspect
 import operator as _operator
 import os as _os

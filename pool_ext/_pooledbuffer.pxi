@@ -109,8 +109,9 @@ cdef class PooledBuffer:
         else:
             if POOL_CACHE_HANDLES and not pool_weakly_referenced(<PyObject *>self):
                 # into the cache before the push: nobody can see the slot
-                # until it is on the list.  (Not one with a weak reference,
-                # which would come back as the next owner's handle.)
+                # until it is on the list.  (Not one with a weak reference:
+                # let it die, and its finalizers run, as the holder expects;
+                # _handle() also checks, for a weak reference taken later.)
                 (<BufferPool>self._pool)._keep_handle(self)
             (<BufferPool>self._pool)._return_slot(self._index)
         _unbind(self)   # last: this may drop the pool

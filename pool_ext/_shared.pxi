@@ -392,6 +392,9 @@ cdef class SharedBufferPool:
                             "not (or was released)")
         if buf._pool is not self:
             raise PoolError(f"{sent!r} is not a block of {self!r}")
+        if buf._sender != _shm_identity():
+            raise PoolError("recall() takes back a block this process sent; this one was "
+                            "sent by another (a handle inherited through fork())")
         if array is not None:       # the new array's request, before the block is taken
             descr = _array_request(array.shape, array.dtype,
                                    "F" if pool_ndarray_is_fortran(array) else "C", &req)

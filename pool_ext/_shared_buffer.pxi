@@ -28,6 +28,7 @@ cdef class SharedBuffer:
     cdef uint64_t _state       # _SB_* bits; atomic on free-threaded builds
     cdef uint32_t _index
     cdef uint64_t _ticket      # the ticket it was sent under (recall() presents it)
+    cdef uint64_t _sender      # the holder word of the process that sent it
 
     def __cinit__(self):
         self._state = _SB_RELEASED     # a handle no pool made is dead
@@ -69,14 +70,18 @@ cdef class SharedBuffer:
         return 0
 
     cdef int _release(self) except -1:
-        if self._mark(_SB_RELEASED) == 0:
-            self._give_back()    # PoolError if the block is not ours
-        elif pool_shm_load(self._pool._l, self._index) != _shm_identity():
+        cdef uint64_t s = pool_load64(&self._state, POOL_ACQUIRE)
+        if s >> 2 and s & (_SB_RELEASED | _SB_SENT) == 0 and \
+                pool_shm_load(self._pool._l, self._index) != _shm_identity():
             # exports alive, and the block not ours (a fork child's copy, a
             # block reclaimed or written over): the export's end must not
-            # give back what may be another handle's block by then
+            # give back what may be another handle's block by then.  (Read
+            # before the mark: after it, the last export could end and give
+            # the block back first.)
             self._disown()
             self._not_ours()
+        if self._mark(_SB_RELEASED) == 0:
+            self._give_back()    # PoolError if the block is not ours
         return 0
 
     cdef void _disown(self) noexcept:
@@ -191,6 +196,7 @@ cdef class SharedBuffer:
         ticket = pool_shm_ticket(pool_load64(&_shm_ticket_key, POOL_RELAXED),
                                  pool_fetch_add64(&_shm_tickets, 1, POOL_RELAXED))
         self._ticket = ticket
+        self._sender = _shm_identity()
         if not pool_shm_swap(self._pool._l, self._index, _shm_identity(),
                              pool_shm_transit_word(ticket)):
             raise PoolError(f"block {self._index} of {self._pool!r} is no longer held by "

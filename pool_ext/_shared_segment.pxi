@@ -101,20 +101,29 @@ cdef uint64_t _shm_identity_slow() except 0:
     return me
 
 
+cdef bint _shm_fork_locked = False     # the before-fork hook took the lock
+
+
 def _shm_before_fork():
     # no fork() inside a section that holds the lock: the child would find
     # it held by a thread it does not have, and hang at its first pickle
-    _shm_lock.acquire()
+    global _shm_fork_locked
+    _shm_fork_locked = False
+    _shm_lock.acquire()     # (a KeyboardInterrupt here: the fork goes on without it)
+    _shm_fork_locked = True
 
 
 def _shm_after_fork_in_parent():
-    _shm_lock.release()
+    global _shm_fork_locked
+    if _shm_fork_locked:
+        _shm_fork_locked = False
+        _shm_lock.release()
 
 
 def _shm_after_fork_in_child():
     """A fork child is another holder (with its own ticket key), and does
     not own its parent's names.  Only this thread runs here."""
-    global _shm_me
+    global _shm_me, _shm_lock, _shm_fork_locked
     _shm_me = 0
     try:
         for fd in _shm_sockets:
@@ -125,7 +134,13 @@ def _shm_after_fork_in_child():
         for pool in list(_shm_pools.values()):
             (<SharedBufferPool>pool)._locate()
     finally:
-        _shm_lock.release()
+        if _shm_fork_locked:
+            _shm_fork_locked = False
+            _shm_lock.release()
+        else:
+            # the hook was interrupted while another thread held the lock:
+            # that thread is not in this process, so nobody will release it
+            _shm_lock = _threading.RLock()
 
 
 cdef void _close_socket(SharedBufferPool pool, int fd) noexcept:

@@ -679,3 +679,32 @@ def test_a_cancel_as_the_factory_finishes_is_not_swallowed():
         return "not cancelled", pool.in_use
 
     assert asyncio.run(main()) == ("cancelled", 0)
+
+
+@pytest.mark.parametrize("coroutine", [False, True], ids=["sync-factory", "async-factory"])
+def test_drain_from_inside_the_factory_of_acquire_async_is_refused(coroutine):
+    seen = []
+    pool = None
+
+    def sync_factory():
+        try:
+            pool.drain()
+        except RuntimeError as exc:
+            seen.append(str(exc))
+        return object()
+
+    async def async_factory():
+        try:
+            await pool.drain_async()
+        except RuntimeError as exc:
+            seen.append(str(exc))
+        return object()
+
+    async def main():
+        nonlocal pool
+        pool = ObjectPool(async_factory if coroutine else sync_factory, 1)
+        obj = await asyncio.wait_for(pool.acquire_async(timeout=5), 10)
+        pool.release(obj)
+        return pool.closed
+
+    assert asyncio.run(main()) is False and seen and "factory" in seen[0]

@@ -121,3 +121,20 @@ def test_a_weakly_referenced_handle_is_not_reused():
     b2 = bufs.acquire()
     assert w() is None and not b2.released
     b2.release()
+
+
+def test_a_handle_weakly_referenced_after_its_release_is_not_reused():
+    import weakref
+    bufs = BufferPool(64, 1)
+    b = bufs.acquire()
+    b.release()
+    w = weakref.ref(b)                                # taken after the release
+    del b
+    b2 = bufs.acquire()
+    assert w() is None or w() is not b2
+    with memoryview(b2) as m:
+        m[:3] = b"new"
+    if w() is not None:
+        with pytest.raises(ValueError):
+            memoryview(w())
+    b2.release()

@@ -1048,3 +1048,26 @@ def test_a_fork_child_cannot_export_an_inherited_handle(tmp_path):
         print("ok")
     """)
     assert proc.returncode == 0 and "ok" in proc.stdout
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_fork_child_cannot_recall_its_parents_send(tmp_path):
+    proc = run_script(tmp_path, """
+        import os, pickle
+        from pool_ext import PoolError, SharedBufferPool
+        pool = SharedBufferPool(64, 1)
+        buf = pool.acquire()
+        data = pickle.dumps(buf)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                pool.recall(buf)
+            except PoolError:
+                os._exit(0)
+            os._exit(3)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, status
+        pickle.loads(data).release()                 # still the parent's to deliver
+        print("ok")
+    """)
+    assert proc.returncode == 0 and "ok" in proc.stdout
