@@ -126,6 +126,94 @@ cdef object _bufferpool_lease(BufferPool self, PyObject **args, Py_ssize_t nargs
     return _pool_lease_args(self, args, nargs, kwnames)
 
 
+# -- the drop-in queues' get() and put() ---------------------------------------
+# What pools pass: get(), get(True, t), get(block=True, timeout=t), put(x),
+# put(x, True, t), put(x, block=False), ...  Those shapes, with block an
+# exact bool and (blocking) a timeout _timeout_fast_p accepts, are read
+# here by pointer comparisons; any other call goes to the method Cython
+# generated (_queue_get_full / _queue_put_full), which parses it in full and
+# raises what it would raise.
+
+cdef extern from "Python.h":
+    # (not <PyObject *>True: Cython casts the C constant 1)
+    PyObject *_TRUE "Py_True"
+    PyObject *_FALSE "Py_False"
+
+cdef str _BLOCK_KEY = "block"
+cdef PyObject *_block_key_p = <PyObject *>_BLOCK_KEY
+Py_INCREF(_BLOCK_KEY)
+PyUnicode_InternInPlace(&_block_key_p)
+_BLOCK_KEY = <str>_block_key_p
+
+ctypedef object (*_fastcall_kw)(object, PyObject **, Py_ssize_t, PyObject *)
+cdef _fastcall_kw _queue_get_full = NULL
+cdef _fastcall_kw _queue_put_full = NULL
+
+
+cdef inline bint _queue_call(PyObject **args, Py_ssize_t nargs, PyObject *kwnames,
+                             Py_ssize_t first, PyObject **block,
+                             PyObject **timeout) noexcept:
+    """block and timeout of a get (first 0) or put (first 1: the item) call,
+    borrowed, if the call is a plain one the fast path can take: at most the
+    two positional arguments, keywords block= and timeout= (interned, as
+    the interpreter passes them) for those not given, block an exact bool,
+    and a blocking call's timeout valid at a glance.  False: anything else."""
+    cdef Py_ssize_t n = nargs - first
+    cdef Py_ssize_t k, nkw
+    cdef PyObject *key
+    if n < 0 or n > 2:
+        return False
+    block[0] = args[first] if n >= 1 else _TRUE
+    timeout[0] = args[first + 1] if n == 2 else <PyObject *>None
+    if kwnames != NULL:
+        nkw = PyTuple_GET_SIZE(kwnames)
+        for k in range(nkw):
+            key = PyTuple_GET_ITEM(kwnames, k)
+            if key == _block_key_p and n == 0:
+                block[0] = args[nargs + k]
+                n = 1                    # (a second block= is not plain)
+            elif key == _timeout_key_p and n < 2:
+                timeout[0] = args[nargs + k]
+                n = 2
+            else:
+                return False
+    if block[0] == _FALSE:
+        return True                      # (the timeout is ignored, as queue.Queue does)
+    return block[0] == _TRUE and _timeout_fast_p(timeout[0])
+
+
+cdef object _queue_get(Queue self, PyObject **args, Py_ssize_t nargs, PyObject *kwnames):
+    cdef PyObject *block
+    cdef PyObject *timeout
+    cdef void *p
+    if nargs == 0 and kwnames == NULL:
+        block = _TRUE
+        timeout = <PyObject *>None
+    elif not _queue_call(args, nargs, kwnames, 0, &block, &timeout):
+        return _queue_get_full(self, args, nargs, kwnames)
+    if pool_queue_get(&self._q, &p, NULL) == POOL_Q_DONE:
+        return _steal(p)
+    return self._get_slow(block == _TRUE, <object>timeout)
+
+
+cdef object _queue_put(Queue self, PyObject **args, Py_ssize_t nargs, PyObject *kwnames):
+    cdef PyObject *block
+    cdef PyObject *timeout
+    if nargs == 1 and kwnames == NULL:
+        block = _TRUE
+        timeout = <PyObject *>None
+    elif nargs == 0 or not _queue_call(args, nargs, kwnames, 1, &block, &timeout):
+        return _queue_put_full(self, args, nargs, kwnames)
+    Py_INCREF(<object>args[0])           # the queue's reference, if it takes it
+    if pool_queue_put(&self._q, <void *>args[0], NULL) != POOL_Q_DONE:
+        self._put_slow(<object>args[0], block == _TRUE, <object>timeout)
+    return None
+
+
+cdef PyMethodDef _queue_get_def
+cdef PyMethodDef _queue_put_def
+
+
 cdef PyMethodDef _objectpool_acquire_def
 cdef PyMethodDef _objectpool_lease_def
 cdef PyMethodDef _bufferpool_acquire_def
@@ -173,6 +261,38 @@ _install_fastcall(BufferPool, &_bufferpool_lease_def, b"lease",
                   b"A context manager: ``with bufs.lease() as buf: ...`` acquires on\n"
                   b"entry and releases on exit (unless already released).  The same\n"
                   b"timeout rules as acquire(); PoolClosed at once if the pool is closed.")
+
+
+# Queue's get()/put(): over the methods Cython generated for them, which the
+# entry points call for any call that is not a plain one.
+cdef extern from *:
+    """
+    /* The C function of a method descriptor of the METH_FASTCALL |
+     * METH_KEYWORDS convention (a Cython def method), or NULL. */
+    static void *pool_descr_fastcall_kw(PyObject *d) {
+        PyMethodDef *m;
+        if (!PyObject_TypeCheck(d, &PyMethodDescr_Type))
+            return NULL;
+        m = ((PyMethodDescrObject *)d)->d_method;
+        if ((m->ml_flags & (METH_FASTCALL | METH_KEYWORDS | METH_CLASS | METH_STATIC))
+                != (METH_FASTCALL | METH_KEYWORDS))
+            return NULL;
+        return (void *)m->ml_meth;
+    }
+    """
+    void *pool_descr_fastcall_kw(object d)
+
+_queue_get_full = <_fastcall_kw>pool_descr_fastcall_kw(Queue.__dict__["get"])
+_queue_put_full = <_fastcall_kw>pool_descr_fastcall_kw(Queue.__dict__["put"])
+if _queue_get_full != NULL and _queue_put_full != NULL:
+    _install_fastcall(Queue, &_queue_get_def, b"get", <void *>_queue_get,
+                      b"get($self, /, block=True, timeout=None)\n--\n\n"
+                      b"Removes and returns an item; if there is none, waits (block, up\n"
+                      b"to timeout seconds; None: forever), else raises queue.Empty.")
+    _install_fastcall(Queue, &_queue_put_def, b"put", <void *>_queue_put,
+                      b"put($self, /, item, block=True, timeout=None)\n--\n\n"
+                      b"Puts item; if the queue is full, waits (block, up to timeout\n"
+                      b"seconds; None: forever) for room, else raises queue.Full.")
 
 
 # acquire_async() and the async lease's __aenter__ / __aexit__ on CPython

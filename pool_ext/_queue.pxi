@@ -150,11 +150,12 @@ cdef class Queue:
     def put(self, item, block=True, timeout=None):
         """Puts item; if the queue is full, waits (block, up to timeout
         seconds; None: forever) for room, else raises queue.Full."""
-        if block and not _timeout_fast(timeout):
+        cdef bint blocking = block           # (asked once: a __bool__ may lie or raise)
+        if blocking and not _timeout_fast(timeout):
             _parse_timeout(timeout)          # (raises for a bad timeout)
         Py_INCREF(item)                      # the queue's reference, if it takes it
         if pool_queue_put(&self._q, <void *>item, NULL) != POOL_Q_DONE:
-            self._put_slow(item, block, timeout)
+            self._put_slow(item, blocking, timeout)
 
     def put_nowait(self, item):
         """put(item, block=False)."""
@@ -166,11 +167,12 @@ cdef class Queue:
         """Removes and returns an item; if there is none, waits (block, up
         to timeout seconds; None: forever), else raises queue.Empty."""
         cdef void *p
-        if block and not _timeout_fast(timeout):
+        cdef bint blocking = block           # (asked once, as put() does)
+        if blocking and not _timeout_fast(timeout):
             _parse_timeout(timeout)
         if pool_queue_get(&self._q, &p, NULL) == POOL_Q_DONE:
             return _steal(p)
-        return self._get_slow(block, timeout)
+        return self._get_slow(blocking, timeout)
 
     def get_nowait(self):
         """get(block=False)."""

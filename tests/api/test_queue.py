@@ -129,6 +129,67 @@ def test_bad_timeouts_raise_even_when_no_wait_is_needed(kind, method, timeout, e
         assert q.qsize() == 2
 
 
+# Every call shape pools use, and some they do not: get()/put() read the
+# plain ones in C (_entries.pxi) and hand the rest to the full parser, so
+# both routes must give what the stdlib gives (result, or exception type).
+CALL_SHAPES = [
+    ((), {}), ((True,), {}), ((False,), {}), ((True, 5.0), {}), ((True, 0), {}),
+    ((False, "x"), {}), ((True, None), {}), ((1,), {}), ((0,), {}), ((1, 5),),
+    ((), {"block": True}), ((), {"block": False}), ((), {"timeout": 5.0}),
+    ((), {"block": True, "timeout": 5}), ((), {"timeout": 5.0, "block": True}),
+    ((), {"block": False, "timeout": -1}), ((True,), {"timeout": 0.5}),
+    ((True,), {"block": False}), ((True, 1.0), {"timeout": 1.0}),
+    ((), {"timeout": 1, "timeout2": 1}), ((), {"blok": True}), ((True, 1.0, 2), {}),
+    ((True, -1), {}), ((), {"timeout": "1"}),
+]   # (NaN and True as timeouts raise here, not in the stdlib: tested above)
+
+
+def _outcome(call):
+    try:
+        return ("ok", call())
+    except Exception as e:          # noqa: BLE001 (the type is what is compared)
+        return ("raised", type(e))
+
+
+@pytest.mark.parametrize("ours, theirs", PAIRS)
+@pytest.mark.parametrize("shape", CALL_SHAPES, ids=repr)
+def test_get_and_put_call_shapes_match_the_stdlib(ours, theirs, shape):
+    # get finds an item and put finds room: no call waits, whatever its shape
+    args, kwargs = shape if len(shape) == 2 else (shape[0], {})
+    q, ref = ours(2), theirs(2)
+    q.put("a")
+    ref.put("a")
+    assert _outcome(lambda: q.get(*args, **kwargs)) == _outcome(lambda: ref.get(*args, **kwargs))
+    assert _outcome(lambda: q.put("b", *args, **kwargs)) == \
+        _outcome(lambda: ref.put("b", *args, **kwargs))
+    assert q.queue == list(ref.queue)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_put_reads_block_once(kind):
+    # a block whose truth changes (or raises the second time it is asked)
+    # must not leak the item's reference or skip the timeout check
+    class Flaky:
+        calls = 0
+
+        def __bool__(self):
+            Flaky.calls += 1
+            if Flaky.calls > 1:
+                raise RuntimeError("asked twice")
+            return True
+    q = kind(1)
+    item = object()
+    before = sys.getrefcount(item)
+    q.put(item, Flaky(), 0)
+    assert Flaky.calls == 1
+    assert q.get_nowait() is item
+    assert sys.getrefcount(item) == before
+    Flaky.calls = 0
+    assert q.put("x", Flaky()) is None and Flaky.calls == 1
+    Flaky.calls = 0
+    assert q.get(Flaky()) == "x" and Flaky.calls == 1
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_odd_but_valid_timeouts(kind):
     class F(float):
