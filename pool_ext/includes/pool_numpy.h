@@ -186,6 +186,11 @@ static inline int pool_borrow_unreachable(PyObject *a, Py_ssize_t refs)
     PyObject *inner = f->base;
     if (inner == NULL || !PyArray_Check(inner))
         return 0;
+    /* A 0-d array has no dimension to zero: emptied, it would still have
+     * one element, in pool_ndarray_nothing_ (64 bytes, shared by all).
+     * Its block goes back when its base dies instead. */
+    if (f->nd == 0 || ((PyArrayObject_fields *)inner)->nd == 0)
+        return 0;
 #if defined(Py_GIL_DISABLED)
     if (!_Py_IsOwnedByCurrentThread(a) || !_Py_IsOwnedByCurrentThread(inner))
         return 0;
@@ -194,7 +199,8 @@ static inline int pool_borrow_unreachable(PyObject *a, Py_ssize_t refs)
 }
 
 /* After pool_borrow_unreachable: the block goes back now, so the arrays
- * must stop pointing into it.  Every dimension becomes 0 (a.size == 0) and
+ * must stop pointing into it.  Every dimension (at least one: never a 0-d
+ * array) becomes 0 (a.size == 0) and
  * the data pointer an empty static buffer: a later use of the name (or of
  * a.base) sees an empty array, never memory that another hand-out owns.
  * The fields are numpy's public PyArrayObject_fields, the same layout in

@@ -333,6 +333,22 @@ def test_borrow_gives_back_at_exit(pool):
 
 
 @counts_the_shared_pool
+@pytest.mark.parametrize("dtype", [np.float64, "S1048576", [("a", "i4"), ("b", "f8")]])
+def test_borrow_of_a_0d_array_keeps_its_memory_until_it_dies(pool, dtype):
+    # a 0-d array has no dimension to zero: emptied at the exit it would keep
+    # its one element, over a small static buffer (shared by all of them)
+    with pool.borrow((), dtype) as a:
+        pass
+    with pool.borrow((), dtype) as b:
+        pass
+    assert a.shape == b.shape == () and out_blocks(pool) == 2
+    a[()] = b[()]                       # (1 MiB each for the bytes dtype)
+    assert a.__array_interface__["data"][0] != b.__array_interface__["data"][0]
+    del a, b
+    assert out_blocks(pool) == 0
+
+
+@counts_the_shared_pool
 def test_borrow_with_a_view_alive(pool):
     with pool.borrow(100) as a:
         v = a[10:]
