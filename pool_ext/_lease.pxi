@@ -37,7 +37,6 @@ cdef inline PyObject *_lease_take_idle(_Lease lease) noexcept:
         i = (<ObjectPool>lease._pool)._pop_idle(&lease._gen)
         if i != POOL_NIL:
             lease._index = i
-            lease._addr = <uintptr_t>(<ObjectPool>lease._pool)._items[i]
             return (<ObjectPool>lease._pool)._items[i]
     return NULL     # (health rules or tracking: pool._acquire does it all)
 
@@ -85,8 +84,8 @@ cdef class _Lease:
         if type(self._pool) is ObjectPool:
             # By slot, as on the hot path: the hand-out just made is HELD,
             # and its object is in the address map.
-            self._addr = <uintptr_t><PyObject *>item
-            self._index = pool_addrmap_find(&(<ObjectPool>self._pool)._map, self._addr)
+            self._index = pool_addrmap_find(&(<ObjectPool>self._pool)._map,
+                                            <uintptr_t><PyObject *>item)
             self._gen = POOL_SLOT_GEN(pool_slots_load(&(<ObjectPool>self._pool)._slots,
                                                       self._index))
         else:
@@ -107,7 +106,7 @@ cdef class _Lease:
                 self._state = _LEASE_IDLE
         if active:
             if item == NULL:
-                (<ObjectPool>self._pool)._release_slot(self._index, self._gen, self._addr)
+                (<ObjectPool>self._pool)._release_slot(self._index, self._gen)
             else:
                 self._give_back(item)
         return False
@@ -159,6 +158,22 @@ cdef void _lease_dealloc(_Lease lease) noexcept:
     _lease_cython_dealloc(<PyObject *>lease)
 
 
+cdef void _write_unraisable(BaseException e, object where) noexcept:
+    """sys.unraisablehook(e) about `where`.  Inside Cython's `except` clause
+    the exception is no longer in the error indicator, where
+    PyErr_WriteUnraisable reads it: it is put back first."""
+    cdef object tb = e.__traceback__
+    cdef object t = type(e)
+    cdef PyObject *tb_p = NULL
+    if tb is not None:
+        Py_INCREF(tb)
+        tb_p = <PyObject *>tb
+    Py_INCREF(t)
+    Py_INCREF(e)
+    PyErr_Restore(<PyObject *>t, <PyObject *>e, tb_p)   # (the three references go in)
+    PyErr_WriteUnraisable(<PyObject *>where)
+
+
 cdef void _lease_dropped(_Lease lease) noexcept:
     cdef PyObject *t
     cdef PyObject *v
@@ -175,15 +190,15 @@ cdef void _lease_dropped(_Lease lease) noexcept:
         except BaseException:   # (at interpreter exit, say): the slot goes back anyway
             pass
         if item == NULL:
-            (<ObjectPool>lease._pool)._release_slot(lease._index, lease._gen, lease._addr)
+            (<ObjectPool>lease._pool)._release_slot(lease._index, lease._gen)
         else:
             lease._give_back(item)
         if _warnings is not None:   # (None at interpreter exit)
             _warnings.warn(f"a lease of {lease._pool!r} was entered and never exited; "
                            f"what it held was given back when it was garbage collected"
                            f"{where}", ResourceWarning, stacklevel=1)
-    except BaseException:
-        PyErr_WriteUnraisable(<PyObject *>lease)
+    except BaseException as e:
+        _write_unraisable(e, lease)
     PyErr_Restore(t, v, tb)
     Py_SET_REFCNT(<PyObject *>lease, 0)
 

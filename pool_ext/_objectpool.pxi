@@ -107,6 +107,7 @@ cdef class ObjectPool(_PoolBase):
         self._items = NULL
         self._expires_ns = NULL
         self._idle_ns = NULL
+        self._discard_gen = NULL
         self._hook_thread = NULL
         self._lifetime_ns = POOL_CLOCK_NEVER
         self._max_idle_ns = POOL_CLOCK_NEVER
@@ -180,18 +181,17 @@ cdef class ObjectPool(_PoolBase):
         # From here on the slot goes back to a list whatever happens.
         return _release_hooks(self, obj, i)
 
-    cdef inline int _release_slot(self, uint32_t i, uint32_t gen, uintptr_t addr) except -1:
+    cdef inline int _release_slot(self, uint32_t i, uint32_t gen) except -1:
         """Ends the hand-out (i, gen), as a lease does: by its slot, with no
-        lookup; the generation says whether it is still that hand-out.  addr:
-        its object's address, only to recognise a discard() (never read)."""
+        lookup; the generation says whether it is still that hand-out."""
         if self._plain_release:
             if pool_slots_release_handle(&self._slots, i, gen) != POOL_FREED:
-                return self._cold_slot_not_in_use(addr)
+                return self._cold_slot_not_in_use(i, gen)
             return self._return_idle(i)
         if self._async_release:
             return self._cold_async_release()
         if pool_slots_release_begin(&self._slots, i, gen) != POOL_OK:
-            return self._cold_slot_not_in_use(addr)
+            return self._cold_slot_not_in_use(i, gen)
         if self._items[i] == NULL:
             # the collector cleared the pool (tp_clear dropped its objects):
             # a lease of the same garbage cycle gives back an empty slot
@@ -276,11 +276,14 @@ cdef class ObjectPool(_PoolBase):
                         f"{self._label()} (already released?): {type(obj).__name__} at "
                         f"{id(obj):#x}")
 
-    cdef int _cold_slot_not_in_use(self, uintptr_t addr) except -1:
-        """A lease's hand-out ended before its exit: fine if the object was
-        discard()ed inside the `with` block, an error if it was released."""
-        gone = self._gone.get(addr)
-        if gone is not None and gone[1]:
+    cdef int _cold_slot_not_in_use(self, uint32_t i, uint32_t gen) except -1:
+        """A lease's hand-out (i, gen) ended before its exit: fine if the
+        object was discard()ed inside the `with` block, an error if it was
+        released.  (Told by the hand-out, not the object's address, which a
+        new object may have taken since.)"""
+        # relaxed: written by the discard() that ended this hand-out, in this
+        # thread or one whose end the lease's owner already saw
+        if pool_load64(&self._discard_gen[i], POOL_RELAXED) == (<uint64_t>1 << 32) | gen:
             return 0   # discard()ed inside its `with` block: nothing to give back
         raise PoolError("lease exit of an object that is not in use (already "
                         "released?): the lease's object was released before the "
@@ -396,6 +399,8 @@ cdef class ObjectPool(_PoolBase):
         if (POOL_SLOT_STATE(w) != POOL_SLOT_HELD or _item(self, i) != <PyObject *>obj
                 or pool_slots_release_begin(&self._slots, i, POOL_SLOT_GEN(w)) != POOL_OK):
             self._cold_not_in_use(obj, _DISCARD)
+        # relaxed: read by this hand-out's lease exit (_cold_slot_not_in_use)
+        pool_store64(&self._discard_gen[i], (<uint64_t>1 << 32) | POOL_SLOT_GEN(w), POOL_RELAXED)
         return i
 
     # -- slot bookkeeping (the caller owns slot i) -----------------------------

@@ -113,6 +113,9 @@ cdef int _objectpool_alloc(ObjectPool pool, uint32_t n, bint hooks) noexcept:
     pool._items = <PyObject **>calloc(n, sizeof(PyObject *))
     if pool._items == NULL:
         return -1
+    pool._discard_gen = <uint64_t *>calloc(n, sizeof(uint64_t))
+    if pool._discard_gen == NULL:
+        return -1
     if pool._lifetime_ns != POOL_CLOCK_NEVER:
         pool._expires_ns = <uint64_t *>calloc(n, sizeof(uint64_t))
         if pool._expires_ns == NULL:
@@ -137,6 +140,8 @@ cdef void _objectpool_free_arrays(ObjectPool pool) noexcept:
     free(pool._items)
     free(pool._expires_ns)
     free(pool._idle_ns)
+    free(pool._discard_gen)
+    pool._discard_gen = NULL
     free(pool._hook_thread)
     pool._items = NULL
     pool._expires_ns = pool._idle_ns = pool._hook_thread = NULL

@@ -120,8 +120,7 @@ cdef class _Lease:
     cdef PyObject *_timeout       # owned; NULL: None (wait forever)
     cdef PyObject *_item          # owned; what an active lease holds, unless
     cdef uint32_t _index          # ...it took an ObjectPool's hand-out: then
-    cdef uint32_t _gen            # ...that hand-out's slot and generation, and
-    cdef uintptr_t _addr          # ...its object's address (never read through)
+    cdef uint32_t _gen            # ...that hand-out's slot and generation
     cdef int _state
 
     cdef object _cold_enter(self)
@@ -153,6 +152,7 @@ cdef class ObjectPool(_PoolBase):
     cdef uint64_t _max_idle_ns    # max_idle; POOL_CLOCK_NEVER: none
     cdef uint64_t *_expires_ns    # slot -> when its object's lifetime ends
     cdef uint64_t *_idle_ns       # slot -> when its object last went idle
+    cdef uint64_t *_discard_gen   # slot -> 1 << 32 | gen of its last hand-out discard()ed
     cdef uint64_t *_hook_thread   # slot -> the thread running its reset, validate or
                                   # check (0: none); NULL without such hooks
     cdef uint32_t _min_idle
@@ -164,7 +164,7 @@ cdef class ObjectPool(_PoolBase):
     # the hot path
     cdef inline uint32_t _pop_idle(self, uint32_t *gen) noexcept
     cdef inline int _release(self, object obj, bint in_lease) except -1
-    cdef inline int _release_slot(self, uint32_t i, uint32_t gen, uintptr_t addr) except -1
+    cdef inline int _release_slot(self, uint32_t i, uint32_t gen) except -1
     cdef inline int _unhold_idle(self, uint32_t i) except -1
     cdef inline int _after_idle_push(self) except -1
     cdef inline int _return_idle(self, uint32_t i) except -1
@@ -175,7 +175,7 @@ cdef class ObjectPool(_PoolBase):
     cdef object _cold_closed(self)
     cdef int _cold_unknown(self, object obj, int how) except -1
     cdef int _cold_not_in_use(self, object obj, int how) except -1
-    cdef int _cold_slot_not_in_use(self, uintptr_t addr) except -1
+    cdef int _cold_slot_not_in_use(self, uint32_t i, uint32_t gen) except -1
     cdef int _cold_drain(self) except -1
     cdef object _cold_acquire(self, object timeout)
     cdef object _take(self, double deadline)

@@ -747,6 +747,22 @@ def test_lease_dropped_without_exit_returns_its_object_with_a_warning():
     assert pool.acquire(timeout=0) is obj
 
 
+def test_lease_dropped_without_exit_reports_what_its_give_back_raised(monkeypatch):
+    # the error reaches sys.unraisablehook (type, value, traceback), not lost
+    seen = []
+    monkeypatch.setattr(sys, "unraisablehook", seen.append)
+
+    def reset(obj):
+        raise RuntimeError("reset failed")
+    pool = ObjectPool(list, 1, reset=reset)
+    lease = pool.lease()
+    lease.__enter__()
+    del lease
+    gc.collect()
+    assert [type(u.exc_value) for u in seen] == [RuntimeError]
+    assert seen[0].exc_traceback is not None and pool.in_use == 0
+
+
 def test_buffer_lease_dropped_without_exit_returns_its_buffer():
     bufs = BufferPool(64, 1)
     lease = bufs.lease()
