@@ -380,7 +380,9 @@ cdef class SharedBufferPool:
         if type(sent) is SharedBuffer:
             buf = <SharedBuffer>sent
         else:
-            base = getattr(sent, "base", None)
+            # an ndarray whose base is a block's (not anything with a .base:
+            # its shape and dtype make the new array)
+            base = sent.base if pool_ndarray_check(sent) else None
             if type(base) is not _SharedArrayBase or (<_SharedArrayBase>base)._buf is None:
                 raise TypeError(f"recall() takes a SharedBuffer or an array from a "
                                 f"SharedBufferPool's empty()/zeros(), not "
@@ -398,6 +400,9 @@ cdef class SharedBufferPool:
         if array is not None:       # the new array's request, before the block is taken
             descr = _array_request(array.shape, array.dtype,
                                    "F" if pool_ndarray_is_fortran(array) else "C", &req)
+            if req.nbytes > self._l.block_size:    # (an array resized in place, say)
+                raise ValueError(f"an array of {req.nbytes} bytes does not fit in this "
+                                 f"pool's block_size ({self._l.block_size})")
         if not pool_shm_swap(self._l, buf._index, pool_shm_transit_word(buf._ticket),
                              _shm_identity()):
             raise PoolError(f"block {buf._index} of {self!r} was received already (its "

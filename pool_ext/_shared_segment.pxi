@@ -51,8 +51,10 @@ cdef str _SHM_DEAD = "operation on a released SharedBuffer (or one sent to anoth
 
 
 def _proc_start(pid):
-    """The start time of process pid (clock ticks since boot), or None if no
-    such process is running: gone, or a zombie (it can release nothing)."""
+    """The start time of process pid (clock ticks since the host's boot), or
+    None if no such process is running: gone, or a zombie (it can release
+    nothing).  Any other error reading /proc (EMFILE, say) raises: a holder
+    is never taken for dead because its file could not be read."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             data = f.read()
@@ -61,19 +63,50 @@ def _proc_start(pid):
     rest = data[data.rindex(b")") + 2:].split()
     if rest[0] in (b"Z", b"X") and not _threads_left(pid):
         return None
-    return int(rest[19])     # field 22; rest[0] is field 3
+    return int(rest[19]) - _boot_offset_ticks()     # field 22; rest[0] is field 3
+
+
+cdef tuple _boot_offset = (0, 0)     # (pid, ticks): this process's, read once
+
+
+def _boot_offset_ticks():
+    """The boot-time offset of this process's time namespace, in clock ticks.
+    /proc/<pid>/stat gives start times shifted by the *reader's* offset
+    (Linux 5.6+), so a holder in another time namespace would compute
+    another tag for itself than the others compute for it, and be taken
+    for a reused pid, i.e. for dead.  Subtracted, every reader gets the
+    host's figure.  (Per pid: a fork child may be in another namespace.)"""
+    global _boot_offset
+    pid = _os.getpid()
+    if _boot_offset[0] == pid:
+        return _boot_offset[1]
+    ticks = 0
+    try:
+        with open("/proc/self/timens_offsets", "rb") as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) == 3 and fields[0] == b"boottime":
+                    ns = int(fields[1]) * 1_000_000_000 + int(fields[2])
+                    ticks = ns * _os.sysconf("SC_CLK_TCK") // 1_000_000_000
+    except FileNotFoundError:
+        pass            # a kernel without time namespaces: no offset
+    _boot_offset = (pid, ticks)
+    return ticks
 
 
 def _threads_left(pid):
     """Whether a process whose main thread is a zombie still runs other
-    threads (it ended with pthread_exit(), they go on): then it lives."""
+    threads (it ended with pthread_exit(), they go on): then it lives.
+    (An error other than "no such process" raises, as in _proc_start.)"""
     try:
         with open(f"/proc/{pid}/status", "rb") as f:
             for line in f:
                 if line.startswith(b"Threads:"):
                     return int(line.split()[1]) > 1
-    except (OSError, ValueError, IndexError):
-        pass
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    except (ValueError, IndexError):
+        return True     # unreadable: not taken for dead
     return False
 
 
@@ -101,41 +134,41 @@ cdef uint64_t _shm_identity_slow() except 0:
     return me
 
 
-cdef bint _shm_fork_locked = False     # the before-fork hook took the lock
+# Which threads' before-fork hook holds the lock (one flag per thread: two
+# threads forking at once each take it in turn, and each releases only its
+# own; a single flag, reset by the second, left the first's lock held).
+_shm_fork_local = _threading.local()
 
 
 def _shm_before_fork():
     # no fork() inside a section that holds the lock: the child would find
     # it held by a thread it does not have, and hang at its first pickle
-    global _shm_fork_locked
-    _shm_fork_locked = False
+    _shm_fork_local.locked = False
     _shm_lock.acquire()     # (a KeyboardInterrupt here: the fork goes on without it)
-    _shm_fork_locked = True
+    _shm_fork_local.locked = True
 
 
 def _shm_after_fork_in_parent():
-    global _shm_fork_locked
-    if _shm_fork_locked:
-        _shm_fork_locked = False
+    if getattr(_shm_fork_local, "locked", False):
+        _shm_fork_local.locked = False
         _shm_lock.release()
 
 
 def _shm_after_fork_in_child():
     """A fork child is another holder (with its own ticket key), and does
     not own its parent's names.  Only this thread runs here."""
-    global _shm_me, _shm_lock, _shm_fork_locked
+    global _shm_me, _shm_lock
     _shm_me = 0
     try:
-        for fd in _shm_sockets:
-            pool_shm_os_close(<int>fd)
+        pool_shm_os_forget_names()   # (done already, by _shm_forked_child)
         _shm_sockets.clear()
         for pool in list(_shm_named):
             (<SharedBufferPool>pool)._drop_name()   # (closes nothing now)
         for pool in list(_shm_pools.values()):
             (<SharedBufferPool>pool)._locate()
     finally:
-        if _shm_fork_locked:
-            _shm_fork_locked = False
+        if getattr(_shm_fork_local, "locked", False):
+            _shm_fork_local.locked = False
             _shm_lock.release()
         else:
             # the hook was interrupted while another thread held the lock:
@@ -149,7 +182,7 @@ cdef void _close_socket(SharedBufferPool pool, int fd) noexcept:
         with _shm_lock:
             if _shm_sockets.get(fd) == id(pool):
                 del _shm_sockets[fd]
-                pool_shm_os_close(fd)
+                pool_shm_os_name_close(fd)
     except BaseException:   # (MemoryError) leave the fd: a leak, not a wrong close
         pass
 
@@ -160,6 +193,7 @@ cdef void _shm_forked_child() noexcept nogil:
     without this, its child would release the parent's blocks as its own."""
     global _shm_me
     _shm_me = 0
+    pool_shm_os_forget_names()   # nor keep its parent's names
 
 
 if hasattr(_os, "register_at_fork"):
@@ -369,6 +403,8 @@ def _shm_unpickle_pool(bytes id, str name, tuple locators):
     for e in errors:
         if isinstance(e, (ValueError, PermissionError)) and not isinstance(e, _NotASegment):
             raise e       # found, but not ours to attach: say why
+        if isinstance(e, OSError) and e.errno in (_errno.EMFILE, _errno.ENFILE, _errno.ENOMEM):
+            raise e       # this process is out of fds or memory, not the pool gone
     last = errors[len(errors) - 1] if errors else None    # (wraparound is off)
     raise FileNotFoundError(
         f"cannot attach SharedBufferPool {name!r}: every process that could pass it "
@@ -392,12 +428,10 @@ cdef SharedBufferPool _attach(object name):
     if not isinstance(name, str):
         raise TypeError(f"name must be a str, not {type(name).__name__}")
     name = _check_name(name)
-    with _shm_lock:
-        for pool in list(_shm_pools.values()):
-            # this process has it, and its creator still owns the name
-            if (<SharedBufferPool>pool)._name == name and pool_load32(
-                    &(<SharedBufferPool>pool)._l.header.named, POOL_ACQUIRE) == 1:
-                return pool
+    # Always through the name's owner, even when this process has a pool of
+    # that name: its segment's `named` flag stays set if its creator was
+    # killed, and the name may belong to a new pool since (_pool_for then
+    # finds this process's pool object for the segment found, if any).
     # the owner's two sockets, as /proc/net/unix lists them (an abstract
     # address shows as '@'): the name itself, and where its segment is
     prefix = f"@pool_ext/{_os.geteuid()}/{_name_key(name)}"
@@ -453,8 +487,10 @@ cdef object _pool_for(_Segment seg, str name, tuple locators):
     _shm_identity()              # fails here (no /proc), not in the first acquire
     with _shm_lock:
         found = _shm_pools.get(seg.id)
-        if found is not None:
+        if found is not None and not (<SharedBufferPool>found)._closed:
             return found         # (seg, a second mapping, goes)
+        # (a pool this process closed stays closed for what it handed out;
+        # attaching again gives a new one)
         pool = SharedBufferPool.__new__(SharedBufferPool)
         pool._adopt(seg, name, locators)
         _shm_pools[seg.id] = pool

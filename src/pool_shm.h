@@ -349,6 +349,10 @@ void pool_shm_os_close(int fd);
  * segment is, for attach() to find in /proc/net/unix.  Returns the socket's
  * fd, or -errno. */
 int pool_shm_os_name_bind(const char *name);
+/* Closes a socket pool_shm_os_name_bind made (nothing if it is not one). */
+void pool_shm_os_name_close(int fd);
+/* A fork child's first step: closes every name socket it inherited. */
+void pool_shm_os_forget_names(void);
 
 /* This process's id (0 where there is no getpid()). */
 long pool_shm_os_getpid(void);

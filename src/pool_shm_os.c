@@ -4,6 +4,7 @@
  * ENOSYS.  The design is in pool_shm.h. */
 #define _GNU_SOURCE /* memfd_create, F_ADD_SEALS, MAP_ANONYMOUS */
 #include "pool_shm.h"
+#include "pool_atomic.h"
 
 #include <errno.h>
 
@@ -117,6 +118,56 @@ void pool_shm_os_unmap(char *base, uint64_t size) { munmap(base, (size_t)size); 
 
 void pool_shm_os_close(int fd) { close(fd); }
 
+/* The name sockets this process bound (fd + 1; 0: an empty entry), so that
+ * a fork child closes them all (pool_shm_os_forget_names), whether Python's
+ * at-fork hooks run or not: a child must never keep its parent's name.
+ * Changed under the extension's registry lock, one thread at a time; read
+ * in a fork child, where only the forking thread runs. */
+#define NAME_FDS 1024
+static uint32_t name_fds[NAME_FDS];
+
+static int name_keep(int fd)
+{
+    int i;
+    for (i = 0; i < NAME_FDS; i++) {
+        /* relaxed: the registry lock orders the writers */
+        if (pool_load32(&name_fds[i], POOL_RELAXED) == 0) {
+            /* relaxed: as above; a fork child reads it in the forking thread */
+            pool_store32(&name_fds[i], (uint32_t)fd + 1, POOL_RELAXED);
+            return 0;
+        }
+    }
+    return -EMFILE; /* over 500 named pools at once in one process */
+}
+
+void pool_shm_os_name_close(int fd)
+{
+    int i;
+    for (i = 0; i < NAME_FDS; i++) {
+        /* relaxed: the registry lock orders the writers */
+        if (pool_load32(&name_fds[i], POOL_RELAXED) == (uint32_t)fd + 1) {
+            /* relaxed: as above */
+            pool_store32(&name_fds[i], 0, POOL_RELAXED);
+            close(fd);
+            return;
+        }
+    }
+}
+
+void pool_shm_os_forget_names(void)
+{
+    int i;
+    for (i = 0; i < NAME_FDS; i++) {
+        /* relaxed: only this thread runs (a fork child) */
+        uint32_t v = pool_load32(&name_fds[i], POOL_RELAXED);
+        if (v != 0) {
+            close((int)(v - 1));
+            /* relaxed: as above */
+            pool_store32(&name_fds[i], 0, POOL_RELAXED);
+        }
+    }
+}
+
 static socklen_t name_address(struct sockaddr_un *a, const char *name)
 {
     int n;
@@ -145,6 +196,11 @@ int pool_shm_os_name_bind(const char *name)
         err = errno;
         close(s);
         return -err;
+    }
+    err = name_keep(s);
+    if (err < 0) {
+        close(s);
+        return err;
     }
     return s;
 }
@@ -182,6 +238,8 @@ void pool_shm_os_unmap(char *base, uint64_t size)
     (void)size;
 }
 void pool_shm_os_close(int fd) { (void)fd; }
+void pool_shm_os_name_close(int fd) { (void)fd; }
+void pool_shm_os_forget_names(void) {}
 int pool_shm_os_name_bind(const char *name)
 {
     (void)name;

@@ -64,5 +64,7 @@ cdef extern from "pool_shm.h" nogil:
     void pool_shm_os_unmap(char *base, uint64_t size)
     void pool_shm_os_close(int fd)
     int pool_shm_os_name_bind(const char *name)
+    void pool_shm_os_name_close(int fd)
+    void pool_shm_os_forget_names() noexcept nogil
     long pool_shm_os_getpid()
     int pool_shm_os_atfork(void (*child)() noexcept nogil)

@@ -931,6 +931,26 @@ def test_recall_refuses_what_was_not_sent(make, np):
     assert pool.in_use == 0 and other.in_use == 0
 
 
+def test_recall_trusts_only_the_array_itself(make, np):
+    # something with a sent array's .base (and a huge .shape) is not that
+    # array: its shape would make a new array past the block
+    pool = make(4096, 1)
+    a = pool.empty(16, np.uint8)
+    with pytest.raises((pickle.PicklingError, AttributeError)):
+        pickle.dumps([a, lambda: 0])                   # a's block is in transit
+
+    class Fake:
+        base = a.base
+        shape = (1 << 30,)
+        dtype = np.dtype(np.uint8)
+    with pytest.raises(TypeError):
+        pool.recall(Fake())
+    b = pool.recall(a)
+    assert b.shape == (16,) and b.dtype == np.uint8
+    del a, b
+    assert pool.in_use == 0
+
+
 def test_argument_messages_name_the_argument():
     with pytest.raises(ValueError, match="block_size"):
         SharedBufferPool(2**64, 1)

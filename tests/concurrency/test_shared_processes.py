@@ -18,6 +18,7 @@ import os
 import pickle
 import queue
 import random
+import shutil
 import signal
 import struct
 import subprocess
@@ -927,6 +928,36 @@ def test_a_fork_while_another_thread_holds_the_registry_lock_does_not_hang(tmp_p
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_two_threads_forking_at_once_do_not_deadlock(tmp_path):
+    """Each thread's before-fork hook takes the registry lock and its
+    after-fork hook gives it back: with one flag for the process, a second
+    thread's hook reset the first's, whose lock then stayed held (found by
+    the break-it review: a hang within seconds, with logging's own at-fork
+    hooks letting the threads switch between the two)."""
+    proc = run_script(tmp_path, """
+        import faulthandler, logging, os, sys, threading, warnings
+        warnings.simplefilter("ignore", DeprecationWarning)     # fork with threads
+        import pool_ext
+        sys.setswitchinterval(1e-6)
+        faulthandler.dump_traceback_later(100, exit=True)
+        def forker():
+            for _ in range(300):
+                pid = os.fork()
+                if pid == 0:
+                    os._exit(0)
+                os.waitpid(pid, 0)
+        ts = [threading.Thread(target=forker) for _ in range(2)]
+        for t in ts: t.start()
+        for t in ts: t.join()
+        pool = pool_ext.SharedBufferPool(64, 1)      # the lock is free
+        import pickle
+        pickle.loads(pickle.dumps(pool)).close()
+        print("ok")
+    """, timeout=180)
+    assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
 def test_a_fork_while_a_named_pool_is_made_leaves_the_name_to_the_parent(tmp_path):
     """A fork that lands inside SharedBufferPool(name=...) (after the name is
     bound) gave the child the name's socket for its whole life: the parent,
@@ -986,6 +1017,112 @@ def test_a_fork_without_pythons_hooks_is_another_holder(tmp_path):
         print("ok")
     """)
     assert proc.returncode == 0 and "ok" in proc.stdout
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_fork_without_pythons_hooks_keeps_no_name(tmp_path):
+    """libc's fork() (a C library forking a helper) runs none of Python's
+    hooks: the child must still close the name sockets it inherits, or the
+    parent could not make its pool's name again while the child lives."""
+    proc = run_script(tmp_path, """
+        import ctypes, os, sys, time
+        from pool_ext import SharedBufferPool
+        name = f"libc-fork-{os.getpid()}"
+        pool = SharedBufferPool(64, 1, name=name)
+        pid = ctypes.CDLL(None).fork()
+        if pid == 0:
+            time.sleep(3)
+            os._exit(0)
+        pool.close()
+        SharedBufferPool(64, 1, name=name).close()     # FileExistsError before
+        os.kill(pid, 9); os.waitpid(pid, 0)
+        print("ok")
+    """)
+    assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr
+
+
+def test_attach_finds_the_names_new_pool_after_its_creator_was_killed(tmp_path):
+    """This process attached a pool whose creator then died (SIGKILL: its
+    segment still says "named"); a new pool took the name: attach() must
+    give the new one, not the old one this process still has."""
+    proc = run_script(tmp_path, """
+        import os, signal, subprocess, sys
+        from pool_ext import SharedBufferPool
+        name = f"remade-{os.getpid()}"
+        make = ("import sys, time; from pool_ext import SharedBufferPool; "
+                "p = SharedBufferPool(64, int(sys.argv[2]), name=sys.argv[1]); "
+                "print('made', flush=True); time.sleep(60)")
+        a = subprocess.Popen([sys.executable, "-c", make, name, "4"], stdout=subprocess.PIPE)
+        a.stdout.readline()
+        old = SharedBufferPool.attach(name)
+        os.kill(a.pid, signal.SIGKILL); a.wait()
+        b = subprocess.Popen([sys.executable, "-c", make, name, "2"], stdout=subprocess.PIPE)
+        b.stdout.readline()
+        new = SharedBufferPool.attach(name)
+        assert new is not old and new.capacity == 2 and old.capacity == 4
+        assert SharedBufferPool.attach(name) is new      # one object per segment
+        b.kill(); b.wait()
+        print("ok")
+    """, timeout=120)
+    assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr
+
+
+def test_attach_after_close_gives_a_pool_that_works(tmp_path):
+    """An attacher that closed its pool (a handle keeps the object alive)
+    and attaches again gets a working pool, not the closed one."""
+    proc = run_script(tmp_path, """
+        import os, subprocess, sys
+        from pool_ext import SharedBufferPool
+        name = f"reopen-{os.getpid()}"
+        make = ("import sys, time; from pool_ext import SharedBufferPool; "
+                "p = SharedBufferPool(64, 2, name=sys.argv[1]); "
+                "print('made', flush=True); sys.stdin.read()")
+        a = subprocess.Popen([sys.executable, "-c", make, name], stdout=subprocess.PIPE,
+                             stdin=subprocess.PIPE)
+        a.stdout.readline()
+        first = SharedBufferPool.attach(name)
+        held = first.acquire()
+        first.close()
+        again = SharedBufferPool.attach(name)
+        assert again is not first and not again.closed
+        again.acquire(timeout=0).release()
+        held.release()                       # the closed pool's hand-out still ends
+        assert again.in_use == 0
+        a.stdin.close(); a.wait()
+        print("ok")
+    """, timeout=120)
+    assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare(1)")
+def test_a_holder_in_another_time_namespace_is_alive(tmp_path):
+    """/proc/<pid>/stat shifts start times by the reader's boot-time offset
+    (Linux 5.6+): a holder in a time namespace of its own computed another
+    tag for itself than the others did, and reclaim() took its block while
+    it ran (found by the break-it review)."""
+    probe = subprocess.run(["unshare", "--time", "--boottime", "1000", "true"],
+                           capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("cannot make a time namespace here (needs CAP_SYS_ADMIN, Linux 5.6+)")
+    proc = run_script(tmp_path, """
+        import os, subprocess, sys
+        from pool_ext import SharedBufferPool
+        pool = SharedBufferPool(4096, 1, name=f"timens-{os.getpid()}")
+        child = subprocess.Popen(
+            ["unshare", "--time", "--boottime", "1000", sys.executable, "-c",
+             "import sys; from pool_ext import SharedBufferPool; "
+             "b = SharedBufferPool.attach(sys.argv[1]).acquire(); print('held', flush=True); "
+             "sys.stdin.read(); b.release(); print('released', flush=True)", pool.name],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert child.stdout.readline().strip() == "held"
+        assert pool.reclaim() == 0 and pool.try_acquire() is None
+        child.stdin.close()
+        assert child.stdout.readline().strip() == "released"
+        child.wait()
+        pool.acquire(timeout=5).release()
+        print("ok")
+    """, timeout=120)
+    assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
