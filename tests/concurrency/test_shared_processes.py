@@ -1031,10 +1031,20 @@ def test_a_fork_without_pythons_hooks_keeps_no_name(tmp_path):
         pool = SharedBufferPool(64, 1, name=name)
         pid = ctypes.CDLL(None).fork()
         if pid == 0:
-            time.sleep(3)
+            time.sleep(30)
             os._exit(0)
         pool.close()
-        SharedBufferPool(64, 1, name=name).close()     # FileExistsError before
+        # (until the child has run, its copy of the socket holds the name:
+        # retry for a while; before the fix it held it for the child's life)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                SharedBufferPool(64, 1, name=name).close()
+                break
+            except FileExistsError:
+                assert time.monotonic() < deadline, "the child kept the name"
+                time.sleep(0.01)
+        assert os.waitpid(pid, os.WNOHANG) == (0, 0)    # (the child still runs)
         os.kill(pid, 9); os.waitpid(pid, 0)
         print("ok")
     """)
