@@ -198,7 +198,9 @@ cdef void _lease_dropped(_Lease lease) noexcept:
                            f"what it held was given back when it was garbage collected"
                            f"{where}", ResourceWarning, stacklevel=1)
     except BaseException as e:
-        _write_unraisable(e, lease)
+        # about the pool, not the lease: a hook that keeps its `object`
+        # would keep a lease that is being freed (its count goes back to 0)
+        _write_unraisable(e, lease._pool)
     PyErr_Restore(t, v, tb)
     Py_SET_REFCNT(<PyObject *>lease, 0)
 

@@ -82,7 +82,7 @@ cdef class SharedBufferPool:
                 if -fd == _errno.EADDRINUSE:
                     raise FileExistsError(_errno.EEXIST,
                                           f"a SharedBufferPool named {name!r} exists already")
-                raise _os_error(fd, "cannot claim the pool's name")
+                raise _name_error(fd, "cannot claim the pool's name")
             self._name_fd = fd
             _shm_sockets[fd] = id(self)
             _shm_named.add(self)
@@ -92,7 +92,7 @@ cdef class SharedBufferPool:
             with _shm_lock:
                 fd = pool_shm_os_name_bind(f"{key}/{self._owner_pid}.{seg.fd}".encode())
                 if fd < 0:
-                    raise _os_error(fd, "cannot publish the pool's segment")
+                    raise _name_error(fd, "cannot publish the pool's segment")
                 self._loc_fd = fd
                 _shm_sockets[fd] = id(self)
             self._adopt(seg, name, ())

@@ -211,6 +211,15 @@ cdef object _os_error(int rc, str what):
     return OSError(-rc, f"{what}: {_os.strerror(-rc)}")
 
 
+cdef object _name_error(int rc, str what):
+    """_os_error for pool_shm_os_name_bind, whose -EOVERFLOW means its own
+    table of sockets (two per pool) is full."""
+    if -rc == _errno.EOVERFLOW:
+        return OSError(_errno.EMFILE, f"{what}: 32,768 SharedBufferPools are alive in this "
+                                      f"process already (the most it keeps)")
+    return _os_error(rc, what)
+
+
 cdef str _check_name(object name):
     if not isinstance(name, str):
         raise TypeError(f"name must be a str or None, not {type(name).__name__}")

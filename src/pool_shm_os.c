@@ -121,29 +121,38 @@ void pool_shm_os_close(int fd) { close(fd); }
 /* The name sockets this process bound (fd + 1; 0: an empty entry), so that
  * a fork child closes them all (pool_shm_os_forget_names), whether Python's
  * at-fork hooks run or not: a child must never keep its parent's name.
- * Changed under the extension's registry lock, one thread at a time; read
- * in a fork child, where only the forking thread runs. */
-#define NAME_FDS 1024
+ * Entries [0, name_top) are in use or free; static (no allocation, nothing
+ * a fork could catch half-made), 256 KiB of zero pages of which only the
+ * used part is ever touched.  Changed under the extension's registry lock,
+ * one thread at a time; read in a fork child, where only the forking
+ * thread runs. */
+#define NAME_FDS 65536 /* two per pool: 32,768 pools alive in one process */
 static uint32_t name_fds[NAME_FDS];
+static uint32_t name_top;
 
 static int name_keep(int fd)
 {
-    int i;
-    for (i = 0; i < NAME_FDS; i++) {
-        /* relaxed: the registry lock orders the writers */
-        if (pool_load32(&name_fds[i], POOL_RELAXED) == 0) {
-            /* relaxed: as above; a fork child reads it in the forking thread */
-            pool_store32(&name_fds[i], (uint32_t)fd + 1, POOL_RELAXED);
-            return 0;
-        }
+    /* relaxed: the registry lock orders the writers */
+    uint32_t i, top = pool_load32(&name_top, POOL_RELAXED);
+    for (i = 0; i < top; i++) {
+        /* relaxed: as above */
+        if (pool_load32(&name_fds[i], POOL_RELAXED) == 0)
+            break;
     }
-    return -EMFILE; /* over 500 named pools at once in one process */
+    if (i == NAME_FDS)
+        return -EOVERFLOW; /* the caller says what it means */
+    /* relaxed: as above; a fork child reads it in the forking thread */
+    pool_store32(&name_fds[i], (uint32_t)fd + 1, POOL_RELAXED);
+    if (i == top)
+        pool_store32(&name_top, top + 1, POOL_RELAXED); /* relaxed: as above */
+    return 0;
 }
 
 void pool_shm_os_name_close(int fd)
 {
-    int i;
-    for (i = 0; i < NAME_FDS; i++) {
+    /* relaxed: the registry lock orders the writers */
+    uint32_t i, top = pool_load32(&name_top, POOL_RELAXED);
+    for (i = 0; i < top; i++) {
         /* relaxed: the registry lock orders the writers */
         if (pool_load32(&name_fds[i], POOL_RELAXED) == (uint32_t)fd + 1) {
             /* relaxed: as above */
@@ -156,8 +165,9 @@ void pool_shm_os_name_close(int fd)
 
 void pool_shm_os_forget_names(void)
 {
-    int i;
-    for (i = 0; i < NAME_FDS; i++) {
+    /* relaxed: only this thread runs (a fork child) */
+    uint32_t i, top = pool_load32(&name_top, POOL_RELAXED);
+    for (i = 0; i < top; i++) {
         /* relaxed: only this thread runs (a fork child) */
         uint32_t v = pool_load32(&name_fds[i], POOL_RELAXED);
         if (v != 0) {
@@ -166,6 +176,7 @@ void pool_shm_os_forget_names(void)
             pool_store32(&name_fds[i], 0, POOL_RELAXED);
         }
     }
+    pool_store32(&name_top, 0, POOL_RELAXED); /* relaxed: as above */
 }
 
 static socklen_t name_address(struct sockaddr_un *a, const char *name)

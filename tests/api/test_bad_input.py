@@ -13,6 +13,7 @@ import math
 import sys
 import threading
 import time
+import warnings
 
 import pytest
 
@@ -761,6 +762,25 @@ def test_lease_dropped_without_exit_reports_what_its_give_back_raised(monkeypatc
     gc.collect()
     assert [type(u.exc_value) for u in seen] == [RuntimeError]
     assert seen[0].exc_traceback is not None and pool.in_use == 0
+    # the hook's `object` is the pool, which it may keep: not the lease,
+    # which is being freed
+    assert seen[0].object is pool
+
+
+def test_lease_dropped_with_warnings_as_errors_and_a_hook_that_keeps_everything(monkeypatch):
+    kept = []
+    monkeypatch.setattr(sys, "unraisablehook", kept.append)
+    pool = ObjectPool(object, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        lease = pool.lease()
+        lease.__enter__()
+        del lease
+        gc.collect()
+    assert [type(u.exc_value) for u in kept] == [ResourceWarning]
+    junk = [ObjectPool(object, 1).lease() for _ in range(200)]   # (reuses freed memory)
+    assert repr(kept[0].object).startswith("<ObjectPool") and pool.in_use == 0
+    del junk, kept[:]
 
 
 def test_buffer_lease_dropped_without_exit_returns_its_buffer():

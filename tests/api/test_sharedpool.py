@@ -951,6 +951,25 @@ def test_recall_trusts_only_the_array_itself(make, np):
     assert pool.in_use == 0
 
 
+def test_thousands_of_pools_in_one_process():
+    # two name sockets each, all kept in one table for fork children to close
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, 8192)
+    if want < 5000:
+        pytest.skip(f"RLIMIT_NOFILE's hard limit is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    pools = []
+    try:
+        for _ in range(2000):
+            pools.append(SharedBufferPool(64, 1))
+        assert all(p.acquire(timeout=0).release() is None for p in pools[::97])
+    finally:
+        for p in pools:
+            p.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
 def test_argument_messages_name_the_argument():
     with pytest.raises(ValueError, match="block_size"):
         SharedBufferPool(2**64, 1)
