@@ -26,6 +26,32 @@ cdef inline object _acquire_slow(_PoolBase pool, timeout):
     return _wait_async(pool, timeout)
 
 
+cdef void _async_lease_took(_AsyncLease lease, object item) noexcept:
+    """An async lease's entry holds item: for an ObjectPool, its hand-out's
+    slot and generation, marked leased (a discard() of it is recorded for
+    the exit, as for a sync lease: ObjectPool._mark_leased)."""
+    cdef ObjectPool pool
+    lease._index = POOL_NIL
+    if type(lease._pool) is not ObjectPool:
+        return
+    pool = <ObjectPool>lease._pool
+    lease._index = pool_addrmap_find(&pool._map, <uintptr_t><PyObject *>item)
+    if lease._index != POOL_NIL:
+        lease._gen = POOL_SLOT_GEN(pool_slots_load(&pool._slots, lease._index))
+        pool._mark_leased(lease._index, lease._gen)
+
+
+cdef bint _async_lease_discarded(_AsyncLease lease) noexcept:
+    """At the exit: the lease's ObjectPool hand-out was discard()ed inside
+    its block (then there is nothing to give back)."""
+    cdef ObjectPool pool
+    if type(lease._pool) is not ObjectPool or lease._index == POOL_NIL:
+        return False
+    pool = <ObjectPool>lease._pool
+    return (not pool_slots_is_held(&pool._slots, lease._index, lease._gen)
+            and pool._take_lease_discard(lease._index, lease._gen))
+
+
 @cython.final
 cdef class _AsyncLease:
     """``async with pool.lease_async() as item``: acquire_async() on entry,
@@ -45,6 +71,7 @@ cdef class _AsyncLease:
             self._state = _LEASE_IDLE
             raise
         self._item = item
+        _async_lease_took(self, item)
         self._state = _LEASE_ACTIVE
         return item
 
@@ -54,6 +81,8 @@ cdef class _AsyncLease:
         item = self._item
         self._item = None
         self._state = _LEASE_IDLE
+        if _async_lease_discarded(self):
+            return False       # discard()ed inside its block: nothing to give back
         if (isinstance(self._pool, ObjectPool)
                 and not (<ObjectPool>self._pool)._plain_release):
             await _release_async(<ObjectPool>self._pool, item, True)
@@ -105,6 +134,7 @@ def _lease_enter_now(_AsyncLease lease):
     item = _take_now(lease._pool)
     if item is not _NOTHING:
         lease._item = item
+        _async_lease_took(lease, item)
         lease._state = _LEASE_ACTIVE
     return item
 
@@ -118,6 +148,7 @@ async def _lease_enter_slow(_AsyncLease lease):
         lease._state = _LEASE_IDLE
         raise
     lease._item = item
+    _async_lease_took(lease, item)
     lease._state = _LEASE_ACTIVE
     return item
 
@@ -132,6 +163,8 @@ def _lease_exit_now(_AsyncLease lease):
     item = lease._item
     lease._item = None
     lease._state = _LEASE_IDLE
+    if _async_lease_discarded(lease):
+        return None      # discard()ed inside its block: nothing to give back
     if (isinstance(lease._pool, ObjectPool)
             and not (<ObjectPool>lease._pool)._plain_release):
         return _release_async(<ObjectPool>lease._pool, item, True)

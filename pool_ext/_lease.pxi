@@ -37,6 +37,7 @@ cdef inline PyObject *_lease_take_idle(_Lease lease) noexcept:
         i = (<ObjectPool>lease._pool)._pop_idle(&lease._gen)
         if i != POOL_NIL:
             lease._index = i
+            (<ObjectPool>lease._pool)._mark_leased(i, lease._gen)
             return (<ObjectPool>lease._pool)._items[i]
     return NULL     # (health rules or tracking: pool._acquire does it all)
 
@@ -72,6 +73,7 @@ cdef class _Lease:
     cdef object _cold_enter(self):
         """Acquire the slow way (factory, waiting, errors); a failure leaves
         the lease idle, to be entered again."""
+        cdef uint32_t i = POOL_NIL
         try:
             if self._pool is None:
                 raise TypeError("leases come from pool.lease()")
@@ -81,13 +83,17 @@ cdef class _Lease:
             with cython.critical_section(self):
                 self._state = _LEASE_IDLE
             raise
+        # By slot for an ObjectPool, as on the hot path: the hand-out just
+        # made is HELD, and its object is in the address map (unless another
+        # thread discarded or released it already: then by object, and the
+        # exit says it is not in use).
         if type(self._pool) is ObjectPool:
-            # By slot, as on the hot path: the hand-out just made is HELD,
-            # and its object is in the address map.
-            self._index = pool_addrmap_find(&(<ObjectPool>self._pool)._map,
-                                            <uintptr_t><PyObject *>item)
+            i = pool_addrmap_find(&(<ObjectPool>self._pool)._map, <uintptr_t><PyObject *>item)
+        if i != POOL_NIL:
+            self._index = i
             self._gen = POOL_SLOT_GEN(pool_slots_load(&(<ObjectPool>self._pool)._slots,
                                                       self._index))
+            (<ObjectPool>self._pool)._mark_leased(self._index, self._gen)
         else:
             Py_INCREF(item)
             self._item = <PyObject *>item

@@ -107,7 +107,7 @@ cdef class ObjectPool(_PoolBase):
         self._items = NULL
         self._expires_ns = NULL
         self._idle_ns = NULL
-        self._discard_gen = NULL
+        self._leased_gen = NULL
         self._hook_thread = NULL
         self._lifetime_ns = POOL_CLOCK_NEVER
         self._max_idle_ns = POOL_CLOCK_NEVER
@@ -281,9 +281,7 @@ cdef class ObjectPool(_PoolBase):
         object was discard()ed inside the `with` block, an error if it was
         released.  (Told by the hand-out, not the object's address, which a
         new object may have taken since.)"""
-        # relaxed: written by the discard() that ended this hand-out, in this
-        # thread or one whose end the lease's owner already saw
-        if pool_load64(&self._discard_gen[i], POOL_RELAXED) == (<uint64_t>1 << 32) | gen:
+        if self._take_lease_discard(i, gen):
             return 0   # discard()ed inside its `with` block: nothing to give back
         raise PoolError("lease exit of an object that is not in use (already "
                         "released?): the lease's object was released before the "
@@ -399,9 +397,32 @@ cdef class ObjectPool(_PoolBase):
         if (POOL_SLOT_STATE(w) != POOL_SLOT_HELD or _item(self, i) != <PyObject *>obj
                 or pool_slots_release_begin(&self._slots, i, POOL_SLOT_GEN(w)) != POOL_OK):
             self._cold_not_in_use(obj, _DISCARD)
-        # relaxed: read by this hand-out's lease exit (_cold_slot_not_in_use)
-        pool_store64(&self._discard_gen[i], (<uint64_t>1 << 32) | POOL_SLOT_GEN(w), POOL_RELAXED)
+        # relaxed: written by the lease's entry, in this thread or one that
+        # passed the object on (which ordered it)
+        if pool_load64(&self._leased_gen[i], POOL_RELAXED) == (<uint64_t>1 << 32) | POOL_SLOT_GEN(w):
+            try:                 # a leased hand-out: its exit will ask
+                self._lease_discards.add((i, POOL_SLOT_GEN(w)))
+            except BaseException:   # (MemoryError) the slot is ours now: go on
+                pass
         return i
+
+    cdef inline void _mark_leased(self, uint32_t i, uint32_t gen) noexcept:
+        """A lease took the hand-out (i, gen): a discard() of it is recorded
+        for the lease's exit (by hand-out: the object's address may be a new
+        object's by then, and a record per lease, not per slot, survives the
+        slot's next hand-outs)."""
+        # relaxed: read by a discard() of this hand-out (see _discard_begin)
+        pool_store64(&self._leased_gen[i], (<uint64_t>1 << 32) | gen, POOL_RELAXED)
+
+    cdef bint _take_lease_discard(self, uint32_t i, uint32_t gen) noexcept:
+        """Whether the leased hand-out (i, gen) was discard()ed; forgets it."""
+        try:
+            if self._lease_discards is not None and (i, gen) in self._lease_discards:
+                self._lease_discards.discard((i, gen))
+                return True
+        except BaseException:    # (MemoryError)
+            pass
+        return False
 
     # -- slot bookkeeping (the caller owns slot i) -----------------------------
     cdef void _unhold_empty(self, uint32_t i) noexcept:

@@ -44,6 +44,7 @@ cdef int _objectpool_init(ObjectPool self, factory, capacity, reset, validate, d
             raise TypeError(f"prefill={prefill} cannot await a coroutine hook; "
                             f"acquire_async() and release the objects instead")
     self._gone = {}
+    self._lease_discards = set()
     self._lock = _threading.Lock()
     self._rounds = []
     if (self._min_idle or self._lifetime_ns != POOL_CLOCK_NEVER
@@ -113,8 +114,8 @@ cdef int _objectpool_alloc(ObjectPool pool, uint32_t n, bint hooks) noexcept:
     pool._items = <PyObject **>calloc(n, sizeof(PyObject *))
     if pool._items == NULL:
         return -1
-    pool._discard_gen = <uint64_t *>calloc(n, sizeof(uint64_t))
-    if pool._discard_gen == NULL:
+    pool._leased_gen = <uint64_t *>calloc(n, sizeof(uint64_t))
+    if pool._leased_gen == NULL:
         return -1
     if pool._lifetime_ns != POOL_CLOCK_NEVER:
         pool._expires_ns = <uint64_t *>calloc(n, sizeof(uint64_t))
@@ -140,8 +141,8 @@ cdef void _objectpool_free_arrays(ObjectPool pool) noexcept:
     free(pool._items)
     free(pool._expires_ns)
     free(pool._idle_ns)
-    free(pool._discard_gen)
-    pool._discard_gen = NULL
+    free(pool._leased_gen)
+    pool._leased_gen = NULL
     free(pool._hook_thread)
     pool._items = NULL
     pool._expires_ns = pool._idle_ns = pool._hook_thread = NULL

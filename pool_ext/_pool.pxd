@@ -111,6 +111,8 @@ cdef class _AsyncLease:
     cdef _PoolBase _pool
     cdef object _timeout
     cdef object _item
+    cdef uint32_t _index          # an ObjectPool's: the hand-out's slot (POOL_NIL: none)
+    cdef uint32_t _gen            # ...and generation
     cdef int _state               # _LEASE_IDLE, _ENTERING or _ACTIVE (_lease.pxi)
 
 
@@ -152,7 +154,8 @@ cdef class ObjectPool(_PoolBase):
     cdef uint64_t _max_idle_ns    # max_idle; POOL_CLOCK_NEVER: none
     cdef uint64_t *_expires_ns    # slot -> when its object's lifetime ends
     cdef uint64_t *_idle_ns       # slot -> when its object last went idle
-    cdef uint64_t *_discard_gen   # slot -> 1 << 32 | gen of its last hand-out discard()ed
+    cdef uint64_t *_leased_gen    # slot -> 1 << 32 | gen of its hand-out a lease took
+    cdef set _lease_discards      # (slot, gen) of leased hand-outs discard()ed, until exit
     cdef uint64_t *_hook_thread   # slot -> the thread running its reset, validate or
                                   # check (0: none); NULL without such hooks
     cdef uint32_t _min_idle
@@ -163,6 +166,8 @@ cdef class ObjectPool(_PoolBase):
 
     # the hot path
     cdef inline uint32_t _pop_idle(self, uint32_t *gen) noexcept
+    cdef inline void _mark_leased(self, uint32_t i, uint32_t gen) noexcept
+    cdef bint _take_lease_discard(self, uint32_t i, uint32_t gen) noexcept
     cdef inline int _release(self, object obj, bint in_lease) except -1
     cdef inline int _release_slot(self, uint32_t i, uint32_t gen) except -1
     cdef inline int _unhold_idle(self, uint32_t i) except -1

@@ -454,6 +454,41 @@ def test_discard_inside_a_lease_then_a_new_object_at_its_address():
         pytest.skip("the allocator did not reuse the address (the case is not reached)")
 
 
+def test_discard_inside_a_lease_survives_the_slots_next_hand_outs():
+    # the record is per leased hand-out: the slot handed out and discarded
+    # again inside the block (capacity 1), or hundreds of other discards
+    # meanwhile, do not make the exit raise
+    pool = ObjectPool(object, 1)
+    with pool.lease() as obj:
+        pool.discard(obj)
+        again = pool.acquire()
+        pool.discard(again)
+        with pool.lease() as nested:     # a second lease on the same slot
+            pool.discard(nested)
+    assert pool.in_use == 0
+    with pytest.raises(PoolError):       # a release inside a lease is still one too many
+        with pool.lease() as obj:
+            pool.release(obj)
+            pool.discard(pool.acquire())
+    assert pool.in_use == 0
+
+
+def test_discard_inside_an_async_lease_then_hundreds_of_discards():
+    async def main():
+        pool = ObjectPool(object, 4)
+        async with pool.lease_async() as obj:
+            await pool.discard_async(obj)
+            for _ in range(300):
+                pool.discard(pool.acquire())
+        async with pool.lease_async() as obj:
+            pool.discard(obj)
+        with pytest.raises(PoolError):
+            async with pool.lease_async() as obj:
+                pool.release(obj)
+        return pool.in_use
+    assert asyncio.run(main()) == 0
+
+
 def test_discard_when_destroy_raises_still_frees_the_slot():
     def destroy(conn):
         raise Boom
