@@ -14,7 +14,7 @@ cdef bint _others_wait(pool_shm_layout_t *l) noexcept:
     cdef uint64_t until = pool_shm_hungry_until(l), now
     if until == 0:
         return False
-    now = pool_clock_ns()
+    now = _shm_clock_ns()
     if now < until <= now + _SHM_HUNGRY_NS:
         return True
     pool_shm_clear_hungry(l, until)
@@ -240,7 +240,7 @@ cdef class SharedBufferPool:
             if i >= 0:
                 return self._hand_out(<uint32_t>i)
             # an acquire that would wait reclaims the dead's blocks first
-            if self._reclaim(False):
+            if self._reclaim_quietly():
                 i = pool_shm_take(self._l, _shm_identity())
                 if i >= 0:
                     return self._hand_out(<uint32_t>i)
@@ -269,10 +269,10 @@ cdef class SharedBufferPool:
                     if not _others_wait(self._l):
                         polite = False
                         continue
-                    if (until - pool_clock_ns()) / 1e9 < left:
-                        left = (until - pool_clock_ns()) / 1e9
+                    if (until - _shm_clock_ns()) / 1e9 < left:
+                        left = (until - _shm_clock_ns()) / 1e9
                 else:
-                    claim = pool_clock_ns() + _SHM_HUNGRY_NS
+                    claim = _shm_clock_ns() + _SHM_HUNGRY_NS
                     pool_shm_set_hungry(self._l, claim)
                 if deadline >= 0 and deadline - now < left:
                     left = deadline - now
@@ -286,7 +286,7 @@ cdef class SharedBufferPool:
                     # may be the very array or handle that holds our block
                     _run_pending()
                 if _monotonic() - last_reclaim >= 1.0:
-                    self._reclaim(False)  # a holder may have died meanwhile
+                    self._reclaim_quietly()  # a holder may have died meanwhile
                     last_reclaim = _monotonic()
         finally:
             pool_shm_waiters_add(self._l, -1)
@@ -428,6 +428,16 @@ cdef class SharedBufferPool:
         first."""
         self._check_attached()
         return self._reclaim(bool(in_transit))
+
+    cdef int _reclaim_quietly(self) except -1:
+        """The reclaim of an acquire that would wait: a corrupt slot word
+        (counted in stats()) or a process that /proc cannot tell about now
+        (EMFILE) is left for an explicit reclaim() to report, and the wait
+        goes on (1: look again, something may have come back first)."""
+        try:
+            return self._reclaim(False)
+        except (PoolError, OSError):
+            return 1
 
     cdef int _reclaim(self, bint in_transit) except -1:
         cdef uint64_t me = _shm_identity(), w

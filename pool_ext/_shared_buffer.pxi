@@ -227,7 +227,7 @@ def _shm_take_sent(bytes id, str name, tuple locators, index, ticket, array_spec
     """What a pickled block unpickles with: its pool (this process's, or
     attached now), then _shm_receive."""
     pool = _shm_pools.get(id)   # (no lock: a miss attaches under it, and looks again)
-    if pool is None:
+    if pool is None or (<SharedBufferPool>pool)._closed:
         pool = _shm_unpickle_pool(id, name, locators)
     return _shm_receive(pool, index, ticket, array_spec)
 
@@ -314,6 +314,13 @@ def _make_shared_array_type():
         # Cython functions, which bind as methods: no Python frame per send
         __reduce__ = _shared_array_reduce
         __reduce_ex__ = _shared_array_reduce_ex
+
+        def __setstate__(self, state):
+            # numpy's would drop the base: the block would go back while
+            # views made before still point into it (and are the next
+            # holder's, in any process).  Pickling never needs it here.
+            raise TypeError("a SharedArray's state cannot be replaced (its block "
+                            "would go back under its views); copy it first")
 
     SharedArray.__module__ = "pool_ext"
     SharedArray.__qualname__ = "SharedArray"

@@ -66,32 +66,51 @@ def _proc_start(pid):
     return int(rest[19]) - _boot_offset_ticks()     # field 22; rest[0] is field 3
 
 
-cdef tuple _boot_offset = (0, 0)     # (pid, ticks): this process's, read once
+cdef tuple _timens = (0, 0, 0)     # (pid, boottime ns, monotonic ns): this process's
+# CLOCK_MONOTONIC as every process of the host reads it (pool_clock_ns() less
+# this process's time-namespace offset): claims in the header are compared
+# across processes.  Set with _shm_me (_shm_identity_slow).
+cdef int64_t _shm_mono_offset_ns = 0
 
 
-def _boot_offset_ticks():
-    """The boot-time offset of this process's time namespace, in clock ticks.
-    /proc/<pid>/stat gives start times shifted by the *reader's* offset
-    (Linux 5.6+), so a holder in another time namespace would compute
-    another tag for itself than the others compute for it, and be taken
-    for a reused pid, i.e. for dead.  Subtracted, every reader gets the
-    host's figure.  (Per pid: a fork child may be in another namespace.)"""
-    global _boot_offset
+cdef inline uint64_t _shm_clock_ns() noexcept:
+    return <uint64_t>(<int64_t>pool_clock_ns() - _shm_mono_offset_ns)
+
+
+def _timens_offsets():
+    """This process's time-namespace offsets, (boottime, monotonic) in ns.
+    /proc/<pid>/stat gives start times shifted by the *reader's* boot-time
+    offset (Linux 5.6+), and CLOCK_MONOTONIC is shifted by the monotonic
+    one: a holder in another time namespace would compute another tag for
+    itself than the others compute for it (and be taken for a reused pid,
+    i.e. for dead), and its waiting claims would be read as far past or far
+    ahead.  Subtracted, every process gets the host's figures.  (Read once
+    per pid: a fork child may be in another namespace.)"""
+    global _timens
     pid = _os.getpid()
-    if _boot_offset[0] == pid:
-        return _boot_offset[1]
-    ticks = 0
+    if _timens[0] == pid:
+        return _timens[1], _timens[2]
+    boot = mono = 0
     try:
         with open("/proc/self/timens_offsets", "rb") as f:
             for line in f:
                 fields = line.split()
-                if len(fields) == 3 and fields[0] == b"boottime":
+                if len(fields) == 3:
                     ns = int(fields[1]) * 1_000_000_000 + int(fields[2])
-                    ticks = ns * _os.sysconf("SC_CLK_TCK") // 1_000_000_000
+                    if fields[0] == b"boottime":
+                        boot = ns
+                    elif fields[0] == b"monotonic":
+                        mono = ns
     except FileNotFoundError:
-        pass            # a kernel without time namespaces: no offset
-    _boot_offset = (pid, ticks)
-    return ticks
+        pass            # a kernel without time namespaces: no offsets
+    _timens = (pid, boot, mono)
+    return boot, mono
+
+
+def _boot_offset_ticks():
+    """The boot-time offset of this process's time namespace, in clock ticks
+    (those of /proc/<pid>/stat's start times)."""
+    return _timens_offsets()[0] * _os.sysconf("SC_CLK_TCK") // 1_000_000_000
 
 
 def _threads_left(pid):
@@ -126,6 +145,8 @@ cdef uint64_t _shm_identity_slow() except 0:
     if start is None:
         raise OSError("SharedBufferPool cannot read this process's start time from /proc")
     me = pool_shm_held_word(<uint32_t>pid, <uint32_t>(start & 0xFFFFFFFF))
+    global _shm_mono_offset_ns
+    _shm_mono_offset_ns = _timens_offsets()[1]
     # relaxed: a thread that reads the key of another racing thread still
     # issues distinct tickets (only key + n must differ)
     pool_store64(&_shm_ticket_key, int.from_bytes(_os.urandom(8), "little"), POOL_RELAXED)
@@ -394,8 +415,11 @@ def _shm_unpickle_pool(bytes id, str name, tuple locators):
     else a new attachment (through the locators, else the name)."""
     with _shm_lock:
         found = _shm_pools.get(id)
-    if found is not None:
+    if found is not None and not (<SharedBufferPool>found)._closed:
         return found
+    # (a pool this process closed: attached again if it can be, as attach()
+    # does; else the closed one, which can still hold a block it receives)
+    closed = found
     errors = []
     for pid, fd in locators:
         try:
@@ -409,6 +433,8 @@ def _shm_unpickle_pool(bytes id, str name, tuple locators):
     else:
         if (<SharedBufferPool>found)._seg.id == id:
             return found
+    if closed is not None:
+        return closed
     for e in errors:
         if isinstance(e, (ValueError, PermissionError)) and not isinstance(e, _NotASegment):
             raise e       # found, but not ours to attach: say why

@@ -499,7 +499,10 @@ def test_pool_pickles_to_itself(make):
     pool = make(16, 1)
     assert pickle.loads(pickle.dumps(pool)) is pool
     pool.close()
-    assert pickle.loads(pickle.dumps(pool)) is pool
+    again = pickle.loads(pickle.dumps(pool))        # closed here: a new one, as attach()
+    assert again is not pool and not again.closed
+    assert pickle.loads(pickle.dumps(pool)) is again
+    again.close()
 
 
 # -- arrays -----------------------------------------------------------------------
@@ -951,6 +954,37 @@ def test_recall_trusts_only_the_array_itself(make, np):
     assert pool.in_use == 0
 
 
+def test_unpickling_after_close_gives_a_pool_that_works():
+    # as attach() does: a pool this process closed stays closed for what it
+    # handed out, and the pool sent again is a new, open one
+    pool = SharedBufferPool(64, 2)
+    data = pickle.dumps(pool)
+    held = pool.acquire()
+    pool.close()
+    again = pickle.loads(data)
+    assert again is not pool and not again.closed
+    again.acquire(timeout=0).release()
+    sent = pickle.dumps(again.acquire())         # a block sent to this process
+    got = pickle.loads(sent)
+    assert got.pool is again or not got.pool.closed
+    got.release()
+    held.release()
+    again.close()
+
+
+def test_a_shared_arrays_state_cannot_be_replaced(make, np):
+    pool = make(64, 1)
+    a = pool.empty(8, np.uint8)
+    view = a[2:]
+    with pytest.raises(TypeError, match="cannot be replaced"):
+        a.__setstate__((1, (8,), np.dtype("u1"), False, bytes(8)))
+    assert pool.in_use == 1 and view.base is a
+    b = pickle.loads(pickle.dumps(view))          # (a view pickles as a plain copy)
+    assert type(b) is np.ndarray and b.shape == (6,)
+    del a, view
+
+
+@pytest.mark.thread_unsafe(reason="sets the process's fd limit; 2,000 pools per thread")
 def test_thousands_of_pools_in_one_process():
     # two name sockets each, all kept in one table for fork children to close
     import resource
