@@ -140,6 +140,9 @@ cdef extern from "Python.h":
     void PyErr_Fetch(PyObject **t, PyObject **v, PyObject **tb)
     void PyErr_Restore(PyObject *t, PyObject *v, PyObject *tb)
     void PyErr_WriteUnraisable(PyObject *o)
+    void PyObject_GC_Track(PyObject *o)
+    void PyObject_GC_UnTrack(PyObject *o)
+    Py_ssize_t Py_REFCNT(PyObject *o)
 
 cdef destructor _lease_cython_dealloc = NULL
 cdef traverseproc _lease_cython_traverse = NULL
@@ -156,7 +159,8 @@ cdef int _lease_traverse(_Lease lease, visitproc visit, void *arg) noexcept:
 
 cdef void _lease_dealloc(_Lease lease) noexcept:
     if lease._state == _LEASE_ACTIVE and lease._pool is not None:
-        _lease_dropped(lease)
+        if _lease_dropped(lease):
+            return      # kept by the Python code it ran: it lives on, idle
     Py_XDECREF(lease._item)
     lease._item = NULL
     Py_XDECREF(lease._timeout)
@@ -180,12 +184,15 @@ cdef void _write_unraisable(BaseException e, object where) noexcept:
     PyErr_WriteUnraisable(<PyObject *>where)
 
 
-cdef void _lease_dropped(_Lease lease) noexcept:
+cdef bint _lease_dropped(_Lease lease) noexcept:
     cdef PyObject *t
     cdef PyObject *v
     cdef PyObject *tb
     cdef PyObject *item = lease._item
-    Py_SET_REFCNT(<PyObject *>lease, 1)   # alive while Python code runs
+    # Alive while Python code runs (hooks, warnings, repr), and out of the
+    # GC's lists, so that gc.get_referrers() and the like cannot reach it.
+    PyObject_GC_UnTrack(<PyObject *>lease)
+    Py_SET_REFCNT(<PyObject *>lease, 1)
     PyErr_Fetch(&t, &v, &tb)
     lease._item = NULL
     lease._state = _LEASE_IDLE
@@ -208,7 +215,15 @@ cdef void _lease_dropped(_Lease lease) noexcept:
         # would keep a lease that is being freed (its count goes back to 0)
         _write_unraisable(e, lease._pool)
     PyErr_Restore(t, v, tb)
+    if Py_REFCNT(<PyObject *>lease) != 1:
+        # Something kept a reference (a warning's or a hook's code): the
+        # lease lives on, idle (its item is back), as CPython lets an object
+        # resurrected by its finalizer live.  (Our 1 goes.)
+        Py_SET_REFCNT(<PyObject *>lease, Py_REFCNT(<PyObject *>lease) - 1)
+        PyObject_GC_Track(<PyObject *>lease)
+        return True
     Py_SET_REFCNT(<PyObject *>lease, 0)
+    return False
 
 
 cdef str _lease_stack_text(_Lease lease, PyObject *item):

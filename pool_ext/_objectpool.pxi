@@ -393,17 +393,23 @@ cdef class ObjectPool(_PoolBase):
         cdef uint64_t w
         if i == POOL_NIL:
             self._cold_unknown(obj, _DISCARD)
+        cdef bint leased
         w = pool_slots_load(&self._slots, i)
-        if (POOL_SLOT_STATE(w) != POOL_SLOT_HELD or _item(self, i) != <PyObject *>obj
-                or pool_slots_release_begin(&self._slots, i, POOL_SLOT_GEN(w)) != POOL_OK):
+        if POOL_SLOT_STATE(w) != POOL_SLOT_HELD or _item(self, i) != <PyObject *>obj:
             self._cold_not_in_use(obj, _DISCARD)
-        # relaxed: written by the lease's entry, in this thread or one that
-        # passed the object on (which ordered it)
-        if pool_load64(&self._leased_gen[i], POOL_RELAXED) == (<uint64_t>1 << 32) | POOL_SLOT_GEN(w):
-            try:                 # a leased hand-out: its exit will ask
-                self._lease_discards.add((i, POOL_SLOT_GEN(w)))
-            except BaseException:   # (MemoryError) the slot is ours now: go on
-                pass
+        # A leased hand-out: its exit will ask.  Recorded before the slot
+        # changes, so that an exit in another thread that sees the hand-out
+        # ended also finds the record.  (relaxed: written by the lease's
+        # entry, in this thread or one that passed the object on, which
+        # ordered it)
+        leased = pool_load64(&self._leased_gen[i], POOL_RELAXED) == \
+            (<uint64_t>1 << 32) | POOL_SLOT_GEN(w)
+        if leased:
+            self._lease_discards.add((i, POOL_SLOT_GEN(w)))
+        if pool_slots_release_begin(&self._slots, i, POOL_SLOT_GEN(w)) != POOL_OK:
+            if leased:
+                self._lease_discards.discard((i, POOL_SLOT_GEN(w)))
+            self._cold_not_in_use(obj, _DISCARD)
         return i
 
     cdef inline void _mark_leased(self, uint32_t i, uint32_t gen) noexcept:

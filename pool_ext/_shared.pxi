@@ -464,9 +464,14 @@ cdef class SharedBufferPool:
                     start = _proc_start(pid) if pid != 0 else None
                     tag = None if start is None else start & 0xFFFFFFFF
                     alive[pid] = tag
-                if tag == pool_shm_word_tag(w):
+                # its holder runs: the same start time, to a tick (a time
+                # namespace's offset, subtracted in ticks, may round the
+                # other way than the kernel's shifted figure did; a pid
+                # reused within 10 ms of its last start is not a concern)
+                if tag is not None and ((pool_shm_word_tag(w) - <uint32_t>tag) & 0xFFFFFFFF
+                                        in (0, 1, 0xFFFFFFFF)):
                     live = w
-                    continue              # its holder runs
+                    continue
             else:
                 corrupt.append(i)
                 continue

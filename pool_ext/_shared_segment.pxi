@@ -92,6 +92,12 @@ def _timens_offsets():
         return _timens[1], _timens[2]
     boot = mono = 0
     try:
+        # the file gives the offsets of the namespace this process's
+        # children get: after unshare(CLONE_NEWTIME) not its own one (which
+        # is then, almost always, the host's: no offsets)
+        if _os.stat("/proc/self/ns/time").st_ino != \
+                _os.stat("/proc/self/ns/time_for_children").st_ino:
+            raise FileNotFoundError
         with open("/proc/self/timens_offsets", "rb") as f:
             for line in f:
                 fields = line.split()

@@ -203,15 +203,17 @@ int pool_shm_os_name_bind(const char *name)
     s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (s < 0)
         return -errno;
-    if (bind(s, (struct sockaddr *)&a, len) < 0) {
-        err = errno;
-        close(s);
-        return -err;
-    }
+    /* listed before it is bound: a fork() between the two must not leave
+     * the child holding the name unlisted */
     err = name_keep(s);
     if (err < 0) {
         close(s);
         return err;
+    }
+    if (bind(s, (struct sockaddr *)&a, len) < 0) {
+        err = errno;
+        pool_shm_os_name_close(s);
+        return -err;
     }
     return s;
 }
