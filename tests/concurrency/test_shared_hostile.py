@@ -198,8 +198,10 @@ def test_held_by_dead_or_garbage_pids_is_reclaimed():
     me, parent = os.getpid(), os.getppid()
     gone = dead_pid()
     dead = [held_word(0, 0), held_word(2**30 - 1, 12345), held_word(gone, 1),
-            held_word(me, start_time(me) + 1),           # our pid, an earlier process's tag
-            held_word(1, start_time(1) + 1)]             # a live pid, another start
+            # (tags match to a tick: a time namespace's offset may round either
+            # way; a pid comes back long after 10 ms, so 2 ticks is another start)
+            held_word(me, start_time(me) + 2),           # our pid, an earlier process's tag
+            held_word(1, start_time(1) + 2)]             # a live pid, another start
     alive = [held_word(1, start_time(1)), held_word(parent, start_time(parent))]
     for i, w in enumerate(dead + alive):
         raw.set_word(i, w)
