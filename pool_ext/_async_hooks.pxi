@@ -379,7 +379,7 @@ async def _drain_async(ObjectPool pool, timeout):
         return None
     _stop_evictor(pool)   # (not joined: its round ends on its own)
     await _destroy_all_async(pool, _drain_idle(pool))
-    if pool._in_use() != 0:
+    if not _all_destroyed(pool):
         await _wait_all_back_async(pool, timeout)
         pool._wake(0xffffffff)   # other drain callers look again too
     await _destroy_all_async(pool, _drain_idle(pool))

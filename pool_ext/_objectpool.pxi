@@ -233,12 +233,17 @@ cdef class ObjectPool(_PoolBase):
         return 0
 
     cdef int _cold_after_push(self) except -1:
-        self._released()   # granted to the oldest waiter
         if _is_closed(self):
             # Closed: the object must not stay idle.  close() drains once; a
             # release that pushed after it (or a free-threaded race with its
-            # drain) drains again; destroy() errors reach this caller.
-            return self._cold_drain()
+            # drain) drains again; destroy() errors reach this caller.  The
+            # waiter (drain()) is woken after: it must not return while
+            # destroy() still runs.
+            try:
+                return self._cold_drain()
+            finally:
+                self._released()   # a hint to drain(): look again
+        self._released()   # granted to the oldest waiter
         return 0
 
     cdef inline int _unhold_idle(self, uint32_t i) except -1:

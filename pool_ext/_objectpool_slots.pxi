@@ -228,7 +228,9 @@ cdef int _call_destroy(ObjectPool pool, object obj) except -1:
 
 
 cdef int _destroy_all(ObjectPool pool, list objs) except -1:
-    """destroy() each; every one is tried, the first error is raised."""
+    """destroy() each of what _drain_idle took; every one is tried, the
+    first error is raised.  Each is uncounted from _destroying as its
+    destroy() ends."""
     first_error = None
     for obj in objs:
         try:
@@ -236,6 +238,8 @@ cdef int _destroy_all(ObjectPool pool, list objs) except -1:
         except BaseException as e:
             if first_error is None:
                 first_error = e
+        finally:
+            _destroying_end(pool)
     if first_error is not None:
         raise first_error
     return 0
@@ -258,14 +262,25 @@ async def _discard_async(ObjectPool pool, uint32_t i, obj, bint by_user):
 
 
 async def _destroy_all_async(ObjectPool pool, list objs):
-    """destroy() each, awaited; every one is tried, the first error is raised."""
+    """destroy() each of what _drain_idle took, awaited; every one is
+    tried, the first error is raised.  Each is uncounted from _destroying
+    as its destroy() ends; a cancellation uncounts the rest (they are not
+    destroyed: nothing would wait for them)."""
+    cdef Py_ssize_t k, done = 0
     first_error = None
-    for obj in objs:
-        try:
-            await _destroy_async(pool, obj)
-        except Exception as e:
-            if first_error is None:
-                first_error = e
+    try:
+        for obj in objs:
+            try:
+                await _destroy_async(pool, obj)
+            except Exception as e:
+                if first_error is None:
+                    first_error = e
+            finally:
+                done += 1
+                _destroying_end(pool)
+    finally:
+        for k in range(done, len(objs)):
+            _destroying_end(pool)
     if first_error is not None:
         raise first_error
 
@@ -291,7 +306,40 @@ cdef list _drain_idle(ObjectPool pool):
             continue
         obj = <object>pool._items[i]
         # The pool is closed, so nothing refills the slot: return it
-        # now and destroy the objects after (the caller does).
+        # now and destroy the objects after (the caller does, and
+        # uncounts each as its destroy() ends).  Counted before the
+        # object leaves `size`: drain() reads size, then this.
+        _destroying_begin(pool)
         _detach(pool, i, obj, False)
         pool._unhold_empty(i)
-        drained.append(obj)
+        try:
+            drained.append(obj)
+        except BaseException:   # (MemoryError): not destroyed, not waited for
+            _destroying_end(pool)
+            raise
+
+
+cdef inline void _destroying_begin(ObjectPool pool) noexcept:
+    # seq_cst: before the object leaves `size` (_detach), as drain()'s
+    # _all_destroyed reads size first, then this
+    pool_fetch_add64(&pool._destroying, 1, POOL_SEQ_CST)
+
+
+cdef inline void _destroying_end(ObjectPool pool) noexcept:
+    # seq_cst: after destroy() returned, seen by _all_destroyed
+    pool_fetch_add64(&pool._destroying, <uint64_t>-1, POOL_SEQ_CST)
+
+
+cdef bint _all_destroyed(ObjectPool pool) noexcept:
+    """drain()'s end: nothing held, no object alive, no destroy() of one
+    running (a release into the closed pool destroys its object itself,
+    and drain() must not return before that ends)."""
+    cdef uint64_t c, d
+    if pool._in_use() != 0:
+        return False
+    # seq_cst: size first, then _destroying (see _destroying_begin)
+    d = pool_load64(&pool._destructions, POOL_SEQ_CST)
+    c = pool_load64(&pool._creations, POOL_SEQ_CST)
+    if c > d:
+        return False
+    return pool_load64(&pool._destroying, POOL_SEQ_CST) == 0

@@ -163,6 +163,7 @@ cdef class ObjectPool(_PoolBase):
     cdef object _evictor          # the evictor's threading.Thread, or None
     cdef object _evictor_stop     # and the threading.Event that stops it
     cdef list _rounds             # the evict() and min_idle rounds running (_Round)
+    cdef uint64_t _destroying     # objects _drain_idle took whose destroy() has not ended
 
     # the hot path
     cdef inline uint32_t _pop_idle(self, uint32_t *gen) noexcept

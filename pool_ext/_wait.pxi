@@ -316,15 +316,15 @@ async def _wait_all_back_async(ObjectPool pool, timeout):
     waiter = _async_waiter(loop)
     timer = None
     try:
-        while pool._in_use() != 0:
+        while not _all_destroyed(pool):
             if deadline >= 0 and _monotonic() >= deadline:
                 raise PoolExhausted(pool._exhausted_message(
-                    f"drain_async(): {pool._in_use()} objects still held after {t:g} s; "
+                    f"drain_async(): {_not_done(pool)} after {t:g} s; "
                     f"the pool stays closed"))
             waiter.fut = loop.create_future()
             Py_INCREF(waiter)
             pool_waitq_enqueue(&pool._waitq, &waiter.rec)
-            if pool._in_use() == 0:
+            if _all_destroyed(pool):
                 break
             if deadline >= 0:
                 timer = loop.call_later(deadline - _monotonic(), _set_pending,
@@ -469,28 +469,38 @@ cdef int _park(void *lock, double deadline) except -1:
 
 # -- drain(): until everything is back (a closed pool grants nothing) ----------------
 
+cdef str _not_done(ObjectPool pool):
+    """What drain() still waits for, for its PoolExhausted."""
+    cdef uint64_t n = pool._in_use()
+    if n != 0:
+        return f"{n} objects still held"
+    return "an object released into the closed pool is still being destroyed"
+
+
 cdef int _wait_all_back(ObjectPool pool, double deadline, double t) except -1:
-    """Sleeps until in_use == 0; PoolExhausted at the deadline.  Every
-    release ends with a push and a notify (_notify) after its counter moved,
-    so the wait queue's protocol (src/pool_waitq.h) wakes us in time; a
-    wake-up is only a hint: we look at in_use again."""
+    """Sleeps until every object is back and destroyed (_all_destroyed);
+    PoolExhausted at the deadline.  Every release ends with a push and a
+    notify (_notify) after its counter moved, and on a closed pool destroys
+    its object before waking anyone, so the wait queue's protocol
+    (src/pool_waitq.h) wakes us in time; a wake-up is only a hint: we look
+    again."""
     cdef _Sleeper sleeper
-    if pool._in_use() == 0:
+    if _all_destroyed(pool):
         return 0
     if t == 0.0:
         raise PoolExhausted(pool._exhausted_message(
-            f"drain(): {pool._in_use()} objects still held"))
+            f"drain(): {_not_done(pool)}"))
     _sleeper_init(&sleeper)
     try:
         while True:
             pool_waitq_enqueue(&pool._waitq, &sleeper.w)
-            if pool._in_use() == 0:
+            if _all_destroyed(pool):
                 break
             if _park(sleeper.lock, deadline) == 0:
-                if pool._in_use() == 0:
+                if _all_destroyed(pool):
                     break
                 raise PoolExhausted(pool._exhausted_message(
-                    f"drain(): {pool._in_use()} objects still held after {t:g} s; "
+                    f"drain(): {_not_done(pool)} after {t:g} s; "
                     f"the pool stays closed"))
             PyErr_CheckSignals()   # Ctrl-C ends the wait
     finally:

@@ -5,6 +5,8 @@ Every test runs under asyncio's loop and uvloop (loop_kind)."""
 import asyncio
 import gc
 import sys
+import threading
+import time
 import warnings
 
 import pytest
@@ -584,6 +586,28 @@ def test_drain_async_waits_for_the_held_objects_without_blocking_the_loop(loop_k
 
     run_async(main(), loop_kind)
     assert sorted(x for x in log if x[0] == "destroy") == [("destroy", 1), ("destroy", 2)]
+
+
+def test_drain_async_returns_only_after_a_released_objects_destroy_has_ended(loop_kind):
+    log = []
+
+    def destroy(o):
+        log.append("destroy start")
+        time.sleep(0.1)
+        log.append("destroy end")
+
+    pool = ObjectPool(Thing, 1, destroy=destroy)
+    a = pool.acquire()
+    t = threading.Thread(target=lambda: (time.sleep(0.05), pool.release(a)))
+
+    async def main():
+        t.start()
+        await pool.drain_async(timeout=10)
+        log.append("drain returned")
+
+    run_async(main(), loop_kind)
+    t.join()
+    assert log == ["destroy start", "destroy end", "drain returned"]
 
 
 def test_drain_async_times_out_and_the_pool_stays_closed(loop_kind):

@@ -531,6 +531,51 @@ def test_drain_waits_for_every_hand_out_then_destroys_all_and_closes():
         pool.acquire()
 
 
+@pytest.mark.parametrize("hooks", ["plain", "reset"])
+def test_drain_returns_only_after_the_last_objects_destroy_has_ended(hooks):
+    # A release into the draining pool destroys its object in the releasing
+    # thread; drain() used to be woken before that destroy() ran (the plain
+    # release path), and returned while a connection was still closing.
+    log = []
+
+    def destroy(o):
+        log.append("destroy start")
+        time.sleep(0.2)
+        log.append("destroy end")
+
+    extra = {"reset": lambda o: None} if hooks == "reset" else {}
+    pool = ObjectPool(Thing, 1, destroy=destroy, **extra)
+    a = pool.acquire()
+    t = threading.Thread(target=lambda: (time.sleep(0.05), pool.release(a)))
+    t.start()
+    pool.drain(timeout=10)
+    log.append("drain returned")
+    t.join()
+    assert log == ["destroy start", "destroy end", "drain returned"]
+    assert pool.in_use == 0 and pool.size == 0
+
+
+def test_drain_times_out_while_a_released_object_is_still_being_destroyed():
+    started, finish = threading.Event(), threading.Event()
+
+    def destroy(o):
+        started.set()
+        finish.wait(10)
+
+    pool = ObjectPool(Thing, 1, destroy=destroy)
+    a = pool.acquire()
+    t = threading.Thread(target=lambda: (time.sleep(0.05), pool.release(a)))
+    t.start()
+    try:
+        with pytest.raises(PoolExhausted, match="still being destroyed"):
+            pool.drain(timeout=0.5)
+        assert started.is_set() and pool.closed
+    finally:
+        finish.set()
+        t.join()
+    assert pool.size == 0 and pool.in_use == 0
+
+
 def test_drain_times_out_with_pool_exhausted_and_the_pool_stays_closed():
     pool = ObjectPool(Conn, 2, destroy=close, name="db")
     a = pool.acquire()
