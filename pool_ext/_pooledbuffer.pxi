@@ -45,7 +45,16 @@ cdef inline void _bind(PooledBuffer buf, object pool, uint32_t gen) noexcept:
 
 
 cdef inline void _unbind(PooledBuffer buf) noexcept:
-    """buf lets go of its pool (its slot is back)."""
+    """buf's slot is back: it lets go of its pool, if handles are reused
+    (POOL_CACHE_HANDLES: a cached handle must not keep its pool alive).
+    Otherwise (free-threaded builds) it keeps the reference until it dies:
+    another thread may be reading buf.pool, and the reference it returns
+    must not die under it (_let_go)."""
+    if POOL_CACHE_HANDLES:
+        _let_go(buf)
+
+
+cdef inline void _let_go(PooledBuffer buf) noexcept:
     cdef PyObject *pool = buf._pool
     buf._pool = NULL
     Py_XDECREF(pool)
@@ -77,7 +86,7 @@ cdef class PooledBuffer:
     def __dealloc__(self):
         if pool_load32(&self._released, POOL_ACQUIRE) == 0 and self._pool != NULL:
             self._dropped()
-        _unbind(self)
+        _let_go(self)
 
     cdef void _dropped(self) noexcept:
         """Dropped without release: give the slot back, then say so.  No

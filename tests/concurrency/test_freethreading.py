@@ -277,6 +277,32 @@ def test_bufferpool_released_handles_stay_dead_across_threads():
     assert bufs.in_use == 0
 
 
+def test_reading_buf_pool_while_another_thread_releases_the_last_reference():
+    # The handle may hold the only reference to its pool.  buf.pool, read
+    # while another thread releases it, returns the pool or None, never a
+    # reference to a pool freed under the reader (free-threaded builds keep
+    # the handle's reference until the handle dies).
+    errors = []
+    for _ in range(300):
+        buf = BufferPool(64, 1).acquire()
+        start = threading.Barrier(2)
+
+        def read():
+            start.wait()
+            for _ in range(200):
+                p = buf.pool
+                if p is not None and p.capacity != 1:
+                    errors.append(p)
+
+        t = threading.Thread(target=read)
+        t.start()
+        start.wait()
+        buf.release()
+        t.join()
+        assert buf.pool is None
+    assert errors == []
+
+
 # ---- the free-threaded build itself ----------------------------------------
 
 @pytest.mark.skipif(not FREE_THREADED,
