@@ -18,6 +18,7 @@ cdef extern from "Python.h":
     PyObject *PyErr_Occurred() noexcept
     void PyErr_Clear() noexcept
     Py_ssize_t PY_SSIZE_T_MAX
+    PyObject *PyImport_GetModule(object name) noexcept   # new reference, or NULL
 
 cdef enum:
     _MAX_NDIM = 64      # numpy 2's NPY_MAXDIMS; numpy 1.x refuses above 32 itself
@@ -48,6 +49,20 @@ cdef inline int _numpy_ready() except -1:
     if pool_numpy_ready_fast():
         return 0
     return _numpy_import()
+
+
+cdef bint _is_ndarray(object o) except -1:
+    """o is a numpy array, asked before this process made one: numpy's C
+    API is loaded first if numpy is imported (else no array can exist)."""
+    cdef PyObject *np
+    if not pool_numpy_ready_fast():
+        np = PyImport_GetModule("numpy")
+        if np == NULL:
+            PyErr_Clear()   # (an error looking it up: then surely no array)
+            return False
+        Py_DECREF(<object>np)
+        _numpy_ready()
+    return pool_ndarray_check(o)
 
 
 cdef npy_intp _dim(object d) except -1:

@@ -382,7 +382,7 @@ cdef class SharedBufferPool:
         else:
             # an ndarray whose base is a block's (not anything with a .base:
             # its shape and dtype make the new array)
-            base = sent.base if pool_ndarray_check(sent) else None
+            base = sent.base if _is_ndarray(sent) else None
             if type(base) is not _SharedArrayBase or (<_SharedArrayBase>base)._buf is None:
                 raise TypeError(f"recall() takes a SharedBuffer or an array from a "
                                 f"SharedBufferPool's empty()/zeros(), not "

@@ -12,6 +12,7 @@ import io
 import mmap
 import os
 import pickle
+import subprocess
 import sys
 import threading
 import time
@@ -952,6 +953,24 @@ def test_recall_trusts_only_the_array_itself(make, np):
     assert b.shape == (16,) and b.dtype == np.uint8
     del a, b
     assert pool.in_use == 0
+
+
+@pytest.mark.parametrize("bad", ["3", "numpy.zeros(3)", "None"])
+def test_recall_of_a_non_block_before_any_array_was_made_here(bad, tmp_path):
+    # a fresh process that made no array has not loaded numpy's C API:
+    # recall() used to test "is it an ndarray" through it and crashed
+    code = (
+        "import numpy, pool_ext\n"
+        "pool = pool_ext.SharedBufferPool(64, 1)\n"
+        "try:\n"
+        f"    pool.recall({bad})\n"
+        "except TypeError as e:\n"
+        "    print('TypeError', e)\n"
+        "pool.close()\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=120, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("TypeError recall() takes a SharedBuffer")
 
 
 def test_unpickling_after_close_gives_a_pool_that_works():
