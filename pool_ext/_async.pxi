@@ -52,6 +52,28 @@ cdef bint _async_lease_discarded(_AsyncLease lease) noexcept:
             and pool._take_lease_discard(lease._index, lease._gen))
 
 
+cdef object _async_lease_give_back(_AsyncLease lease, object item):
+    """An async lease's exit (its state already idle): what it holds goes
+    back, or None is returned if the release must be awaited (an ObjectPool
+    with coroutine hooks): then the coroutine to await.  An ObjectPool
+    hand-out goes back by its slot and generation, as a sync lease's does:
+    if the block released the object and someone else holds it now, the
+    exit raises PoolError and leaves that holder's hand-out alone."""
+    cdef ObjectPool pool
+    if _async_lease_discarded(lease):
+        return None      # discard()ed inside its block: nothing to give back
+    if type(lease._pool) is ObjectPool and lease._index != POOL_NIL:
+        pool = <ObjectPool>lease._pool
+        if pool._plain_release:
+            pool._release_slot(lease._index, lease._gen)
+            return None
+        return _release_slot_async(pool, lease._index, lease._gen)
+    if isinstance(lease._pool, ObjectPool) and not (<ObjectPool>lease._pool)._plain_release:
+        return _release_async(<ObjectPool>lease._pool, item, True)
+    lease._pool._lease_exit(item)
+    return None
+
+
 @cython.final
 cdef class _AsyncLease:
     """``async with pool.lease_async() as item``: acquire_async() on entry,
@@ -81,13 +103,9 @@ cdef class _AsyncLease:
         item = self._item
         self._item = None
         self._state = _LEASE_IDLE
-        if _async_lease_discarded(self):
-            return False       # discard()ed inside its block: nothing to give back
-        if (isinstance(self._pool, ObjectPool)
-                and not (<ObjectPool>self._pool)._plain_release):
-            await _release_async(<ObjectPool>self._pool, item, True)
-        else:
-            self._pool._lease_exit(item)
+        release = _async_lease_give_back(self, item)
+        if release is not None:
+            await release
         return False
 
 
@@ -163,13 +181,7 @@ def _lease_exit_now(_AsyncLease lease):
     item = lease._item
     lease._item = None
     lease._state = _LEASE_IDLE
-    if _async_lease_discarded(lease):
-        return None      # discard()ed inside its block: nothing to give back
-    if (isinstance(lease._pool, ObjectPool)
-            and not (<ObjectPool>lease._pool)._plain_release):
-        return _release_async(<ObjectPool>lease._pool, item, True)
-    lease._pool._lease_exit(item)
-    return None
+    return _async_lease_give_back(lease, item)
 
 
 _ASYNC_SOURCE = '''

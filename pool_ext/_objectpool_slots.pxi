@@ -124,6 +124,20 @@ async def _release_async(ObjectPool pool, obj, bint in_lease):
     await _release_hooks_async(pool, obj, i)
 
 
+async def _release_slot_async(ObjectPool pool, uint32_t i, uint32_t gen):
+    """_release_slot() with coroutine hooks awaited: the hand-out (i, gen)
+    ends (an async lease's exit), PoolError if it already has."""
+    if pool_slots_release_begin(&pool._slots, i, gen) != POOL_OK:
+        pool._cold_slot_not_in_use(i, gen)
+    if pool._items[i] == NULL:
+        # the collector cleared the pool (as _release_slot)
+        _hold_end(pool, i)
+        _count(&pool._releases)
+        pool._unhold_empty(i)
+        return
+    await _release_hooks_async(pool, <object>pool._items[i], i)
+
+
 async def _release_hooks_async(ObjectPool pool, obj, uint32_t i):
     """_release_hooks() with reset(), validate() and destroy() awaited."""
     keep = True
