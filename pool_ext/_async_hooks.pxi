@@ -256,18 +256,26 @@ async def _hand_out_async(ObjectPool pool, uint32_t i, uint32_t k, double deadli
         pool._give_up(i, k)
         return pool._cold_closed()
     if k == 0:
+        # A failed object is destroyed and, if its slot stays ours (the
+        # waiter keeps its place: FIFO), the factory fills it below.
         obj = <object>pool._items[i]
+        refill = False
         if _expired(pool, i, pool_clock_ns()):
-            await _reject_async(pool, i, obj, _WHY_EXPIRED, deadline)
-            return _REJECTED
-        if pool._check is not None and not await _run_check_async(pool, i, obj, deadline):
-            return _REJECTED
-        if _is_closed(pool):
-            await _reject_async(pool, i, obj, _WHY_CLOSED, deadline)
-            return pool._cold_closed()
-        _hold_begin(pool, i, None)
-        pool_slots_hold(&pool._slots, i)   # RELEASING -> HELD: handed out
-        return obj
+            if not await _reject_async(pool, i, obj, _WHY_EXPIRED, deadline, True):
+                return _REJECTED
+            refill = True
+        elif pool._check is not None:
+            c = await _run_check_async(pool, i, obj, deadline, True)
+            if c == 0:
+                return _REJECTED
+            refill = c == 2
+        if not refill:
+            if _is_closed(pool):
+                await _reject_async(pool, i, obj, _WHY_CLOSED, deadline)
+                return pool._cold_closed()
+            _hold_begin(pool, i, None)
+            pool_slots_hold(&pool._slots, i)   # RELEASING -> HELD: handed out
+            return obj
     try:
         token = _in_factory.set(_in_factory.get() + (id(pool),))   # (_call_factory)
         try:
@@ -297,14 +305,36 @@ cdef enum:
     _WHY_CHECK = 2
 
 
-async def _reject_async(ObjectPool pool, uint32_t i, obj, int why, double deadline):
+async def _reject_async(ObjectPool pool, uint32_t i, obj, int why, double deadline,
+                        bint keep=False):
     """_reject() with destroy() awaited; with a deadline (time.monotonic();
     < 0: none) a coroutine destroy() runs as a task (the slot back when it
-    ends), awaited until the deadline only (then _Deadline)."""
+    ends), awaited until the deadline only (then _Deadline).  keep: True if
+    the slot stays ours, empty and counted, once destroy() has ended (a
+    plain one, or a coroutine awaited here when there is no deadline)."""
     if why == _WHY_EXPIRED:
         _count(&pool._expired)
     elif why == _WHY_CHECK:
         _count(&pool._checks_failed)
+    if keep:
+        _detach(pool, i, obj, False)
+        try:
+            r = None if pool._destroy is None else pool._destroy(obj)
+            if _awaitable(r) and deadline < 0:
+                await r
+                r = None
+        except Exception:
+            _log.warning("destroy() failed on %r from %r, which was not handed out",
+                         obj, pool, exc_info=True)
+            return True
+        except BaseException:   # (a cancellation too): the slot goes back
+            _uncount(&pool._acquires)
+            pool._unhold_empty(i)
+            raise
+        if not _awaitable(r):
+            return True
+        _uncount(&pool._acquires)
+        return await _destroy_until(pool, i, r, deadline)
     _uncount(&pool._acquires)
     if deadline < 0:
         try:
@@ -312,7 +342,7 @@ async def _reject_async(ObjectPool pool, uint32_t i, obj, int why, double deadli
         except Exception:   # as _reject: logged, the acquire goes on
             _log.warning("destroy() failed on %r from %r, which was not handed out",
                          obj, pool, exc_info=True)
-        return
+        return False
     _detach(pool, i, obj, False)
     try:
         r = None if pool._destroy is None else pool._destroy(obj)
@@ -322,12 +352,18 @@ async def _reject_async(ObjectPool pool, uint32_t i, obj, int why, double deadli
             raise
         _log.warning("destroy() failed on %r from %r, which was not handed out",
                      obj, pool, exc_info=True)
-        return
+        return False
     if not _awaitable(r):
         pool._unhold_empty(i)
-        return
-    # A task (which logs its failure) that gives the slot back when it ends;
-    # awaited until the deadline, never cancelled by it.
+        return False
+    return await _destroy_until(pool, i, r, deadline)
+
+
+async def _destroy_until(ObjectPool pool, uint32_t i, r, double deadline):
+    """A coroutine destroy() (r) of slot i's object, as a task (which logs
+    its failure) that gives the slot back when it ends; awaited until the
+    deadline, never cancelled by it (then _Deadline).  False: the slot is
+    not ours any more."""
     task = _destroy_soon(r, _slot_after_destroy(pool, i))
     remaining = deadline - _monotonic()
     if task is not None and remaining > 0:
@@ -335,10 +371,13 @@ async def _reject_async(ObjectPool pool, uint32_t i, obj, int why, double deadli
     if task is not None and not task.done():
         raise _Deadline("destroy() of an object that failed check() or expired",
                         "it goes on in a task, whose end frees the slot")
+    return False
 
 
-async def _run_check_async(ObjectPool pool, uint32_t i, obj, double deadline):
-    """_run_check() with check() awaited: True if it passes.  A false result
+async def _run_check_async(ObjectPool pool, uint32_t i, obj, double deadline,
+                           bint keep=False):
+    """_run_check() with check() awaited: 1 if it passes, else 0 (2: the
+    slot kept, _reject_async's keep).  A false result
     or an Exception fails it (destroyed, logged); anything else (a
     cancellation, the acquire's deadline) destroys it too, in a task, and
     propagates."""
@@ -349,7 +388,7 @@ async def _run_check_async(ObjectPool pool, uint32_t i, obj, double deadline):
                                   "its await was cancelled, the object is destroyed "
                                   "and its slot given back")
         if r:
-            return True
+            return 1
     except Exception as e:
         _log.info("check() failed on %r from %r: %r", obj, pool, e)
     except _Deadline:   # cut short, not failed: not counted in checks_failed
@@ -365,8 +404,7 @@ async def _run_check_async(ObjectPool pool, uint32_t i, obj, double deadline):
         _uncount(&pool._acquires)
         _discard(pool, i, obj, False)   # destroy() as a task
         raise
-    await _reject_async(pool, i, obj, _WHY_CHECK, deadline)
-    return False
+    return 2 if await _reject_async(pool, i, obj, _WHY_CHECK, deadline, keep) else 0
 
 
 # -- closing ------------------------------------------------------------------------------

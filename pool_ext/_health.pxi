@@ -65,15 +65,21 @@ cdef object _take_idle_vetted(ObjectPool pool):
     return _vet(pool, i, <object>pool._items[i])
 
 
-cdef object _vet(ObjectPool pool, uint32_t i, object obj):
+cdef object _vet(ObjectPool pool, uint32_t i, object obj, bint granted=False):
     """Idle object obj (slot i, owned for vetting, counted) handed out if it
     passes the time limits and check(); else _REJECTED (destroyed, the slot
-    back on the empty list, uncounted)."""
+    back on the empty list, uncounted).  granted: the slot was granted to a
+    waiter, who keeps its place in the queue: a failed object is destroyed
+    and _REFILL returned, the slot still owned (empty) and counted, for the
+    factory (unless destroy() is a coroutine: then _REJECTED, the slot back
+    when it has run)."""
+    cdef int c
     if _expired(pool, i, pool_clock_ns()):
-        _reject(pool, i, obj, &pool._expired)
-        return _REJECTED
-    if pool._check is not None and not _run_check(pool, i, obj):
-        return _REJECTED
+        return _REFILL if _reject(pool, i, obj, &pool._expired, granted) else _REJECTED
+    if pool._check is not None:
+        c = _run_check(pool, i, obj, granted)
+        if c != 1:
+            return _REFILL if c == 2 else _REJECTED
     if _is_closed(pool):
         # closed (close(), drain()) while check() ran: not handed out
         _reject(pool, i, obj, NULL)
@@ -83,24 +89,44 @@ cdef object _vet(ObjectPool pool, uint32_t i, object obj):
     return obj
 
 
-cdef int _reject(ObjectPool pool, uint32_t i, object obj, uint64_t *why) except -1:
+cdef bint _reject(ObjectPool pool, uint32_t i, object obj, uint64_t *why,
+                  bint keep=False) except -1:
     """obj (slot i, owned for vetting) is not handed out: uncounted, destroyed.
     An Exception from destroy() is logged (WARNING), not raised: the acquire
     goes on to the next object or the factory (a broken connection's close
-    often fails too)."""
+    often fails too).  keep: the slot stays ours, empty and counted, once a
+    plain destroy() has returned (True); a coroutine destroy() runs as a
+    task and the slot goes back when it ends (False), as without keep."""
     if why != NULL:
         _count(why)
+    if keep:
+        _detach(pool, i, obj, False)
+        try:
+            r = None if pool._destroy is None else pool._destroy(obj)
+        except Exception:
+            _log.warning("destroy() failed on %r from %r, which was not handed out",
+                         obj, pool, exc_info=True)
+            return True
+        except BaseException:
+            _uncount(&pool._acquires)
+            pool._unhold_empty(i)
+            raise
+        if not _awaitable(r):
+            return True
+        _uncount(&pool._acquires)
+        _destroy_soon(r, _slot_after_destroy(pool, i))
+        return False
     _uncount(&pool._acquires)   # before the slot's push wakes a drain()
     try:
         _discard(pool, i, obj, False)
     except Exception:
         _log.warning("destroy() failed on %r from %r, which was not handed out",
                      obj, pool, exc_info=True)
-    return 0
+    return False
 
 
-cdef bint _run_check(ObjectPool pool, uint32_t i, object obj) except -1:
-    """check(obj): True if it passes.  A false result or an Exception fails it:
+cdef int _run_check(ObjectPool pool, uint32_t i, object obj, bint keep=False) except -1:
+    """check(obj): 1 if it passes, else 0 (or 2: keep, _reject's).  A false result or an Exception fails it:
     counted, destroyed, and the exception is dropped (logged at INFO, as
     psycopg_pool does).  A BaseException that is not an Exception (Ctrl-C,
     SystemExit) also destroys the object, whose state is then unknown, and
@@ -109,16 +135,16 @@ cdef bint _run_check(ObjectPool pool, uint32_t i, object obj) except -1:
     try:
         r = _call_hook(pool, i, pool._check, obj)
         if not _awaitable(r) and r:
-            return True
+            return 1
     except Exception as e:
         _log.info("check() failed on %r from %r: %r", obj, pool, e)
     except BaseException:
         _reject(pool, i, obj, &pool._checks_failed)
         raise
-    _reject(pool, i, obj, &pool._checks_failed)
+    kept = _reject(pool, i, obj, &pool._checks_failed, keep)
     if _awaitable(r):
         _not_awaited(r, "check")   # (a sync acquire: no await possible)
-    return False
+    return 2 if kept else 0
 
 
 # -- evict(), min_idle, the evictor thread -----------------------------------------------

@@ -364,7 +364,11 @@ cdef class ObjectPool(_PoolBase):
             if self._plain_take:
                 pool_slots_hold(&self._slots, i)   # RELEASING -> HELD
                 return <object>self._items[i]
-            return _vet(self, i, <object>self._items[i])
+            obj = _vet(self, i, <object>self._items[i], True)
+            if obj is not _REFILL:
+                return obj
+            # it failed, and its slot is still ours: the factory fills it
+            # (the waiter keeps its place: FIFO)
         try:
             obj = _call_factory(self, i)
             _adopt(self, i, obj)

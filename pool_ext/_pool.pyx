@@ -163,6 +163,7 @@ _NUMPY_HEADERS = bool(POOL_NUMPY_HEADERS)
 cdef object _monotonic = _time.monotonic
 cdef object _NOTHING = object()   # "no slot free"; a pooled object is never None
 cdef object _REJECTED = object()  # an idle object failed check() or expired (destroyed)
+cdef object _REFILL = object()    # and the waiter it was granted to keeps its (empty) slot
 
 include "_args.pxi"
 include "_poolbase.pxi"

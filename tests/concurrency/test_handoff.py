@@ -5,6 +5,7 @@ waiters by waiting until the pool counts them queued (wait_for_waiters),
 so the expected order is exact, not statistical."""
 import asyncio
 import threading
+import time
 
 import pytest
 
@@ -279,6 +280,81 @@ def test_a_granted_object_that_fails_check_is_replaced():
     assert len(got) == 1 and got[0] is not held and not got[0].dirty
     assert pool.stats()["checks_failed"] == 1
     pool.release(got[0])
+
+
+def _failing_pool(why, coroutine=False):
+    """capacity 1; the object held first fails check() (or is past
+    max_idle) when it comes back."""
+    if why == "max_idle":
+        return ObjectPool(Thing, 1, max_idle=0.0)
+    if coroutine:
+        async def check(o):
+            return not o.dirty
+    else:
+        def check(o):
+            return not o.dirty
+    return ObjectPool(Thing, 1, check=check)
+
+
+@pytest.mark.parametrize("why", ["check", "max_idle"])
+def test_a_waiter_whose_granted_object_fails_keeps_its_place(why):
+    # the oldest waiter's granted object fails: it used to go to the back of
+    # the queue (its slot granted on to the next waiter), and timed out
+    # behind waiters that came after it
+    pool = _failing_pool(why)
+    held = pool.acquire()
+    order = []
+
+    def waiter(k, timeout):
+        try:
+            item = pool.acquire(timeout=timeout)
+        except PoolExhausted:
+            order.append((k, "timed out"))
+            return
+        order.append(k)
+        time.sleep(0.03)
+        pool.release(item)
+
+    threads = []
+    for k in range(4):
+        t = threading.Thread(target=waiter, args=(k, 1.0 if k == 0 else 10))
+        t.start()
+        threads.append(t)
+        wait_for_waiters(pool, k + 1)
+    held.dirty = True
+    pool.release(held)
+    for t in threads:
+        t.join(15)
+    assert order == [0, 1, 2, 3]
+    assert pool.in_use == 0 and pool.stats()["waiting"] == 0
+
+
+@pytest.mark.parametrize("why,coroutine", [("check", False), ("check", True), ("max_idle", False)])
+def test_a_task_whose_granted_object_fails_keeps_its_place(why, coroutine, loop_kind):
+    pool = _failing_pool(why, coroutine)
+
+    async def main():
+        held = await pool.acquire_async()
+        order = []
+
+        async def waiter(k):
+            item = await pool.acquire_async(timeout=10)
+            order.append(k)
+            await asyncio.sleep(0.01)
+            await pool.release_async(item)
+
+        tasks = []
+        for k in range(3):
+            tasks.append(asyncio.ensure_future(waiter(k)))
+            while pool.stats()["waiting"] < k + 1:
+                await asyncio.sleep(0.001)
+        held.dirty = True
+        await pool.release_async(held)
+        await asyncio.gather(*tasks)
+        return order
+
+    assert run_async(main(), loop_kind) == [0, 1, 2]
+    assert pool.in_use == 0 and pool.stats()["waiting"] == 0
 
 
 @pytest.mark.parametrize("kind", KINDS)
