@@ -358,7 +358,9 @@ void pool_shm_os_forget_names(void);
 long pool_shm_os_getpid(void);
 
 /* Runs child() in the child of every fork(), Python's or not
- * (pthread_atfork); -ENOSYS off Linux. */
+ * (pthread_atfork, registered once; a later call replaces child), and
+ * keeps fork() out of the name sockets' critical sections (name_lock in
+ * pool_shm_os.c); -ENOSYS off Linux. */
 int pool_shm_os_atfork(void (*child)(void));
 
 #endif

@@ -125,10 +125,20 @@ void pool_shm_os_close(int fd) { close(fd); }
  * a fork could catch half-made), 256 KiB of zero pages of which only the
  * used part is ever touched.  Changed under the extension's registry lock,
  * one thread at a time; read in a fork child, where only the forking
- * thread runs. */
+ * thread runs.
+ *
+ * name_lock makes a socket's life and its entry change together as far as
+ * fork() can see: held from socket() to its listing and bind(), and from
+ * its unlisting to its close(), and taken by pthread_atfork's prepare
+ * handler.  The kernel copies the fd table at fork, so without it a fork in
+ * another thread (libc's, which runs none of Python's hooks and does not
+ * wait for the registry lock) could copy a socket that is bound but not
+ * listed yet, or unlisted but not closed yet: the child would keep the
+ * name for its whole life.  Never held across anything that waits. */
 #define NAME_FDS 65536 /* two per pool: 32,768 pools alive in one process */
 static uint32_t name_fds[NAME_FDS];
 static uint32_t name_top;
+static pthread_mutex_t name_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static int name_keep(int fd)
 {
@@ -148,7 +158,7 @@ static int name_keep(int fd)
     return 0;
 }
 
-void pool_shm_os_name_close(int fd)
+static void name_close_locked(int fd)
 {
     /* relaxed: the registry lock orders the writers */
     uint32_t i, top = pool_load32(&name_top, POOL_RELAXED);
@@ -161,6 +171,13 @@ void pool_shm_os_name_close(int fd)
             return;
         }
     }
+}
+
+void pool_shm_os_name_close(int fd)
+{
+    pthread_mutex_lock(&name_lock);
+    name_close_locked(fd);
+    pthread_mutex_unlock(&name_lock);
 }
 
 void pool_shm_os_forget_names(void)
@@ -199,28 +216,55 @@ int pool_shm_os_name_bind(const char *name)
     int s, err;
     if (len == 0)
         return -ENAMETOOLONG;
+    pthread_mutex_lock(&name_lock);
     /* bound, never connected to: a datagram socket that nobody reads */
     s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (s < 0)
-        return -errno;
-    /* listed before it is bound: a fork() between the two must not leave
-     * the child holding the name unlisted */
+    if (s < 0) {
+        err = -errno;
+        pthread_mutex_unlock(&name_lock);
+        return err;
+    }
     err = name_keep(s);
     if (err < 0) {
         close(s);
+        pthread_mutex_unlock(&name_lock);
         return err;
     }
     if (bind(s, (struct sockaddr *)&a, len) < 0) {
-        err = errno;
-        pool_shm_os_name_close(s);
-        return -err;
+        err = -errno;
+        name_close_locked(s);
+        pthread_mutex_unlock(&name_lock);
+        return err;
     }
+    pthread_mutex_unlock(&name_lock);
     return s;
 }
 
 long pool_shm_os_getpid(void) { return (long)getpid(); }
 
-int pool_shm_os_atfork(void (*child)(void)) { return -pthread_atfork(NULL, NULL, child); }
+static void (*fork_child)(void);
+
+static void name_prepare(void) { pthread_mutex_lock(&name_lock); }
+
+static void name_parent(void) { pthread_mutex_unlock(&name_lock); }
+
+static void name_child(void)
+{
+    /* the forking thread took it in name_prepare: it is this thread now */
+    pthread_mutex_unlock(&name_lock);
+    if (fork_child != NULL)
+        fork_child();
+}
+
+int pool_shm_os_atfork(void (*child)(void))
+{
+    static int registered; /* once: a second prepare would lock name_lock twice */
+    fork_child = child;
+    if (registered)
+        return 0;
+    registered = 1;
+    return -pthread_atfork(name_prepare, name_parent, name_child);
+}
 
 #else /* not Linux */
 
