@@ -476,7 +476,7 @@ cdef SharedBufferPool _attach(object name):
     # the owner's two sockets, as /proc/net/unix lists them (an abstract
     # address shows as '@'): the name itself, and where its segment is
     prefix = f"@pool_ext/{_os.geteuid()}/{_name_key(name)}"
-    owned = False
+    owned = None        # the name socket's inode
     where = []
     try:
         with open("/proc/net/unix") as f:
@@ -489,17 +489,25 @@ cdef SharedBufferPool _attach(object name):
         if len(fields) < 8:
             continue
         if fields[7] == prefix:
-            owned = True
+            owned = fields[6]
         elif fields[7].startswith(prefix + "/"):
             p, _, f_ = fields[7][len(prefix) + 1:].partition(".")
-            if p.isdigit() and f_.isdigit() and len(p) < 10 and len(f_) < 10:
+            # one spelling per locator (no leading zeros): a planted one
+            # cannot list itself first under another spelling
+            if _canonical_number(p) and _canonical_number(f_):
                 where.append((int(p), int(f_)))
-    if not owned:
+    if owned is None:
         raise FileNotFoundError(_errno.ENOENT, f"no SharedBufferPool named {name!r} exists")
     error = None
     missing = ""
     key = _name_key_bytes(name)
     for pid, fd in where:
+        # Only the name's owner binds its locators, but any process can bind
+        # an abstract address: a locator whose process does not hold the
+        # name socket is someone else's (it could lead to a dead creator's
+        # segment, still marked named, held by a process that attached it).
+        if not _holds_socket(pid, owned):
+            continue
         try:
             seg = _segment_open(pid, fd, None)
         except _NotASegment as exc:
@@ -520,6 +528,27 @@ cdef SharedBufferPool _attach(object name):
         raise error
     raise FileNotFoundError(_errno.ENOENT,
                             f"no SharedBufferPool named {name!r} exists{missing}")
+
+
+cdef bint _canonical_number(str s):
+    return s.isdigit() and len(s) < 10 and (s == "0" or s[0] != "0")
+
+
+cdef bint _holds_socket(int pid, str inode):
+    """Process pid has the socket of this inode open (False if it cannot
+    be told: the process is gone, or /proc/<pid>/fd is not ours to read)."""
+    target = f"socket:[{inode}]"
+    try:
+        with _os.scandir(f"/proc/{pid}/fd") as it:
+            for entry in it:
+                try:
+                    if _os.readlink(entry.path) == target:
+                        return True
+                except OSError:
+                    pass
+    except OSError:
+        return False
+    return False
 
 
 cdef object _pool_for(_Segment seg, str name, tuple locators):

@@ -1097,3 +1097,57 @@ def test_nothing_left_after_every_process_exits(tmp_path):
     assert pool_entries(name) == []
     with pytest.raises(FileNotFoundError):
         SharedBufferPool.attach(name)
+
+
+def test_attach_passes_over_locators_the_names_owner_did_not_bind(tmp_path):
+    """Any process can bind an abstract socket address.  One that planted
+    locators (several spellings of one, with leading zeros) leading to a
+    segment of a killed creator, which a live process still holds and which
+    still says "named", made attach() return that dead pool instead of the
+    name's live one.  A locator counts only if its process holds the name
+    socket, and only in its one spelling."""
+    name = f"planted-{os.getpid()}"
+    key = hashlib.sha256(name.encode()).digest()[:20].hex()
+
+    def child(code):
+        return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                                text=True, cwd=tmp_path)
+
+    procs = []
+    try:
+        c1 = child(f"import pickle, time\nfrom pool_ext import SharedBufferPool\n"
+                   f"p = SharedBufferPool(4096, 2, name={name!r})\n"
+                   f"print(pickle.dumps(p).hex(), flush=True)\ntime.sleep(120)\n")
+        procs.append(c1)
+        sent = c1.stdout.readline().strip()
+        holder = child(f"import pickle, time\nq = pickle.loads(bytes.fromhex({sent!r}))\n"
+                       f"pid, fd = q.__reduce__()[1][2][0]\nprint(pid, fd, flush=True)\n"
+                       f"time.sleep(120)\n")
+        procs.append(holder)
+        hpid, hfd = holder.stdout.readline().split()
+        os.kill(c1.pid, signal.SIGKILL)
+        c1.wait()
+        c2 = child(f"import time\nfrom pool_ext import SharedBufferPool\n"
+                   f"p = SharedBufferPool(4096, 3, name={name!r})\n"
+                   f"print('made', flush=True)\ntime.sleep(120)\n")
+        procs.append(c2)
+        assert c2.stdout.readline().strip() == "made"
+        planted = []
+        for zp in range(4):
+            for zf in range(4):
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                s.bind(f"\0pool_ext/{os.geteuid()}/{key}/{'0' * zp}{hpid}.{'0' * zf}{hfd}")
+                planted.append(s)
+        try:
+            for _ in range(3):
+                pool = SharedBufferPool.attach(name)
+                assert pool.capacity == 3          # the live pool (the dead one has 2)
+                pool.close()
+        finally:
+            for s in planted:
+                s.close()
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+            p.stdout.close()
