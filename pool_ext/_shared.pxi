@@ -326,6 +326,8 @@ cdef class SharedBufferPool:
         if type(buf) is not SharedBuffer:
             raise TypeError(f"release() takes a SharedBuffer, not {type(buf).__name__}")
         if (<SharedBuffer>buf)._pool is not self:
+            if pool_load64(&(<SharedBuffer>buf)._state, POOL_ACQUIRE) & _SB_RELEASED:
+                (<SharedBuffer>buf)._release()   # (raises: released already)
             raise PoolError("release of a SharedBuffer from another pool")
         (<SharedBuffer>buf)._release()
 

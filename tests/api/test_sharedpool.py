@@ -973,6 +973,21 @@ def test_recall_of_a_non_block_before_any_array_was_made_here(bad, tmp_path):
     assert r.stdout.startswith("TypeError recall() takes a SharedBuffer")
 
 
+def test_a_second_release_through_the_pool_says_released():
+    pool = SharedBufferPool(64, 1)
+    buf = pool.acquire()
+    pool.release(buf)
+    with pytest.raises(PoolError, match="already released"):
+        pool.release(buf)
+    pool.close()
+
+
+def test_unpickling_a_pool_with_forged_locators_raises_clearly():
+    from pool_ext._pool import _shm_unpickle_pool
+    with pytest.raises(FileNotFoundError, match="cannot attach"):
+        _shm_unpickle_pool(b"x" * 16, f"forged-{os.getpid()}", ((2**40, 3), (1, 2**70)))
+
+
 def test_unpickling_after_close_gives_a_pool_that_works():
     # as attach() does: a pool this process closed stays closed for what it
     # handed out, and the pool sent again is a new, open one
