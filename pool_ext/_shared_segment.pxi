@@ -430,8 +430,8 @@ def _shm_unpickle_pool(bytes id, str name, tuple locators):
     for pid, fd in locators:
         try:
             return _pool_for(_segment_open(pid, fd, id), name, locators)
-        except (OSError, ValueError, OverflowError, TypeError) as err:
-            # (OverflowError, TypeError: a forged locator; the next may do)
+        except (OSError, ValueError, OverflowError) as err:
+            # (OverflowError: a forged locator's number; the next may do)
             errors.append(err)
     try:
         found = _attach(name)

@@ -806,10 +806,11 @@ def test_unpickle_pool_with_bad_id_or_locators(tmp_path):
             # (FileNotFoundError now, which names the last error; ValueError would say it too)
             with pytest.raises((FileNotFoundError, ValueError)):
                 _shm_unpickle_pool(bad_id, unique("gone"), ((me, locator_fd),))
-        for locators in (((dead_pid(), fd),), ((2**31 - 1, fd),), ((0, 0),), ((-1, -1),), ()):
+        for locators in (((dead_pid(), fd),), ((2**31 - 1, fd),), ((0, 0),), ((-1, -1),), (),
+                         ((2**40, 1),), ((2**40, 1), (1, 2**70))):   # (too big: the next is tried)
             with pytest.raises(FileNotFoundError):
                 _shm_unpickle_pool(bad_id, unique("gone"), locators)
-        for locators in ((("a", "b"),), ((1,),), ("xy",), ((2**40, 1),), None):
+        for locators in ((("a", "b"),), ((1,),), ("xy",), None):
             with pytest.raises((TypeError, ValueError, OverflowError)):
                 _shm_unpickle_pool(bad_id, unique("gone"), locators)
         for name in (None, 5):
