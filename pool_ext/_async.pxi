@@ -68,7 +68,7 @@ cdef object _async_lease_give_back(_AsyncLease lease, object item):
             pool._release_slot(lease._index, lease._gen)
             return None
         return _release_slot_async(pool, lease._index, lease._gen)
-    if isinstance(lease._pool, ObjectPool) and not (<ObjectPool>lease._pool)._plain_release:
+    if type(lease._pool) is ObjectPool and not (<ObjectPool>lease._pool)._plain_release:
         return _release_async(<ObjectPool>lease._pool, item, True)
     lease._pool._lease_exit(item)
     return None

@@ -126,7 +126,8 @@ cdef bint _reject(ObjectPool pool, uint32_t i, object obj, uint64_t *why,
 
 
 cdef int _run_check(ObjectPool pool, uint32_t i, object obj, bint keep=False) except -1:
-    """check(obj): 1 if it passes, else 0 (or 2: keep, _reject's).  A false result or an Exception fails it:
+    """check(obj): 1 if it passes, else 0, or 2 if it failed and its slot
+    is kept (keep: _reject's).  A false result or an Exception fails it:
     counted, destroyed, and the exception is dropped (logged at INFO, as
     psycopg_pool does).  A BaseException that is not an Exception (Ctrl-C,
     SystemExit) also destroys the object, whose state is then unknown, and

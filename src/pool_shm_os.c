@@ -217,24 +217,18 @@ int pool_shm_os_name_bind(const char *name)
     if (len == 0)
         return -ENAMETOOLONG;
     pthread_mutex_lock(&name_lock);
-    /* bound, never connected to: a datagram socket that nobody reads */
+    /* bound, never connected to: a datagram socket that nobody reads;
+     * listed before it is bound */
     s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (s < 0) {
-        err = -errno;
-        pthread_mutex_unlock(&name_lock);
-        return err;
-    }
-    err = name_keep(s);
-    if (err < 0) {
+        s = -errno;
+    } else if ((err = name_keep(s)) < 0) {
         close(s);
-        pthread_mutex_unlock(&name_lock);
-        return err;
-    }
-    if (bind(s, (struct sockaddr *)&a, len) < 0) {
+        s = err;
+    } else if (bind(s, (struct sockaddr *)&a, len) < 0) {
         err = -errno;
         name_close_locked(s);
-        pthread_mutex_unlock(&name_lock);
-        return err;
+        s = err;
     }
     pthread_mutex_unlock(&name_lock);
     return s;

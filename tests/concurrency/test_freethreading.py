@@ -303,6 +303,26 @@ def test_reading_buf_pool_while_another_thread_releases_the_last_reference():
     assert errors == []
 
 
+def test_when_a_released_handle_lets_go_of_its_pool():
+    # The stress test above cannot make the race happen on demand; this
+    # checks the rule that prevents it.  Free-threaded builds (no handle
+    # reuse): a released handle keeps its pool reference until it dies, so
+    # a reader of buf.pool in another thread can never see it freed.  GIL
+    # builds (handles reused, reads atomic): it lets go at release, so a
+    # cached handle never keeps its pool alive.
+    pool = BufferPool(64, 1)
+    buf = pool.acquire()
+    held = sys.getrefcount(pool)
+    buf.release()
+    after_release = sys.getrefcount(pool)
+    del buf
+    after_death = sys.getrefcount(pool)
+    if FREE_THREADED:
+        assert after_release == held and after_death == held - 1
+    else:
+        assert after_release == held - 1 and after_death == held - 1
+
+
 # ---- the free-threaded build itself ----------------------------------------
 
 @pytest.mark.skipif(not FREE_THREADED,
